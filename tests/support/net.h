@@ -1,0 +1,58 @@
+// Small blocking-socket helpers for tests: loopback clients and servers with real sockets.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ringlb::testing {
+
+// RAII regular fd.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = other.release();
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1);
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+sockaddr_in loopback(uint16_t port);
+// A listening TCP socket on 127.0.0.1 with an ephemeral port; *port receives it.
+Fd listen_loopback(uint16_t* port, int backlog = 1024);
+// A connected TCP client to 127.0.0.1:port, or an empty Fd.
+Fd connect_loopback(uint16_t port);
+uint16_t local_port(int fd);
+uint16_t peer_port(int fd);
+// Writes all of `len` bytes; false on error.
+bool write_all(int fd, const void* data, size_t len);
+// Reads exactly `len` bytes; false on EOF or error first.
+bool read_exact(int fd, void* data, size_t len);
+// Reads until EOF (or error) into a string, with a receive timeout in ms (0 = none).
+std::string read_to_eof(int fd, int timeout_ms = 0);
+void set_recv_timeout(int fd, int timeout_ms);
+// Number of entries in /proc/self/fd.
+int count_open_fds(int pid = 0);
+
+}  // namespace ringlb::testing
