@@ -1,0 +1,207 @@
+#include "metrics/exporter.h"
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+
+#include <limits>
+#include <stdexcept>
+
+namespace ringlb::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric value_metric(MetricType type, double value,
+                          std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  return m;
+}
+
+// Sums several single-writer histograms into one Prometheus histogram.
+ClientMetric histogram_metric(const std::vector<const LocalHistogram*>& parts,
+                              std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  uint64_t sum_ns = 0;
+  for (size_t i = 0; i < LocalHistogram::kBuckets; ++i) {
+    for (const LocalHistogram* h : parts) cumulative += h->bucket(i);
+    ClientMetric::Bucket b;
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < LocalHistogram::kBoundsNs.size()
+                        ? static_cast<double>(LocalHistogram::kBoundsNs[i]) / 1e9
+                        : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(b);
+  }
+  for (const LocalHistogram* h : parts) sum_ns += h->sum_ns();
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = static_cast<double>(sum_ns) / 1e9;
+  return m;
+}
+
+}  // namespace
+
+Collector::Collector(const Registry& registry, std::string version)
+    : registry_(registry), version_(std::move(version)) {}
+
+std::vector<MetricFamily> Collector::Collect() const {
+  std::vector<MetricFamily> out;
+  const Registry& r = registry_;
+  const AcceptorStats& a = r.acceptor;
+
+  {
+    MetricFamily f = family("ringlb_build_info", "ringlb's version; always 1.", MetricType::Gauge);
+    f.metric.push_back(value_metric(MetricType::Gauge, 1, {{"version", version_}}));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_start_time_seconds", "Start time of the process since the Unix epoch.", MetricType::Gauge);
+    f.metric.push_back(value_metric(MetricType::Gauge, r.start_time_seconds));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_cqe_latency_seconds",
+                            "Time from submitting an io_uring SQE to reaping its CQE, by operation "
+                            "(multishot accept: time since the previous completion).",
+                            MetricType::Histogram);
+    for (size_t op = 0; op < static_cast<size_t>(Op::kCount); ++op) {
+      std::vector<const LocalHistogram*> parts{&a.cqe_latency[op]};
+      for (const auto& w : r.workers) parts.push_back(&w->cqe_latency[op]);
+      f.metric.push_back(histogram_metric(parts, {{"op", op_name(static_cast<Op>(op))}}));
+    }
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_handoff_latency_seconds",
+                            "Time from the accept completion in the acceptor to the descriptor's "
+                            "arrival in a worker.",
+                            MetricType::Histogram);
+    std::vector<const LocalHistogram*> parts;
+    for (const auto& w : r.workers) parts.push_back(&w->handoff_latency);
+    f.metric.push_back(histogram_metric(parts));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_connections_accepted_total", "Client connections accepted.", MetricType::Counter);
+    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.accepted.get())));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_accept_errors_total", "Accept completions that failed.", MetricType::Counter);
+    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.accept_errors.get())));
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily f = family("ringlb_connections_active", "Live client connections, by worker.", MetricType::Gauge);
+    MetricFamily slots = family("ringlb_open_direct_slots", "Direct descriptors open in each worker's table.", MetricType::Gauge);
+    MetricFamily waits = family("ringlb_buffer_waits_total", "Receives that found every proxy buffer of the worker in use.", MetricType::Counter);
+    for (size_t i = 0; i < r.workers.size(); ++i) {
+      const std::string w = std::to_string(i);
+      f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->active.get()), {{"worker", w}}));
+      slots.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->open_slots.get()), {{"worker", w}}));
+      waits.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.workers[i]->buffer_waits.get()), {{"worker", w}}));
+    }
+    out.push_back(std::move(f));
+    out.push_back(std::move(slots));
+    out.push_back(std::move(waits));
+  }
+  {
+    MetricFamily f = family("ringlb_connections_closed_total", "Client connections closed, by reason.", MetricType::Counter);
+    for (size_t reason = 0; reason < static_cast<size_t>(CloseReason::kCount); ++reason) {
+      uint64_t n = 0;
+      for (const auto& w : r.workers) n += w->closed[reason].get();
+      if (static_cast<CloseReason>(reason) == CloseReason::k_max_connections) {
+        n += a.rejected_max_connections.get();
+      }
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
+                                       {{"reason", close_reason_name(static_cast<CloseReason>(reason))}}));
+    }
+    out.push_back(std::move(f));
+  }
+  {
+    static const char* const kErrnoNames[] = {"ENFILE", "EOVERFLOW", "EOWNERDEAD", "EBADFD", "EBADF", "EINVAL", "other"};
+    MetricFamily f = family("ringlb_handoff_failures_total", "msg_ring hand-offs to a worker that failed, by errno.", MetricType::Counter);
+    for (size_t i = 0; i < a.handoff_failures.size(); ++i) {
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.handoff_failures[i].get()), {{"errno", kErrnoNames[i]}}));
+    }
+    out.push_back(std::move(f));
+    MetricFamily retries = family("ringlb_handoff_retries_total", "Hand-offs retried on another worker.", MetricType::Counter);
+    retries.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.handoff_retries.get())));
+    out.push_back(std::move(retries));
+  }
+  {
+    MetricFamily f = family("ringlb_slow_path_fd_installs_total",
+                            "Direct descriptors installed as regular fds (fixed_fd_install), by reason.",
+                            MetricType::Counter);
+    for (size_t i = 0; i < a.fd_installs.size(); ++i) {
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.fd_installs[i].get()),
+                                      {{"reason", install_reason_name(static_cast<InstallReason>(i))}}));
+    }
+    out.push_back(std::move(f));
+  }
+  {
+    MetricFamily up = family("ringlb_backend_up", "Whether the backend takes new connections (1) or not (0).", MetricType::Gauge);
+    MetricFamily active = family("ringlb_backend_connections_active", "Live connections to the backend.", MetricType::Gauge);
+    MetricFamily attempts = family("ringlb_backend_connect_attempts_total", "Connects started to the backend.", MetricType::Counter);
+    MetricFamily failures = family("ringlb_backend_connect_failures_total", "Connects to the backend that failed or timed out.", MetricType::Counter);
+    MetricFamily to = family("ringlb_backend_sent_bytes_total", "Bytes sent from clients to the backend.", MetricType::Counter);
+    MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
+    MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
+    for (size_t b = 0; b < r.backend_names.size(); ++b) {
+      const std::vector<ClientMetric::Label> label{{"backend", r.backend_names[b]}};
+      uint64_t n_active = 0, n_attempts = 0, n_failures = 0, n_to = 0, n_from = 0;
+      std::vector<const LocalHistogram*> parts;
+      for (const auto& w : r.workers) {
+        const BackendStats& s = w->backends[b];
+        n_active += s.active.get();
+        n_attempts += s.connect_attempts.get();
+        n_failures += s.connect_failures.get();
+        n_to += s.bytes_to_backend.get();
+        n_from += s.bytes_from_backend.get();
+        parts.push_back(&s.connect_latency);
+      }
+      up.metric.push_back(value_metric(MetricType::Gauge, r.backend_up[b].load(), label));
+      active.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(n_active), label));
+      attempts.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_attempts), label));
+      failures.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_failures), label));
+      to.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_to), label));
+      from.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_from), label));
+      latency.metric.push_back(histogram_metric(parts, label));
+    }
+    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
+  }
+  return out;
+}
+
+std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const Registry& registry,
+                                          const std::string& version, std::string* error) {
+  auto exporter = std::unique_ptr<Exporter>(new Exporter());
+  try {
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
+  } catch (const std::exception& e) {
+    *error = "cannot serve metrics on " + bind + ": the address is in use or not available";
+    return nullptr;
+  }
+  exporter->collector_ = std::make_shared<Collector>(registry, version);
+  exporter->exposer_->RegisterCollectable(exporter->collector_);
+  return exporter;
+}
+
+}  // namespace ringlb::metrics

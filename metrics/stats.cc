@@ -1,0 +1,56 @@
+#include "metrics/stats.h"
+
+#include <ctime>
+
+namespace ringlb::metrics {
+
+const char* op_name(Op op) {
+  static const char* const kNames[] = {
+#define RINGLB_NAME(name) #name,
+      RINGLB_OPS(RINGLB_NAME)
+#undef RINGLB_NAME
+  };
+  return kNames[static_cast<size_t>(op)];
+}
+
+const char* close_reason_name(CloseReason reason) {
+  static const char* const kNames[] = {
+#define RINGLB_NAME(name) #name,
+      RINGLB_CLOSE_REASONS(RINGLB_NAME)
+#undef RINGLB_NAME
+  };
+  return kNames[static_cast<size_t>(reason)];
+}
+
+const char* install_reason_name(InstallReason reason) {
+  static const char* const kNames[] = {
+#define RINGLB_NAME(name) #name,
+      RINGLB_INSTALL_REASONS(RINGLB_NAME)
+#undef RINGLB_NAME
+  };
+  return kNames[static_cast<size_t>(reason)];
+}
+
+void AcceptorStats::handoff_failed(int err) {
+  for (size_t i = 0; i < kHandoffErrnos.size(); ++i) {
+    if (kHandoffErrnos[i] == err) {
+      handoff_failures[i].add();
+      return;
+    }
+  }
+  handoff_failures.back().add();
+}
+
+Registry::Registry(size_t worker_count, std::vector<std::string> names)
+    : backend_names(std::move(names)),
+      backend_up(new std::atomic<uint8_t>[backend_names.size()]) {
+  for (size_t i = 0; i < worker_count; ++i) {
+    workers.push_back(std::make_unique<WorkerStats>(backend_names.size()));
+  }
+  for (size_t i = 0; i < backend_names.size(); ++i) backend_up[i].store(1);
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  start_time_seconds = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
+}  // namespace ringlb::metrics

@@ -1,0 +1,125 @@
+// What ringlb counts. One WorkerStats per worker thread and one AcceptorStats, each written only
+// by its own thread; the exporter merges them on scrape. Label sets are bounded: per worker,
+// backend, op, reason or errno, never per client.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metrics/local_counter.h"
+
+namespace ringlb::metrics {
+
+// io_uring operations whose completion latency is recorded (label op=...).
+#define RINGLB_OPS(X) \
+  X(accept)           \
+  X(msg_ring)         \
+  X(socket)           \
+  X(connect)          \
+  X(recv)             \
+  X(send)             \
+  X(shutdown)         \
+  X(close)            \
+  X(cancel)           \
+  X(health_check)
+
+enum class Op : uint8_t {
+#define RINGLB_ENUM(name) k_##name,
+  RINGLB_OPS(RINGLB_ENUM)
+#undef RINGLB_ENUM
+      kCount
+};
+const char* op_name(Op op);
+
+// Why a client connection ended (label reason=...).
+#define RINGLB_CLOSE_REASONS(X) \
+  X(client_eof)                 \
+  X(backend_eof)                \
+  X(reset)                      \
+  X(idle_timeout)               \
+  X(connect_failed)             \
+  X(no_backend)                 \
+  X(max_connections)            \
+  X(drain)                      \
+  X(error)
+
+enum class CloseReason : uint8_t {
+#define RINGLB_ENUM(name) k_##name,
+  RINGLB_CLOSE_REASONS(RINGLB_ENUM)
+#undef RINGLB_ENUM
+      kCount
+};
+const char* close_reason_name(CloseReason reason);
+
+// Why a direct descriptor was installed as a regular fd (the slow paths).
+#define RINGLB_INSTALL_REASONS(X) \
+  X(listen_port)                  \
+  X(takeover)                     \
+  X(diagnostics)
+
+enum class InstallReason : uint8_t {
+#define RINGLB_ENUM(name) k_##name,
+  RINGLB_INSTALL_REASONS(RINGLB_ENUM)
+#undef RINGLB_ENUM
+      kCount
+};
+const char* install_reason_name(InstallReason reason);
+
+struct BackendStats {
+  LocalCounter active;  // gauge
+  LocalCounter connect_attempts;
+  LocalCounter connect_failures;
+  LocalCounter bytes_to_backend;
+  LocalCounter bytes_from_backend;
+  LocalHistogram connect_latency;
+};
+
+struct alignas(64) WorkerStats {
+  explicit WorkerStats(size_t backends) : backends(backends) {}
+  LocalCounter active;      // gauge: live client connections
+  LocalCounter open_slots;  // gauge: direct descriptors open in this worker's table
+  LocalCounter received;    // connections that arrived by msg_ring
+  std::array<LocalCounter, static_cast<size_t>(CloseReason::kCount)> closed{};
+  std::array<LocalHistogram, static_cast<size_t>(Op::kCount)> cqe_latency{};
+  LocalHistogram handoff_latency;
+  LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
+  std::vector<BackendStats> backends;
+
+  LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
+  LocalCounter& close(CloseReason r) { return closed[static_cast<size_t>(r)]; }
+};
+
+// Hand-off errors worth a label of their own; anything else counts as "other".
+inline constexpr std::array<int, 6> kHandoffErrnos = {23 /*ENFILE*/, 75 /*EOVERFLOW*/,
+                                                      130 /*EOWNERDEAD*/, 77 /*EBADFD*/,
+                                                      9 /*EBADF*/, 22 /*EINVAL*/};
+
+struct alignas(64) AcceptorStats {
+  LocalCounter accepted;
+  LocalCounter accept_errors;
+  LocalCounter rejected_max_connections;
+  std::array<LocalCounter, kHandoffErrnos.size() + 1> handoff_failures{};  // last = other
+  LocalCounter handoff_retries;
+  std::array<LocalCounter, static_cast<size_t>(InstallReason::kCount)> fd_installs{};
+  std::array<LocalHistogram, static_cast<size_t>(Op::kCount)> cqe_latency{};
+
+  void handoff_failed(int err);
+  LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
+  void installed(InstallReason r) { fd_installs[static_cast<size_t>(r)].add(); }
+};
+
+// Everything the exporter reads; owned by main, outlives the threads that write it.
+struct Registry {
+  Registry(size_t workers, std::vector<std::string> backend_names);
+  std::vector<std::string> backend_names;
+  std::vector<std::unique_ptr<WorkerStats>> workers;
+  AcceptorStats acceptor;
+  std::unique_ptr<std::atomic<uint8_t>[]> backend_up;  // 0/1 per backend
+  double start_time_seconds = 0;
+};
+
+}  // namespace ringlb::metrics

@@ -1,0 +1,266 @@
+#include "server/acceptor.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "server/clock.h"
+#include "server/uring/compat.h"
+
+namespace ringlb {
+namespace {
+
+using metrics::Op;
+
+// Accepted slots wait here only until their hand-off completes.
+constexpr unsigned kAcceptSlots = 4096;
+
+}  // namespace
+
+Acceptor::Acceptor(SharedState& shared)
+    : shared_(shared), stats_(shared.registry->acceptor) {}
+
+int Acceptor::make_listener(const Address& addr, Address* bound, std::string* error) {
+  const std::string name = addr.to_string();
+  auto fail = [&](const char* step, int ret) {
+    *error = "cannot listen on " + name + ": " + step + ": " + strerror(-ret);
+    return ret;
+  };
+  const int slot = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+    io_uring_prep_socket_direct_alloc(sqe, addr.family(), SOCK_STREAM, 0, 0);
+  });
+  if (slot < 0) return fail("socket", slot);
+  static const int kOne = 1;
+  auto setopt = [&](int level, int name_opt) {
+    return uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+      uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, slot, level, name_opt,
+                                  const_cast<int*>(&kOne), sizeof(kOne));
+    });
+  };
+  int ret = setopt(SOL_SOCKET, SO_REUSEADDR);
+  if (ret < 0) return fail("SO_REUSEADDR", ret);
+  // Accepted sockets inherit TCP_NODELAY from the listener: no extra op per connection.
+  ret = setopt(IPPROTO_TCP, TCP_NODELAY);
+  if (ret < 0) return fail("TCP_NODELAY", ret);
+  if (addr.family() == AF_INET6) {
+    ret = setopt(IPPROTO_IPV6, IPV6_V6ONLY);
+    if (ret < 0) return fail("IPV6_V6ONLY", ret);
+  }
+  ret = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+    uring::prep_bind_direct(sqe, slot, addr.get(), addr.length);
+  });
+  if (ret < 0) return fail("bind", ret);
+  ret = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+    uring::prep_listen_direct(sqe, slot, static_cast<int>(shared_.config.backlog));
+  });
+  if (ret < 0) return fail("listen", ret);
+  *bound = addr;
+  if (addr.port() == 0) {
+    // BIND does not report the port it chose; a regular fd, for this one getsockname, does.
+    const int fd = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+      uring::prep_fixed_fd_install(sqe, slot, 0);
+    });
+    if (fd < 0) return fail("fixed_fd_install", fd);
+    stats_.installed(metrics::InstallReason::k_listen_port);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    close(fd);
+    *bound = address_from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  }
+  return slot;
+}
+
+int Acceptor::open_listeners(std::string* error) {
+  uring::RingOptions options;
+  options.entries = 512;
+  options.cq_entries = 8192;
+  if (int ret = ring_.init(options); ret < 0) {
+    *error = std::string("cannot create the acceptor ring: ") + strerror(-ret);
+    return ret;
+  }
+  const size_t n = shared_.config.listen.size();
+  if (int ret = table_.init(ring_, static_cast<unsigned>(n + kAcceptSlots)); ret < 0) {
+    *error = std::string("cannot register the acceptor's descriptor table: ") + strerror(-ret);
+    return ret;
+  }
+  pending_.resize(n + kAcceptSlots);
+  for (const Address& addr : shared_.config.listen) {
+    Address bound;
+    int slot = make_listener(addr, &bound, error);
+    if (slot < 0) return slot;  // the ring's teardown closes the listeners made so far
+    listeners_.push_back({slot, 0});
+    bound_.push_back(bound);
+  }
+  return 0;
+}
+
+void Acceptor::arm_accept(uint32_t listener) {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_multishot_accept_direct(sqe, listeners_[listener].slot, nullptr, nullptr, 0);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->user_data = data(Tag::kAccept, listener);
+  listeners_[listener].last_stamp_us = now_us_;
+}
+
+int Acceptor::run(int signal_fd) {
+  now_ns_ = monotonic_ns();
+  now_us_ = micros32(now_ns_);
+  for (uint32_t i = 0; i < listeners_.size(); ++i) arm_accept(i);
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_read(sqe, signal_fd, &siginfo_, sizeof(siginfo_), 0);
+  sqe->user_data = data(Tag::kSignal, 0);
+
+  for (;;) {
+    int ret = io_uring_submit_and_wait(ring_.get(), 1);
+    if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
+      fprintf(stderr, "ringlb: acceptor: io_uring_submit_and_wait: %s\n", strerror(-ret));
+    }
+    now_ns_ = monotonic_ns();
+    now_us_ = micros32(now_ns_);
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      ++seen;
+      const uint64_t ud = cqe->user_data;
+      const uint32_t index = index_of(ud);
+      switch (tag_of(ud)) {
+        case Tag::kAccept:
+          on_accept(index, cqe->res, cqe->flags);
+          break;
+        case Tag::kMsgRing:
+          stats_.op(Op::k_msg_ring).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
+          --in_flight_;
+          on_msg_ring(static_cast<int>(index), cqe->res);
+          break;
+        case Tag::kCloseAccepted:
+          stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
+          --in_flight_;
+          break;
+        case Tag::kDrainNotify:
+          --in_flight_;
+          break;
+        case Tag::kSignal:
+          if (cqe->res == sizeof(signalfd_siginfo) &&
+              (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT)) {
+            fprintf(stderr, "ringlb: %s: no longer accepting; draining for up to %lldms\n",
+                    strsignal(static_cast<int>(siginfo_.ssi_signo)),
+                    static_cast<long long>(shared_.config.drain_timeout.count()));
+            begin_drain();
+          } else {
+            io_uring_sqe* s = ring_.sqe();
+            io_uring_prep_read(s, signal_fd, &siginfo_, sizeof(siginfo_), 0);
+            s->user_data = data(Tag::kSignal, 0);
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    io_uring_cq_advance(ring_.get(), seen);
+    if (draining_ && handoffs_in_flight_ == 0 && !drain_sent_) {
+      // Every hand-off has landed in its worker: now the workers may count down to zero.
+      for (const auto& w : shared_.workers) {
+        io_uring_sqe* s = ring_.sqe();
+        uring::prep_msg_ring_data(s, w->ring_fd, 0, encode(Tag::kControl, 0, now_us_));
+        s->user_data = data(Tag::kDrainNotify, 0);
+        ++in_flight_;
+      }
+      drain_sent_ = true;
+    }
+    if (drain_sent_ && in_flight_ == 0) break;
+  }
+  return 0;
+}
+
+void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
+  Listener& l = listeners_[listener];
+  // For a multishot accept, the latency of each completion is measured from the previous one.
+  stats_.op(Op::k_accept).observe_ns(elapsed_ns_since(l.last_stamp_us, now_ns_));
+  l.last_stamp_us = now_us_;
+  if (!(flags & IORING_CQE_F_MORE) && !draining_) arm_accept(listener);
+  if (res < 0) {
+    if (res != -ECANCELED) stats_.accept_errors.add();
+    return;
+  }
+  stats_.accepted.add();
+  if (draining_) return close_slot(res);
+  const uint64_t limit = shared_.config.max_connections;
+  if (shared_.active_connections() + handoffs_in_flight_ >= limit) {
+    stats_.rejected_max_connections.add();
+    return close_slot(res);
+  }
+  dispatch(res, now_us_, 0, -1);
+}
+
+void Acceptor::dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_worker) {
+  const unsigned n = static_cast<unsigned>(shared_.workers.size());
+  int chosen = -1;
+  for (unsigned i = 0; i < n; ++i) {
+    const unsigned w = (next_worker_ + i) % n;
+    const WorkerSlot& ws = *shared_.workers[w];
+    if (static_cast<int>(w) == not_worker && n > 1) continue;
+    if (ws.stopped.load(std::memory_order_relaxed)) continue;
+    if (ws.active.load(std::memory_order_relaxed) >= ws.capacity) continue;  // full: skip it
+    chosen = static_cast<int>(w);
+    break;
+  }
+  if (chosen < 0) {
+    stats_.rejected_max_connections.add();
+    return close_slot(slot);
+  }
+  next_worker_ = (static_cast<unsigned>(chosen) + 1) % n;
+  pending_[static_cast<size_t>(slot)] = {accept_us, tries, static_cast<uint16_t>(chosen)};
+  io_uring_sqe* sqe = ring_.sqe();
+  uring::prep_msg_ring_fd_alloc(sqe, shared_.workers[static_cast<size_t>(chosen)]->ring_fd, slot,
+                                encode(Tag::kHandoff, 0, accept_us), 0);
+  sqe->user_data = data(Tag::kMsgRing, static_cast<uint32_t>(slot));
+  ++in_flight_;
+  ++handoffs_in_flight_;
+}
+
+void Acceptor::on_msg_ring(int slot, int res) {
+  --handoffs_in_flight_;
+  const Pending p = pending_[static_cast<size_t>(slot)];
+  if (res < 0) {
+    stats_.handoff_failed(-res);
+    // -EOVERFLOW: the worker got the descriptor but no completion for it; it cannot be asked to
+    // serve it, so do not send it twice. Other errors left the worker without it: try another.
+    const bool retry = res != -EOVERFLOW && p.tries + 1u < shared_.workers.size() && !draining_;
+    if (retry) {
+      stats_.handoff_retries.add();
+      return dispatch(slot, p.accept_us, static_cast<uint16_t>(p.tries + 1), p.worker);
+    }
+  }
+  // The worker holds its own reference now (or nobody will serve it): free the acceptor's slot.
+  close_slot(slot);
+}
+
+void Acceptor::close_slot(int slot) {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
+  sqe->user_data = data(Tag::kCloseAccepted, static_cast<uint32_t>(slot));
+  ++in_flight_;
+}
+
+void Acceptor::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  shared_.draining.store(true);
+  for (const Listener& l : listeners_) {
+    // Stop the multishot accept, then close the listening socket: new clients are refused.
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_cancel_fd(sqe, l.slot, IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
+    sqe->user_data = data(Tag::kDrainNotify, 0);
+    ++in_flight_;
+    close_slot(l.slot);
+  }
+}
+
+}  // namespace ringlb

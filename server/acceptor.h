@@ -1,0 +1,72 @@
+// The acceptor: owns the listening sockets (direct descriptors made and configured entirely
+// through io_uring), accepts with multishot accept into direct slots, and hands each connection
+// to a worker ring with msg_ring, closing its own slot once the hand-off completes.
+#pragma once
+
+#include <sys/signalfd.h>
+
+#include <string>
+#include <vector>
+
+#include "server/address.h"
+#include "server/shared_state.h"
+#include "server/uring/file_table.h"
+#include "server/uring/ring.h"
+#include "server/user_data.h"
+
+namespace ringlb {
+
+class Acceptor {
+ public:
+  explicit Acceptor(SharedState& shared);
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
+
+  // Creates the ring (in the calling thread, which must be the one that calls run()) and the
+  // listening sockets. On failure returns -errno and *error names the address and the reason.
+  int open_listeners(std::string* error);
+  // The bound addresses (port 0 resolved), in --listen order.
+  const std::vector<Address>& bound() const { return bound_; }
+
+  // Serves until SIGTERM or SIGINT arrives on `signal_fd` (a signalfd), then stops accepting,
+  // tells every worker to drain and returns once its own completions are done.
+  int run(int signal_fd);
+
+ private:
+  struct Listener {
+    int slot = -1;
+    uint32_t last_stamp_us = 0;  // previous completion (or arming) of its multishot accept
+  };
+  struct Pending {
+    uint32_t accept_us = 0;  // when the connection was accepted: the hand-off latency starts here
+    uint16_t tries = 0;
+    uint16_t worker = 0;
+  };
+
+  int make_listener(const Address& addr, Address* bound, std::string* error);
+  void arm_accept(uint32_t listener);
+  void on_accept(uint32_t listener, int res, uint32_t flags);
+  void dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_worker);
+  void on_msg_ring(int slot, int res);
+  void close_slot(int slot);
+  void begin_drain();
+  uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
+
+  SharedState& shared_;
+  metrics::AcceptorStats& stats_;
+  uring::Ring ring_;
+  uring::FileTable table_;
+  std::vector<Listener> listeners_;
+  std::vector<Address> bound_;
+  std::vector<Pending> pending_;  // by acceptor slot
+  uint32_t in_flight_ = 0;        // msg_ring and close completions still to come
+  uint32_t handoffs_in_flight_ = 0;
+  unsigned next_worker_ = 0;
+  bool draining_ = false;
+  bool drain_sent_ = false;
+  uint64_t now_ns_ = 0;
+  uint32_t now_us_ = 0;
+  signalfd_siginfo siginfo_{};
+};
+
+}  // namespace ringlb

@@ -1,0 +1,232 @@
+#include "server/config.h"
+
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "server/version.h"
+
+namespace po = boost::program_options;
+
+namespace ringlb {
+namespace {
+
+bool parse_uint(const std::string& text, uint64_t max, uint64_t* out) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > max) {
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+po::options_description describe() {
+  po::options_description desc("ringlb options");
+  // Numbers are read as strings so that a bad value gets ringlb's own message naming it.
+  desc.add_options()
+      ("help,h", "print this help and exit")
+      ("version", "print the version and exit")
+      ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
+      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on (repeatable; port 0 picks one)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup] (repeatable)")
+      ("workers", po::value<std::string>(), "worker threads, one io_uring each (default: number of cores)")
+      ("connect-timeout", po::value<std::string>()->default_value("2s"), "per backend connect attempt")
+      ("connect-attempts", po::value<std::string>()->default_value("3"), "backends tried per client before giving up")
+      ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
+      ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
+      ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
+      ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
+      ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
+      ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none");
+  return desc;
+}
+
+template <typename T>
+bool get_uint(const po::variables_map& vm, const char* name, uint64_t min, uint64_t max, T* out,
+              std::string* message) {
+  if (!vm.count(name)) return true;
+  const std::string text = vm[name].as<std::string>();
+  uint64_t value = 0;
+  if (!parse_uint(text, max, &value) || value < min) {
+    *message = "invalid value '" + text + "' for --" + name + ": expected a whole number from " +
+               std::to_string(min) + " to " + std::to_string(max);
+    return false;
+  }
+  *out = static_cast<T>(value);
+  return true;
+}
+
+bool get_duration(const po::variables_map& vm, const char* name, Millis* out,
+                  std::string* message) {
+  if (!vm.count(name)) return true;
+  std::string error;
+  if (!parse_duration(vm[name].as<std::string>(), out, &error)) {
+    *message = "invalid value '" + vm[name].as<std::string>() + "' for --" + name + ": " + error;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_duration(const std::string& text, Millis* out, std::string* error) {
+  size_t digits = 0;
+  while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  uint64_t value = 0;
+  if (digits == 0 || !parse_uint(text.substr(0, digits), 1ULL << 40, &value)) {
+    *error = "expected a duration such as 250ms, 5s, 1m";
+    return false;
+  }
+  const std::string unit = text.substr(digits);
+  uint64_t scale;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  } else {
+    *error = unit.empty() ? "a duration needs a unit: 250ms, 5s, 1m, 1h"
+                          : "unknown unit '" + unit + "' (use ms, s, m, h)";
+    return false;
+  }
+  *out = Millis(static_cast<int64_t>(value * scale));
+  return true;
+}
+
+bool parse_backend(const std::string& text, BackendConfig* out, std::string* error) {
+  std::stringstream parts(text);
+  std::string item;
+  std::getline(parts, item, ',');
+  BackendConfig backend;
+  backend.text = item;
+  if (!parse_address(item, &backend.address, error)) return false;
+  if (backend.address.port() == 0) {
+    *error = "backend port 0 is not connectable";
+    return false;
+  }
+  while (std::getline(parts, item, ',')) {
+    uint64_t value = 0;
+    if (item == "backup") {
+      backend.backup = true;
+    } else if (item.rfind("weight=", 0) == 0) {
+      if (!parse_uint(item.substr(7), 1000, &value) || value == 0) {
+        *error = "weight '" + item.substr(7) + "' must be 1 to 1000";
+        return false;
+      }
+      backend.weight = static_cast<uint32_t>(value);
+    } else if (item.rfind("max-connections=", 0) == 0) {
+      if (!parse_uint(item.substr(16), 1'000'000, &value)) {
+        *error = "max-connections '" + item.substr(16) + "' must be a whole number";
+        return false;
+      }
+      backend.max_connections = static_cast<uint32_t>(value);
+    } else {
+      *error = "unknown backend setting '" + item + "' (weight=N, max-connections=N, backup)";
+      return false;
+    }
+  }
+  *out = backend;
+  return true;
+}
+
+ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message) {
+  const po::options_description desc = describe();
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::ostringstream out;
+      out << "usage: ringlb --listen ADDR:PORT --backend ADDR:PORT [options]\n\n" << desc;
+      *message = out.str();
+      return ParseStatus::kExit0;
+    }
+    if (vm.count("version")) {
+      *message = std::string("ringlb ") + kVersion + "\n";
+      return ParseStatus::kExit0;
+    }
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) {
+        *message = "cannot read config file '" + path + "'";
+        return ParseStatus::kError;
+      }
+      // Values already set on the command line are kept: store() never overwrites.
+      po::store(po::parse_config_file(file, desc), vm);
+      config->config_file = path;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    *message = e.what();
+    return ParseStatus::kError;
+  }
+
+  Config c;
+  c.config_file = config->config_file;
+  std::string error;
+  if (!vm.count("listen")) {
+    *message = "no --listen address given";
+    return ParseStatus::kError;
+  }
+  for (const std::string& text : vm["listen"].as<std::vector<std::string>>()) {
+    Address addr;
+    if (!parse_address(text, &addr, &error)) {
+      *message = "invalid --listen address '" + text + "': " + error;
+      return ParseStatus::kError;
+    }
+    c.listen.push_back(addr);
+  }
+  if (!vm.count("backend")) {
+    *message = "no --backend given: ringlb needs at least one";
+    return ParseStatus::kError;
+  }
+  for (const std::string& text : vm["backend"].as<std::vector<std::string>>()) {
+    BackendConfig backend;
+    if (!parse_backend(text, &backend, &error)) {
+      *message = "invalid --backend '" + text + "': " + error;
+      return ParseStatus::kError;
+    }
+    c.backends.push_back(backend);
+  }
+  c.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (!get_uint(vm, "workers", 1, 256, &c.workers, message) ||
+      !get_uint(vm, "connect-attempts", 1, 100, &c.connect_attempts, message) ||
+      !get_uint(vm, "max-connections", 1, 1'000'000, &c.max_connections, message) ||
+      !get_uint(vm, "buffer-size", 1024, 1 << 20, &c.buffer_size, message) ||
+      !get_uint(vm, "buffers", 8, 32768, &c.buffers_per_worker, message) ||
+      !get_uint(vm, "backlog", 1, 65535, &c.backlog, message) ||
+      !get_duration(vm, "connect-timeout", &c.connect_timeout, message) ||
+      !get_duration(vm, "idle-timeout", &c.idle_timeout, message) ||
+      !get_duration(vm, "drain-timeout", &c.drain_timeout, message)) {
+    return ParseStatus::kError;
+  }
+  if ((c.buffers_per_worker & (c.buffers_per_worker - 1)) != 0) {
+    *message = "invalid value '" + std::to_string(c.buffers_per_worker) +
+               "' for --buffers: must be a power of two";
+    return ParseStatus::kError;
+  }
+  if (c.connect_timeout.count() == 0) {
+    *message = "invalid value '0ms' for --connect-timeout: must be above zero";
+    return ParseStatus::kError;
+  }
+  const std::string metrics = vm["metrics-listen"].as<std::string>();
+  if (metrics == "none") {
+    c.metrics_enabled = false;
+  } else if (!parse_address(metrics, &c.metrics_listen, &error)) {
+    *message = "invalid --metrics-listen address '" + metrics + "': " + error + " (or none)";
+    return ParseStatus::kError;
+  }
+  *config = c;
+  return ParseStatus::kRun;
+}
+
+}  // namespace ringlb

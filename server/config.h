@@ -1,0 +1,55 @@
+// ringlb's configuration: command line (Boost.Program_options) and an optional INI file with the
+// same names; the command line wins.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/address.h"
+
+namespace ringlb {
+
+using Millis = std::chrono::milliseconds;
+
+struct BackendConfig {
+  Address address;
+  std::string text;  // as written, for logs and metric labels
+  uint32_t weight = 1;
+  uint32_t max_connections = 0;  // 0 = unlimited
+  bool backup = false;
+};
+
+struct Config {
+  std::vector<Address> listen;
+  std::vector<BackendConfig> backends;
+  unsigned workers = 1;
+  Millis connect_timeout{2000};
+  Millis idle_timeout{300000};
+  Millis drain_timeout{10000};
+  unsigned max_connections = 4096;
+  unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
+  unsigned buffer_size = 16384;
+  unsigned buffers_per_worker = 1024;
+  unsigned backlog = 1024;
+  bool metrics_enabled = true;
+  Address metrics_listen;
+  std::string config_file;
+};
+
+enum class ParseStatus {
+  kRun,    // *config is ready
+  kExit0,  // --help or --version: *message holds what to print on stdout
+  kError,  // *message holds the one-line error; exit 2
+};
+
+ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message);
+
+// "250ms", "5s", "1m", "2h". False (and *error) on anything else.
+bool parse_duration(const std::string& text, Millis* out, std::string* error);
+
+// "ADDR:PORT[,weight=N][,max-connections=N][,backup]".
+bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
+
+}  // namespace ringlb

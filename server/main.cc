@@ -1,0 +1,154 @@
+// ringlb: accepts TCP connections on an acceptor ring, hands them to worker rings with msg_ring,
+// and proxies them to backends.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "metrics/exporter.h"
+#include "server/acceptor.h"
+#include "server/config.h"
+#include "server/shared_state.h"
+#include "server/uring/buffer_region.h"
+#include "server/uring/compat.h"
+#include "server/uring/probe.h"
+#include "server/version.h"
+#include "server/worker.h"
+
+namespace ringlb {
+namespace {
+
+// Tells workers that did start to stop, from a throwaway ring (start-up failure path only).
+void stop_workers(const std::vector<int>& ring_fds) {
+  uring::Ring ring;
+  uring::RingOptions options;
+  options.single_issuer = false;
+  options.defer_taskrun = false;
+  if (ring.init(options) < 0) return;
+  for (int fd : ring_fds) {
+    uring::run_one(ring, [&](io_uring_sqe* sqe) {
+      uring::prep_msg_ring_data(sqe, fd, 0, encode(Tag::kControl, 0, 0));
+    });
+  }
+}
+
+int serve(const Config& config) {
+  if (std::string why = uring::check_kernel(); !why.empty()) {
+    fprintf(stderr, "ringlb: %s\n", why.c_str());
+    return 1;
+  }
+  // Block the stop signals before any thread exists so every thread inherits the mask; the
+  // acceptor reads them from a signalfd through its ring.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  // Writes to a peer that has gone must fail with -EPIPE on that connection, not kill ringlb.
+  signal(SIGPIPE, SIG_IGN);
+  const int signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd < 0) {
+    fprintf(stderr, "ringlb: signalfd: %s\n", strerror(errno));
+    return 1;
+  }
+
+  SharedState shared(config);
+  std::vector<std::string> names;
+  for (const BackendConfig& b : config.backends) names.push_back(b.text);
+  shared.registry = std::make_unique<metrics::Registry>(config.workers, names);
+  const unsigned capacity = (config.max_connections + config.workers - 1) / config.workers;
+  for (unsigned i = 0; i < config.workers; ++i) {
+    shared.workers.push_back(std::make_unique<WorkerSlot>());
+    shared.workers.back()->capacity = capacity;
+  }
+
+  // Listeners first: a bad or busy address must fail before any thread starts.
+  Acceptor acceptor(shared);
+  std::string error;
+  if (acceptor.open_listeners(&error) < 0) {
+    fprintf(stderr, "ringlb: %s\n", error.c_str());
+    return 2;
+  }
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (config.metrics_enabled) {
+    exporter = metrics::Exporter::start(config.metrics_listen.to_string(), *shared.registry,
+                                        kVersion, &error);
+    if (!exporter) {
+      fprintf(stderr, "ringlb: %s\n", error.c_str());
+      return 2;
+    }
+  }
+
+  uring::BufferRegion region;
+  const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
+  if (int ret = region.init(config.workers, part); ret < 0) {
+    fprintf(stderr, "ringlb: cannot register %zu bytes of buffers per worker: %s\n", part,
+            strerror(-ret));
+    return 1;
+  }
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  std::vector<int> started;
+  int failed = 0;
+  for (unsigned i = 0; i < config.workers; ++i) {
+    workers.push_back(std::make_unique<Worker>(shared, i, region));
+    std::promise<int> ready;
+    std::future<int> ring_fd = ready.get_future();
+    threads.emplace_back([w = workers.back().get(), p = std::move(ready)]() mutable { w->run(&p); });
+    const int fd = ring_fd.get();
+    if (fd < 0) {
+      failed = fd;
+      fprintf(stderr, "ringlb: worker %u could not start: %s\n", i, strerror(-fd));
+      break;
+    }
+    shared.workers[i]->ring_fd = fd;
+    started.push_back(fd);
+  }
+  if (failed < 0) {
+    stop_workers(started);
+    for (auto& t : threads) t.join();
+    return 1;
+  }
+
+  for (const Address& a : acceptor.bound()) {
+    fprintf(stderr, "ringlb: listening on %s\n", a.to_string().c_str());
+  }
+  if (exporter) {
+    fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", config.metrics_listen.to_string().c_str());
+  }
+  fprintf(stderr, "ringlb: %u workers, %zu backends, up to %u connections\n", config.workers,
+          config.backends.size(), config.max_connections);
+
+  acceptor.run(signal_fd);
+  for (auto& t : threads) t.join();
+  close(signal_fd);
+  fprintf(stderr, "ringlb: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringlb
+
+int main(int argc, char** argv) {
+  ringlb::Config config;
+  std::string message;
+  switch (ringlb::parse_config(argc, argv, &config, &message)) {
+    case ringlb::ParseStatus::kExit0:
+      fputs(message.c_str(), stdout);
+      return 0;
+    case ringlb::ParseStatus::kError:
+      fprintf(stderr, "ringlb: %s\n", message.c_str());
+      return 2;
+    case ringlb::ParseStatus::kRun:
+      break;
+  }
+  return ringlb::serve(config);
+}

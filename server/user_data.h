@@ -1,0 +1,49 @@
+// Packs what a completion is about into the 64-bit user_data of its SQE:
+//   bits 63..56  op (0 is reserved as invalid, so a zeroed SQE is never mistaken for real work)
+//   bits 55..32  index: a connection in the worker, a listener or slot in the acceptor
+//   bits 31..0   submit time, microseconds (wraps after 71 minutes; differences stay right)
+// The submit time gives each completion's latency without any per-request storage.
+#pragma once
+
+#include <cstdint>
+
+namespace ringlb {
+
+enum class Tag : uint8_t {
+  kInvalid = 0,
+  // Worker.
+  kHandoff,         // a client descriptor arrived from the acceptor (msg_ring)
+  kControl,         // a message from the acceptor: drain
+  kTick,            // periodic timer: idle timeouts, drain deadline
+  kSocket,          // upstream socket_direct_alloc
+  kConnect,
+  kConnectTimeout,  // the linked timeout of a connect
+  kRecvClient,
+  kRecvBackend,
+  kSendClient,      // bytes written to the client
+  kSendBackend,     // bytes written to the backend
+  kShutdownClient,
+  kShutdownBackend,
+  kCancel,
+  kCloseClient,
+  kCloseBackend,
+  kCloseStray,      // a slot that belongs to no connection
+  // Acceptor.
+  kAccept,
+  kMsgRing,
+  kCloseAccepted,
+  kSignal,
+  kDrainNotify,
+};
+
+constexpr uint64_t kIndexMask = (1ULL << 24) - 1;
+
+constexpr uint64_t encode(Tag tag, uint32_t index, uint32_t time_us) {
+  return (static_cast<uint64_t>(tag) << 56) | ((static_cast<uint64_t>(index) & kIndexMask) << 32) |
+         time_us;
+}
+constexpr Tag tag_of(uint64_t data) { return static_cast<Tag>(data >> 56); }
+constexpr uint32_t index_of(uint64_t data) { return static_cast<uint32_t>((data >> 32) & kIndexMask); }
+constexpr uint32_t time_of(uint64_t data) { return static_cast<uint32_t>(data); }
+
+}  // namespace ringlb

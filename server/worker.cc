@@ -1,0 +1,493 @@
+#include "server/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "server/clock.h"
+#include "server/uring/compat.h"
+
+namespace ringlb {
+namespace {
+
+using metrics::CloseReason;
+using metrics::Op;
+
+constexpr uint64_t kTickNs = 200'000'000;
+constexpr uint16_t kBufferGroup = 0;
+
+std::vector<uint32_t> weights_of(const Config& config) {
+  std::vector<uint32_t> w;
+  for (const BackendConfig& b : config.backends) w.push_back(b.weight);
+  return w;
+}
+
+// The op whose completion latency a tag measures, or kCount for none.
+Op op_of(Tag tag) {
+  switch (tag) {
+    case Tag::kSocket: return Op::k_socket;
+    case Tag::kConnect: return Op::k_connect;
+    case Tag::kRecvClient:
+    case Tag::kRecvBackend: return Op::k_recv;
+    case Tag::kSendClient:
+    case Tag::kSendBackend: return Op::k_send;
+    case Tag::kShutdownClient:
+    case Tag::kShutdownBackend: return Op::k_shutdown;
+    case Tag::kCancel: return Op::k_cancel;
+    case Tag::kCloseClient:
+    case Tag::kCloseBackend:
+    case Tag::kCloseStray: return Op::k_close;
+    default: return Op::kCount;
+  }
+}
+
+__kernel_timespec to_timespec(uint64_t ns) {
+  __kernel_timespec ts{};
+  ts.tv_sec = static_cast<long long>(ns / 1'000'000'000ULL);
+  ts.tv_nsec = static_cast<long long>(ns % 1'000'000'000ULL);
+  return ts;
+}
+
+}  // namespace
+
+Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
+    : shared_(shared),
+      config_(shared.config),
+      index_(index),
+      region_(region),
+      slot_(*shared.workers[index]),
+      stats_(*shared.registry->workers[index]),
+      round_robin_(weights_of(shared.config)) {}
+
+void Worker::run(std::promise<int>* ready) {
+  int ret = setup();
+  ready->set_value(ret < 0 ? ret : ring_.fd());
+  if (ret < 0) return;
+  loop();
+  slot_.stopped.store(true);
+}
+
+int Worker::setup() {
+  const unsigned capacity = slot_.capacity;
+  uring::RingOptions options;
+  options.entries = 1024;
+  // Each connection has a handful of completions pending at most; the CQ must never overflow,
+  // or acceptor hand-offs would take the kernel's slow overflow path.
+  options.cq_entries = std::max(8192u, capacity * 8);
+  if (int ret = ring_.init(options); ret < 0) return ret;
+  // Passing the registered ring index instead of the fd saves an fd lookup per io_uring_enter.
+  io_uring_register_ring_fd(ring_.get());
+  // Two slots per connection (client and backend) and room for descriptors closing.
+  if (int ret = table_.init(ring_, capacity * 2 + 64); ret < 0) return ret;
+  if (int ret = region_.clone_into(ring_); ret < 0) return ret;
+  if (int ret = buffers_.init(ring_, kBufferGroup, region_.part(index_), config_.buffers_per_worker,
+                              config_.buffer_size);
+      ret < 0) {
+    return ret;
+  }
+  conns_.resize(capacity);
+  free_.reserve(capacity);
+  for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
+  waiters_.reserve(capacity * 2);
+  tick_ts_ = to_timespec(kTickNs);
+  connect_ts_ = to_timespec(static_cast<uint64_t>(config_.connect_timeout.count()) * 1'000'000ULL);
+  now_ns_ = monotonic_ns();
+  now_us_ = micros32(now_ns_);
+  arm_tick();
+  return 0;
+}
+
+void Worker::loop() {
+  for (;;) {
+    int ret = io_uring_submit_and_wait(ring_.get(), 1);
+    if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
+      fprintf(stderr, "ringlb: worker %u: io_uring_submit_and_wait: %s\n", index_, strerror(-ret));
+    }
+    now_ns_ = monotonic_ns();
+    now_us_ = micros32(now_ns_);
+    // Reap the whole batch and advance the CQ once.
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      handle(cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(ring_.get(), seen);
+    if (draining_ && live_ == 0 && pending_strays_ == 0) break;
+  }
+}
+
+void Worker::handle(const io_uring_cqe* cqe) {
+  const uint64_t data = cqe->user_data;
+  const Tag tag = tag_of(data);
+  const uint32_t id = index_of(data);
+  const Op op = op_of(tag);
+  if (op != Op::kCount) stats_.op(op).observe_ns(elapsed_ns_since(time_of(data), now_ns_));
+  switch (tag) {
+    case Tag::kHandoff: return on_handoff(cqe->res, time_of(data));
+    case Tag::kControl:
+      if (!draining_) {
+        draining_ = true;
+        drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
+      }
+      return;
+    case Tag::kTick: return on_tick();
+    case Tag::kSocket: return on_socket(id, cqe->res);
+    case Tag::kConnect: return on_connect(id, cqe->res);
+    case Tag::kConnectTimeout:
+    case Tag::kCancel:
+      --conns_[id].inflight;
+      return maybe_finish(id);
+    case Tag::kRecvClient: return on_recv(id, kUp, cqe->res, cqe->flags);
+    case Tag::kRecvBackend: return on_recv(id, kDown, cqe->res, cqe->flags);
+    case Tag::kSendBackend: return on_send(id, kUp, cqe->res);
+    case Tag::kSendClient: return on_send(id, kDown, cqe->res);
+    case Tag::kShutdownClient:
+    case Tag::kShutdownBackend: return on_shutdown(id);
+    case Tag::kCloseClient:
+    case Tag::kCloseBackend: return on_close(id, tag);
+    case Tag::kCloseStray:
+      --pending_strays_;
+      stats_.open_slots.sub();
+      return;
+    default:
+      fprintf(stderr, "ringlb: worker %u: completion with unknown tag %u\n", index_,
+              static_cast<unsigned>(tag));
+      return;
+  }
+}
+
+void Worker::on_handoff(int res, uint32_t stamp_us) {
+  if (res < 0) return;  // nothing arrived; the acceptor counted its own side
+  stats_.handoff_latency.observe_ns(elapsed_ns_since(stamp_us, now_ns_));
+  stats_.received.add();
+  stats_.open_slots.add();
+  if (draining_ || free_.empty()) {
+    stats_.close(draining_ ? CloseReason::k_drain : CloseReason::k_max_connections).add();
+    close_stray_slot(res);
+    return;
+  }
+  const uint32_t id = free_.back();
+  free_.pop_back();
+  Conn& conn = conns_[id];
+  conn = Conn{};
+  conn.state = State::kConnecting;
+  conn.client = res;
+  conn.last_active_ns = now_ns_;
+  ++live_;
+  stats_.active.set(live_);
+  slot_.active.store(live_, std::memory_order_relaxed);
+  start_connect(id);
+}
+
+int Worker::pick_backend(const Conn& conn) {
+  const auto& backends = config_.backends;
+  auto usable = [&](int i, bool backup) {
+    const BackendConfig& b = backends[static_cast<size_t>(i)];
+    if (b.backup != backup) return false;
+    if (i < 64 && (conn.tried & (1ULL << i))) return false;
+    if (!shared_.registry->backend_up[static_cast<size_t>(i)].load(std::memory_order_relaxed)) {
+      return false;
+    }
+    return true;
+  };
+  int pick = round_robin_.pick([&](int i) { return usable(i, false); });
+  if (pick < 0) pick = round_robin_.pick([&](int i) { return usable(i, true); });
+  return pick;
+}
+
+void Worker::start_connect(uint32_t id) {
+  Conn& conn = conns_[id];
+  const int b = conn.attempts < config_.connect_attempts ? pick_backend(conn) : -1;
+  if (b < 0) {
+    return close_conn(id, conn.attempts == 0 ? CloseReason::k_no_backend
+                                             : CloseReason::k_connect_failed);
+  }
+  conn.backend_index = b;
+  if (b < 64) conn.tried |= 1ULL << b;
+  ++conn.attempts;
+  stats_.backends[static_cast<size_t>(b)].connect_attempts.add();
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_socket_direct_alloc(sqe, config_.backends[static_cast<size_t>(b)].address.family(),
+                                    SOCK_STREAM, 0, 0);
+  sqe->user_data = data(Tag::kSocket, id);
+  ++conn.inflight;
+  conn.connect_start_ns = now_ns_;
+}
+
+void Worker::on_socket(uint32_t id, int res) {
+  Conn& conn = conns_[id];
+  --conn.inflight;
+  if (res >= 0) {
+    stats_.open_slots.add();
+    conn.backend = res;
+  }
+  if (conn.state == State::kClosing) return maybe_finish(id);
+  if (res < 0) return close_conn(id, CloseReason::k_error);
+  static const int kOne = 1;
+  // Proxied bytes must not wait for Nagle; the client side inherits it from the listener.
+  io_uring_sqe* sqe = ring_.sqe();
+  uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, conn.backend, IPPROTO_TCP,
+                              TCP_NODELAY, const_cast<int*>(&kOne), sizeof(kOne));
+  sqe->flags |= IOSQE_IO_LINK;
+  sqe->user_data = data(Tag::kConnectTimeout, id);  // same accounting: one pending completion
+  ++conn.inflight;
+  const Address& addr = config_.backends[static_cast<size_t>(conn.backend_index)].address;
+  sqe = ring_.sqe();
+  io_uring_prep_connect(sqe, conn.backend, addr.get(), addr.length);
+  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+  sqe->user_data = data(Tag::kConnect, id);
+  ++conn.inflight;
+  sqe = ring_.sqe();
+  io_uring_prep_link_timeout(sqe, &connect_ts_, 0);
+  sqe->user_data = data(Tag::kConnectTimeout, id);
+  ++conn.inflight;
+}
+
+void Worker::on_connect(uint32_t id, int res) {
+  Conn& conn = conns_[id];
+  --conn.inflight;
+  if (conn.state == State::kClosing) return maybe_finish(id);
+  metrics::BackendStats& backend = stats_.backends[static_cast<size_t>(conn.backend_index)];
+  if (res == 0) {
+    backend.connect_latency.observe_ns(now_ns_ - conn.connect_start_ns);
+    backend.active.add();
+    conn.connected = true;
+    conn.state = State::kProxying;
+    conn.last_active_ns = now_ns_;
+    arm_recv(id, kUp);
+    arm_recv(id, kDown);
+    return;
+  }
+  // Refused, unreachable or timed out (-ECANCELED from the linked timeout): try another backend.
+  backend.connect_failures.add();
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.backend));
+  sqe->user_data = data(Tag::kCloseBackend, id);
+  ++conn.inflight;
+  conn.backend = -1;
+  start_connect(id);
+}
+
+void Worker::arm_recv(uint32_t id, Dir dir) {
+  Conn& conn = conns_[id];
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_recv(sqe, dir == kUp ? conn.client : conn.backend, nullptr, config_.buffer_size, 0);
+  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  sqe->user_data = data(dir == kUp ? Tag::kRecvClient : Tag::kRecvBackend, id);
+  ++conn.inflight;
+}
+
+void Worker::submit_send(uint32_t id, Dir dir) {
+  Conn& conn = conns_[id];
+  Flow& flow = conn.flow[dir];
+  io_uring_sqe* sqe = ring_.sqe();
+  // WRITE_FIXED: the bytes sit in the registered region, so the kernel skips pinning them.
+  io_uring_prep_write_fixed(sqe, dir == kUp ? conn.backend : conn.client,
+                            buffers_.buffer(static_cast<uint16_t>(flow.buf)) + flow.off,
+                            flow.len - flow.off, 0, static_cast<int>(index_));
+  sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->user_data = data(dir == kUp ? Tag::kSendBackend : Tag::kSendClient, id);
+  ++conn.inflight;
+}
+
+void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
+  Conn& conn = conns_[id];
+  Flow& flow = conn.flow[dir];
+  --conn.inflight;
+  const int32_t buf = (flags & IORING_CQE_F_BUFFER) ? static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+  if (conn.state == State::kClosing) {
+    release_buffer(buf);
+    return maybe_finish(id);
+  }
+  if (res > 0) {
+    flow.buf = buf;
+    flow.len = static_cast<uint32_t>(res);
+    flow.off = 0;
+    conn.last_active_ns = now_ns_;
+    metrics::BackendStats& backend = stats_.backends[static_cast<size_t>(conn.backend_index)];
+    (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(static_cast<uint64_t>(res));
+    return submit_send(id, dir);
+  }
+  release_buffer(buf);
+  if (res == 0) {
+    // Half-close: pass the FIN on and keep the other direction flowing.
+    if (!conn.flow[kUp].eof && !conn.flow[kDown].eof) {
+      conn.first_eof = dir == kUp ? CloseReason::k_client_eof : CloseReason::k_backend_eof;
+    }
+    flow.eof = true;
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_shutdown(sqe, dir == kUp ? conn.backend : conn.client, SHUT_WR);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = data(dir == kUp ? Tag::kShutdownBackend : Tag::kShutdownClient, id);
+    ++conn.inflight;
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // Every buffer of this worker is waiting to be sent somewhere: wait for one to come back.
+    stats_.buffer_waits.add();
+    flow.waiting = true;
+    waiters_.push_back({id, dir});
+    return;
+  }
+  close_conn(id, res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error);
+}
+
+void Worker::on_send(uint32_t id, Dir dir, int res) {
+  Conn& conn = conns_[id];
+  Flow& flow = conn.flow[dir];
+  --conn.inflight;
+  if (conn.state == State::kClosing || res <= 0) {
+    release_buffer(flow.buf);
+    flow.buf = -1;
+    if (conn.state == State::kClosing) return maybe_finish(id);
+    return close_conn(id, res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset
+                                                              : CloseReason::k_error);
+  }
+  conn.last_active_ns = now_ns_;
+  flow.off += static_cast<uint32_t>(res);
+  if (flow.off < flow.len) return submit_send(id, dir);  // short write: send the rest, in order
+  release_buffer(flow.buf);
+  flow.buf = -1;
+  if (waiters_head_ < waiters_.size()) {
+    // Others are waiting for a buffer: queue behind them rather than overtake.
+    flow.waiting = true;
+    waiters_.push_back({id, dir});
+    return;
+  }
+  arm_recv(id, dir);
+}
+
+void Worker::on_shutdown(uint32_t id) {
+  Conn& conn = conns_[id];
+  --conn.inflight;
+  if (conn.state == State::kClosing) return maybe_finish(id);
+  maybe_close_after_eof(id);
+}
+
+void Worker::maybe_close_after_eof(uint32_t id) {
+  Conn& conn = conns_[id];
+  if (conn.flow[kUp].eof && conn.flow[kDown].eof && conn.inflight == 0) {
+    close_conn(id, conn.first_eof);
+  }
+}
+
+void Worker::on_close(uint32_t id, Tag tag) {
+  (void)tag;
+  --conns_[id].inflight;
+  stats_.open_slots.sub();
+  maybe_finish(id);
+}
+
+void Worker::release_buffer(int32_t buf) {
+  if (buf < 0) return;
+  buffers_.recycle(static_cast<uint16_t>(buf));
+  wake_waiters(1);
+}
+
+void Worker::wake_waiters(size_t n) {
+  while (n > 0 && waiters_head_ < waiters_.size()) {
+    const Waiter w = waiters_[waiters_head_++];
+    Conn& conn = conns_[w.conn];
+    if (!conn.flow[w.dir].waiting) continue;
+    conn.flow[w.dir].waiting = false;
+    if (conn.state != State::kProxying) continue;
+    arm_recv(w.conn, w.dir);
+    --n;
+  }
+  if (waiters_head_ == waiters_.size()) {
+    waiters_.clear();
+    waiters_head_ = 0;
+  }
+}
+
+void Worker::close_conn(uint32_t id, CloseReason reason) {
+  Conn& conn = conns_[id];
+  if (conn.state == State::kClosing || conn.state == State::kFree) return;
+  conn.state = State::kClosing;
+  conn.reason = reason;
+  stats_.close(reason).add();
+  conn.flow[kUp].waiting = conn.flow[kDown].waiting = false;
+  if (conn.inflight > 0) {
+    // Outstanding recvs would otherwise wait for data forever; cancel everything on both slots.
+    for (int slot : {conn.client, conn.backend}) {
+      if (slot < 0) continue;
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_cancel_fd(sqe, slot, IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
+      sqe->user_data = data(Tag::kCancel, id);
+      ++conn.inflight;
+    }
+  }
+  maybe_finish(id);
+}
+
+void Worker::maybe_finish(uint32_t id) {
+  Conn& conn = conns_[id];
+  if (conn.state != State::kClosing || conn.inflight > 0) return;
+  if (conn.client >= 0 || conn.backend >= 0) {
+    // Nothing is in flight on either socket now: closing the slots frees them at once.
+    if (conn.client >= 0) {
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.client));
+      sqe->user_data = data(Tag::kCloseClient, id);
+      ++conn.inflight;
+      conn.client = -1;
+    }
+    if (conn.backend >= 0) {
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.backend));
+      sqe->user_data = data(Tag::kCloseBackend, id);
+      ++conn.inflight;
+      conn.backend = -1;
+    }
+    return;
+  }
+  free_conn(id);
+}
+
+void Worker::free_conn(uint32_t id) {
+  Conn& conn = conns_[id];
+  if (conn.connected) stats_.backends[static_cast<size_t>(conn.backend_index)].active.sub();
+  conn.state = State::kFree;
+  free_.push_back(id);
+  --live_;
+  stats_.active.set(live_);
+  slot_.active.store(live_, std::memory_order_relaxed);
+}
+
+void Worker::close_stray_slot(int slot) {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
+  sqe->user_data = data(Tag::kCloseStray, 0);
+  ++pending_strays_;
+}
+
+void Worker::arm_tick() {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+  sqe->user_data = data(Tag::kTick, 0);
+}
+
+void Worker::on_tick() {
+  const uint64_t idle_ns = static_cast<uint64_t>(config_.idle_timeout.count()) * 1'000'000ULL;
+  const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
+  for (uint32_t id = 0; id < conns_.size(); ++id) {
+    Conn& conn = conns_[id];
+    if (conn.state == State::kFree || conn.state == State::kClosing) continue;
+    if (drain_over) {
+      close_conn(id, CloseReason::k_drain);
+    } else if (conn.state == State::kProxying && now_ns_ - conn.last_active_ns >= idle_ns) {
+      close_conn(id, CloseReason::k_idle_timeout);
+    }
+  }
+  // A safety net for buffer waiters: retry a few even if no buffer came back through a send.
+  wake_waiters(8);
+  if (!(draining_ && live_ == 0)) arm_tick();
+}
+
+}  // namespace ringlb

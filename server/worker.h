@@ -1,0 +1,123 @@
+// A worker: one thread, one io_uring, many proxied connections.
+//
+// Client descriptors arrive from the acceptor by msg_ring; the worker connects a direct socket to
+// a backend and moves bytes both ways. Each direction has at most one recv and one send in
+// flight, and a recv is re-armed only once its bytes are sent, so a slow reader stalls its own
+// connection (TCP flow control pushes back on the peer) and never grows memory. Received bytes
+// land in provided buffers carved from this worker's part of the shared registered region; an
+// idle connection holds no buffer at all.
+#pragma once
+
+#include <future>
+#include <vector>
+
+#include "balancer/smooth_round_robin.h"
+#include "metrics/stats.h"
+#include "server/shared_state.h"
+#include "server/uring/buf_ring.h"
+#include "server/uring/buffer_region.h"
+#include "server/uring/file_table.h"
+#include "server/uring/ring.h"
+#include "server/user_data.h"
+
+namespace ringlb {
+
+class Worker {
+ public:
+  Worker(SharedState& shared, unsigned index, uring::BufferRegion& region);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Thread body. Creates the ring here (SINGLE_ISSUER binds it to this thread), reports the ring
+  // fd (or -errno) through `ready`, then serves until drained.
+  void run(std::promise<int>* ready);
+
+ private:
+  enum class State : uint8_t { kFree, kConnecting, kProxying, kClosing };
+  enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
+
+  struct Flow {
+    int32_t buf = -1;  // provided-buffer id holding bytes not yet sent
+    uint32_t len = 0;
+    uint32_t off = 0;
+    bool eof = false;      // the source side sent FIN; SHUT_WR went to the other side
+    bool waiting = false;  // recv found no free buffer; queued in waiters_
+  };
+
+  struct Conn {
+    State state = State::kFree;
+    bool connected = false;  // counted in its backend's active connections
+    int client = -1;         // direct slots, -1 when closed
+    int backend = -1;
+    int backend_index = -1;
+    uint32_t attempts = 0;
+    uint64_t tried = 0;  // backends already tried for this client (first 64)
+    uint32_t inflight = 0;
+    metrics::CloseReason reason = metrics::CloseReason::k_error;
+    metrics::CloseReason first_eof = metrics::CloseReason::k_error;
+    uint64_t last_active_ns = 0;
+    uint64_t connect_start_ns = 0;
+    Flow flow[2];
+  };
+
+  struct Waiter {
+    uint32_t conn;
+    Dir dir;
+  };
+
+  int setup();
+  void loop();
+  void handle(const io_uring_cqe* cqe);
+  uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
+
+  void on_handoff(int res, uint32_t stamp_us);
+  void on_socket(uint32_t id, int res);
+  void on_connect(uint32_t id, int res);
+  void on_recv(uint32_t id, Dir dir, int res, uint32_t flags);
+  void on_send(uint32_t id, Dir dir, int res);
+  void on_shutdown(uint32_t id);
+  void on_close(uint32_t id, Tag tag);
+  void on_tick();
+
+  void start_connect(uint32_t id);
+  int pick_backend(const Conn& conn);
+  void arm_recv(uint32_t id, Dir dir);
+  void submit_send(uint32_t id, Dir dir);
+  void release_buffer(int32_t buf);
+  void wake_waiters(size_t n);
+  void maybe_close_after_eof(uint32_t id);
+  void close_conn(uint32_t id, metrics::CloseReason reason);
+  void maybe_finish(uint32_t id);
+  void free_conn(uint32_t id);
+  void close_stray_slot(int slot);
+  void arm_tick();
+
+  SharedState& shared_;
+  const Config& config_;
+  const unsigned index_;
+  uring::BufferRegion& region_;
+  WorkerSlot& slot_;
+  metrics::WorkerStats& stats_;
+
+  uring::Ring ring_;
+  uring::FileTable table_;
+  uring::BufRing buffers_;
+  balancer::SmoothRoundRobin round_robin_;
+
+  std::vector<Conn> conns_;
+  std::vector<uint32_t> free_;
+  std::vector<Waiter> waiters_;
+  size_t waiters_head_ = 0;
+  uint32_t live_ = 0;
+  uint32_t pending_strays_ = 0;
+
+  uint64_t now_ns_ = 0;
+  uint32_t now_us_ = 0;
+  bool draining_ = false;
+  bool drain_expired_ = false;
+  uint64_t drain_deadline_ns_ = 0;
+  __kernel_timespec tick_ts_{};
+  __kernel_timespec connect_ts_{};
+};
+
+}  // namespace ringlb
