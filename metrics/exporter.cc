@@ -205,3 +205,10 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const Registr
 }
 
 }  // namespace ringlb::metrics
+
+namespace ringlb::metrics {
+int Exporter::port() const {
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+}  // namespace ringlb::metrics

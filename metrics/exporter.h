@@ -30,6 +30,10 @@ class Exporter {
   static std::unique_ptr<Exporter> start(const std::string& bind, const Registry& registry,
                                          const std::string& version, std::string* error);
 
+ public:
+  // The port actually bound (useful with port 0).
+  int port() const;
+
  private:
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<Collector> collector_;

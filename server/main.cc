@@ -122,7 +122,9 @@ int serve(const Config& config) {
     fprintf(stderr, "ringlb: listening on %s\n", a.to_string().c_str());
   }
   if (exporter) {
-    fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", config.metrics_listen.to_string().c_str());
+    Address metrics = config.metrics_listen;
+    metrics.set_port(static_cast<uint16_t>(exporter->port()));
+    fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", metrics.to_string().c_str());
   }
   fprintf(stderr, "ringlb: %u workers, %zu backends, up to %u connections\n", config.workers,
           config.backends.size(), config.max_connections);

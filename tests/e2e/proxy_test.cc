@@ -1,0 +1,385 @@
+// ringlb as a real process in front of real backends on loopback.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/backends.h"
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+
+namespace ringlb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+uint64_t fnv1a(const char* data, size_t len, uint64_t h = 1469598103934665603ULL) {
+  for (size_t i = 0; i < len; ++i) {
+    h ^= static_cast<uint8_t>(data[i]);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// Polls `pred` until true or the deadline; returns the final value.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+TEST(Proxy, ThirtyTwoStreamsOfFourMiBArriveIntactBothWays) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2"}))
+      << lb.output();
+  constexpr int kClients = 32;
+  constexpr size_t kBytes = 4 << 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures(kClients);
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      Fd fd = connect_loopback(lb.port());
+      if (!fd) {
+        failures[c] = "connect";
+        return;
+      }
+      std::mt19937_64 rng(static_cast<uint64_t>(c) * 7919 + 1);
+      std::string data(kBytes, '\0');
+      for (size_t i = 0; i < kBytes; i += 8) {
+        uint64_t v = rng();
+        memcpy(&data[i], &v, std::min<size_t>(8, kBytes - i));
+      }
+      const uint64_t sent_hash = fnv1a(data.data(), data.size());
+      // Write and read at once: the echo comes back while we are still sending.
+      std::thread writer([&] {
+        size_t off = 0;
+        while (off < kBytes) {
+          size_t chunk = std::min<size_t>(kBytes - off, 1 + rng() % 70000);
+          if (!write_all(fd.get(), data.data() + off, chunk)) return;
+          off += chunk;
+        }
+        shutdown(fd.get(), SHUT_WR);
+      });
+      std::string back = read_to_eof(fd.get(), 30000);
+      writer.join();
+      if (back.size() != kBytes) {
+        failures[c] = "got " + std::to_string(back.size()) + " bytes";
+      } else if (fnv1a(back.data(), back.size()) != sent_hash) {
+        failures[c] = "bytes differ";
+      } else {
+        ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(failures[c], "") << "client " << c;
+  EXPECT_EQ(ok.load(), kClients);
+  EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 0; }));
+  EXPECT_EQ(lb.metric("ringlb_connections_accepted_total"), kClients);
+  EXPECT_EQ(lb.metric("ringlb_backend_sent_bytes_total"), double(kClients) * kBytes);
+  EXPECT_EQ(lb.metric("ringlb_backend_received_bytes_total"), double(kClients) * kBytes);
+  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}), kClients);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+TEST(Proxy, HalfClosedClientStillReceivesWholeReply) {
+  constexpr size_t kReply = 3 << 20;
+  Backend backend(reply_after_eof_handler(kReply));
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--workers", "1"}));
+  Fd fd = connect_loopback(lb.port());
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(write_all(fd.get(), "request", 7));
+  ASSERT_EQ(shutdown(fd.get(), SHUT_WR), 0);
+  std::string reply = read_to_eof(fd.get(), 10000);
+  ASSERT_EQ(reply.size(), kReply);
+  for (size_t i = 0; i < kReply; ++i) {
+    if (reply[i] != pattern_byte(i)) FAIL() << "byte " << i << " differs";
+  }
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) == 1;
+  }));
+}
+
+TEST(Proxy, RefusingBackendFailsOverToNextOne) {
+  Backend good(name_handler("good"));
+  const uint16_t dead = refused_port();
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:" + std::to_string(dead),
+                        "--backend", good.address(), "--workers", "1"}));
+  for (int i = 0; i < 20; ++i) {
+    Fd fd = connect_loopback(lb.port());
+    ASSERT_TRUE(fd);
+    EXPECT_EQ(read_to_eof(fd.get(), 5000), "good") << "connection " << i;
+  }
+  EXPECT_GT(lb.metric("ringlb_backend_connect_failures_total",
+                      {"backend=\"127.0.0.1:" + std::to_string(dead) + "\""}),
+            0);
+  EXPECT_EQ(good.accepted(), 20);
+}
+
+TEST(Proxy, AllBackendsRefusingClosesClientWithinConnectTimeout) {
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend",
+                        "127.0.0.1:" + std::to_string(refused_port()), "--backend",
+                        "127.0.0.1:" + std::to_string(refused_port()), "--connect-timeout", "1s",
+                        "--workers", "1"}));
+  for (int i = 0; i < 5; ++i) {
+    Fd fd = connect_loopback(lb.port());
+    ASSERT_TRUE(fd);
+    const auto t0 = Clock::now();
+    EXPECT_EQ(read_to_eof(fd.get(), 5000), "");
+    EXPECT_LT(Clock::now() - t0, 1s);
+  }
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_closed_total", {"reason=\"connect_failed\""}) == 5;
+  }));
+}
+
+TEST(Proxy, UnansweredConnectTimesOutAndClosesClient) {
+  // A listener whose accept queue is full drops SYNs: connects to it hang until timed out.
+  uint16_t port = 0;
+  Fd blackhole = listen_loopback(&port, 0);
+  std::vector<Fd> fillers;
+  for (int i = 0; i < 4; ++i) {
+    Fd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    sockaddr_in a = loopback(port);
+    connect(f.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    fillers.push_back(std::move(f));
+  }
+  std::this_thread::sleep_for(200ms);
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:" + std::to_string(port),
+                        "--connect-timeout", "300ms", "--connect-attempts", "1", "--workers", "1"}));
+  Fd fd = connect_loopback(lb.port());
+  ASSERT_TRUE(fd);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(read_to_eof(fd.get(), 5000), "");
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_closed_total", {"reason=\"connect_failed\""}) == 1;
+  }));
+}
+
+TEST(Proxy, ThousandConnectionsOverTwoWorkersLeaveNothingBehind) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                        "--max-connections", "4096"}));
+  std::vector<Fd> clients;
+  for (int i = 0; i < 1000; ++i) {
+    clients.push_back(connect_loopback(lb.port()));
+    ASSERT_TRUE(clients.back()) << i;
+  }
+  // Every connection proxies: a byte goes round trip on each.
+  for (size_t i = 0; i < clients.size(); ++i) {
+    char c = static_cast<char>('A' + i % 26), back = 0;
+    ASSERT_TRUE(write_all(clients[i].get(), &c, 1));
+    ASSERT_TRUE(read_exact(clients[i].get(), &back, 1)) << i;
+    ASSERT_EQ(back, c);
+  }
+  const double w0 = lb.metric("ringlb_connections_active", {"worker=\"0\""});
+  const double w1 = lb.metric("ringlb_connections_active", {"worker=\"1\""});
+  EXPECT_EQ(w0 + w1, 1000);
+  EXPECT_GT(w0, 300);
+  EXPECT_GT(w1, 300);
+  EXPECT_EQ(lb.metric("ringlb_open_direct_slots"), 2000);
+  clients.clear();
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_active", {"worker=\"0\""}) == 0 &&
+           lb.metric("ringlb_connections_active", {"worker=\"1\""}) == 0;
+  }));
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_open_direct_slots", {"worker=\"0\""}) == 0 &&
+           lb.metric("ringlb_open_direct_slots", {"worker=\"1\""}) == 0;
+  }));
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+TEST(Proxy, SlowReaderDoesNotGrowMemory) {
+  std::atomic<uint64_t> written{0};
+  Backend hose(firehose_handler(&written));
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", hose.address(), "--workers", "1"}));
+  Fd fd = connect_loopback(lb.port());
+  ASSERT_TRUE(fd);
+  char c;
+  ASSERT_TRUE(read_exact(fd.get(), &c, 1));  // the stream is flowing; now stop reading
+  std::this_thread::sleep_for(1s);
+  const long rss_before = rss_kib(lb.pid());
+  const uint64_t written_before = written.load();
+  std::this_thread::sleep_for(2s);
+  const long rss_after = rss_kib(lb.pid());
+  const uint64_t written_after = written.load();
+  // The backend is pushed back on: socket buffers fill, then nothing more is taken from it.
+  EXPECT_LT(written_after - written_before, 1u << 20) << "ringlb kept reading from the backend";
+  EXPECT_LT(written_after, 64u << 20);
+  EXPECT_LT(rss_after - rss_before, 1024) << "RSS grew from " << rss_before << " KiB";
+  hose.stop();
+}
+
+TEST(Proxy, ListeningSocketIsADirectDescriptor) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1"}));
+  // Find the listening socket's inode in /proc/net/tcp, then look for it among ringlb's fds.
+  char port_hex[8];
+  snprintf(port_hex, sizeof(port_hex), "%04X", lb.port());
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line, inode;
+  while (std::getline(tcp, line)) {
+    std::istringstream f(line);
+    std::string sl, local, remote, st, q, tr, rt, uid, to, ino;
+    f >> sl >> local >> remote >> st >> q >> tr >> rt >> uid >> to >> ino;
+    if (st == "0A" && local.size() > 5 && local.substr(local.size() - 4) == port_hex) inode = ino;
+  }
+  ASSERT_FALSE(inode.empty()) << "no listening socket on port " << lb.port();
+  const std::string dir = "/proc/" + std::to_string(lb.pid()) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  int sockets = 0;
+  while (dirent* e = readdir(d)) {
+    char target[256] = {};
+    std::string path = dir + "/" + e->d_name;
+    if (readlink(path.c_str(), target, sizeof(target) - 1) <= 0) continue;
+    EXPECT_NE(std::string(target), "socket:[" + inode + "]");
+    sockets += std::string(target).rfind("socket:", 0) == 0;
+  }
+  closedir(d);
+  // Accepting still works, so the listener is alive: it just has no regular fd.
+  Fd c = connect_loopback(lb.port());
+  ASSERT_TRUE(write_all(c.get(), "x", 1));
+  char back;
+  EXPECT_TRUE(read_exact(c.get(), &back, 1));
+}
+
+TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                        "--idle-timeout", "600ms"}));
+  Fd fd = connect_loopback(lb.port());
+  ASSERT_TRUE(write_all(fd.get(), "x", 1));
+  char c;
+  ASSERT_TRUE(read_exact(fd.get(), &c, 1));
+  const auto t0 = Clock::now();
+  EXPECT_EQ(read_to_eof(fd.get(), 5000), "");
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_closed_total", {"reason=\"idle_timeout\""}) == 1;
+  }));
+}
+
+TEST(Proxy, MaxConnectionsClosesExtraAndResumes) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                        "--max-connections", "2"}));
+  auto roundtrip = [](Fd& fd) {
+    char c = 'q', back = 0;
+    return write_all(fd.get(), &c, 1) && read_exact(fd.get(), &back, 1) && back == c;
+  };
+  Fd a = connect_loopback(lb.port()), b = connect_loopback(lb.port());
+  ASSERT_TRUE(roundtrip(a));
+  ASSERT_TRUE(roundtrip(b));
+  Fd extra = connect_loopback(lb.port());
+  ASSERT_TRUE(extra);
+  EXPECT_EQ(read_to_eof(extra.get(), 3000), "") << "a third connection must be closed at once";
+  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"max_connections\""}), 1);
+  a.reset();
+  ASSERT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 1; }));
+  Fd again = connect_loopback(lb.port());
+  EXPECT_TRUE(roundtrip(again)) << "accepting must resume when the count falls";
+}
+
+TEST(Proxy, SigtermDrainsLiveConnectionsThenExits) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                        "--drain-timeout", "5s"}));
+  Fd live = connect_loopback(lb.port());
+  char c = 'a', back = 0;
+  ASSERT_TRUE(write_all(live.get(), &c, 1) && read_exact(live.get(), &back, 1));
+  kill(lb.pid(), SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  // New clients are refused; the live one keeps working during the drain.
+  Fd late = connect_loopback(lb.port());
+  EXPECT_FALSE(late) << "listener still accepting after SIGTERM";
+  c = 'b';
+  ASSERT_TRUE(write_all(live.get(), &c, 1));
+  ASSERT_TRUE(read_exact(live.get(), &back, 1));
+  EXPECT_EQ(back, 'b');
+  shutdown(live.get(), SHUT_WR);
+  EXPECT_EQ(read_to_eof(live.get(), 3000), "");
+  const auto t0 = Clock::now();
+  EXPECT_EQ(lb.stop(0, 5s), 0);  // signal 0: just wait for the exit
+  EXPECT_LT(Clock::now() - t0, 2s) << "exit should follow the last connection, not the deadline";
+}
+
+TEST(Proxy, DrainDeadlineClosesWhatRemains) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                        "--drain-timeout", "700ms"}));
+  Fd idle = connect_loopback(lb.port());
+  char c = 'a', back = 0;
+  ASSERT_TRUE(write_all(idle.get(), &c, 1) && read_exact(idle.get(), &back, 1));
+  const auto t0 = Clock::now();
+  EXPECT_EQ(lb.stop(SIGTERM, 5s), 0);
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, 600ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(read_to_eof(idle.get(), 2000), "");
+  EXPECT_NE(lb.output().find("draining"), std::string::npos);
+}
+
+TEST(Proxy, IPv6ListenerAndBackend) {
+  // An IPv6 echo backend on [::1].
+  Fd l6(::socket(AF_INET6, SOCK_STREAM, 0));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(bind(l6.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(l6.get(), 16), 0);
+  const uint16_t port6 = local_port(l6.get());
+  std::thread server([&] {
+    Fd c(accept(l6.get(), nullptr, nullptr));
+    char buf[64];
+    ssize_t n = recv(c.get(), buf, sizeof(buf), 0);
+    if (n > 0) write_all(c.get(), buf, static_cast<size_t>(n));
+  });
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "[::1]:0", "--backend", "[::1]:" + std::to_string(port6),
+                        "--workers", "1"}))
+      << lb.output();
+  Fd c(::socket(AF_INET6, SOCK_STREAM, 0));
+  sockaddr_in6 to = a;
+  to.sin6_port = htons(lb.port());
+  ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  ASSERT_TRUE(write_all(c.get(), "six", 3));
+  char buf[3];
+  ASSERT_TRUE(read_exact(c.get(), buf, 3));
+  EXPECT_EQ(std::string(buf, 3), "six");
+  server.join();
+}
+
+}  // namespace
+}  // namespace ringlb::testing

@@ -1,0 +1,68 @@
+// Runs the real ringlb binary as a child process for end-to-end tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ringlb::testing {
+
+// Path of a binary built by Bazel and listed in the test's data, e.g. "server/ringlb".
+std::string runfile(const std::string& path);
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or did not finish
+  std::string output;  // stdout and stderr
+};
+
+// Runs a command to completion (bounded by `timeout`), capturing its output.
+RunResult run_command(const std::vector<std::string>& argv,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+class RinglbProcess {
+ public:
+  RinglbProcess() = default;
+  ~RinglbProcess();
+  RinglbProcess(const RinglbProcess&) = delete;
+  RinglbProcess& operator=(const RinglbProcess&) = delete;
+
+  // Starts ringlb with `args` (the binary path is added) and waits until it reports its
+  // listeners, with --metrics-listen 127.0.0.1:0 added unless args name one. False on failure;
+  // output() then says why.
+  bool start(const std::vector<std::string>& args);
+  pid_t pid() const { return pid_; }
+  uint16_t port(size_t i = 0) const { return ports_.at(i); }
+  uint16_t metrics_port() const { return metrics_port_; }
+
+  // Sends `sig` and waits up to `timeout` for the exit; returns the exit code (-1 if it had to be
+  // killed).
+  int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Everything ringlb has printed so far.
+  std::string output();
+
+  // GET /metrics; empty on failure.
+  std::string scrape() const;
+  // Sum of the samples of `name` whose labels contain every `label=value` given (e.g.
+  // {"worker=\"0\""}); -1 when no sample matched.
+  double metric(const std::string& name, const std::vector<std::string>& labels = {}) const;
+
+ private:
+  void drain_output(int timeout_ms);
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string output_;
+  std::vector<uint16_t> ports_;
+  uint16_t metrics_port_ = 0;
+};
+
+// Plain HTTP/1.0 GET against 127.0.0.1:port; the body, or empty on failure.
+std::string http_get(uint16_t port, const std::string& path);
+
+// Resident set size of a process in KiB.
+long rss_kib(pid_t pid);
+
+}  // namespace ringlb::testing
