@@ -19,6 +19,8 @@ using metrics::Op;
 
 // Accepted slots wait here only until their hand-off completes.
 constexpr unsigned kAcceptSlots = 4096;
+// One hand-off in this many posts its success completion, so msg_ring latency is measured.
+constexpr uint32_t kSampleEvery = 64;
 
 }  // namespace
 
@@ -136,12 +138,11 @@ int Acceptor::run(int signal_fd) {
           break;
         case Tag::kMsgRing:
           stats_.op(Op::k_msg_ring).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          --in_flight_;
-          on_msg_ring(static_cast<int>(index), cqe->res);
+          if (cqe->res < 0) on_msg_ring_failed(static_cast<int>(index), cqe->res);
           break;
-        case Tag::kCloseAccepted:
-          stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          --in_flight_;
+        case Tag::kQuietCloseAccepted:
+          // -ECANCELED: the msg_ring before it failed and kept the slot open for a retry.
+          if (cqe->res >= 0) stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
           break;
         case Tag::kDrainNotify:
           --in_flight_;
@@ -164,8 +165,9 @@ int Acceptor::run(int signal_fd) {
       }
     }
     io_uring_cq_advance(ring_.get(), seen);
-    if (draining_ && handoffs_in_flight_ == 0 && !drain_sent_) {
-      // Every hand-off has landed in its worker: now the workers may count down to zero.
+    if (draining_ && !drain_sent_) {
+      // Hand-offs were issued when submitted, so these messages queue behind them in each
+      // worker: the workers see every connection before they start counting down to zero.
       for (const auto& w : shared_.workers) {
         io_uring_sqe* s = ring_.sqe();
         uring::prep_msg_ring_data(s, w->ring_fd, 0, encode(Tag::kControl, 0, now_us_));
@@ -192,7 +194,7 @@ void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
   stats_.accepted.add();
   if (draining_) return close_slot(res);
   const uint64_t limit = shared_.config.max_connections;
-  if (shared_.active_connections() + handoffs_in_flight_ >= limit) {
+  if (shared_.active_connections() >= limit) {
     stats_.rejected_max_connections.add();
     return close_slot(res);
   }
@@ -217,36 +219,39 @@ void Acceptor::dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_wo
   }
   next_worker_ = (static_cast<unsigned>(chosen) + 1) % n;
   pending_[static_cast<size_t>(slot)] = {accept_us, tries, static_cast<uint16_t>(chosen)};
+  // msg_ring, then (linked) close of our own slot: the worker holds its own reference once the
+  // message is sent. On success neither posts a completion, so a hand-off costs the acceptor no
+  // CQE; on failure the close is cancelled and the slot stays ours for a retry.
+  const bool sample = ++sample_ % kSampleEvery == 0;
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_msg_ring_fd_alloc(sqe, shared_.workers[static_cast<size_t>(chosen)]->ring_fd, slot,
                                 encode(Tag::kHandoff, 0, accept_us), 0);
+  sqe->flags |= IOSQE_IO_LINK | (sample ? 0 : IOSQE_CQE_SKIP_SUCCESS);
   sqe->user_data = data(Tag::kMsgRing, static_cast<uint32_t>(slot));
-  ++in_flight_;
-  ++handoffs_in_flight_;
+  sqe = ring_.sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
+  sqe->flags |= sample ? 0 : IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = data(Tag::kQuietCloseAccepted, static_cast<uint32_t>(slot));
 }
 
-void Acceptor::on_msg_ring(int slot, int res) {
-  --handoffs_in_flight_;
+void Acceptor::on_msg_ring_failed(int slot, int res) {
   const Pending p = pending_[static_cast<size_t>(slot)];
-  if (res < 0) {
-    stats_.handoff_failed(-res);
-    // -EOVERFLOW: the worker got the descriptor but no completion for it; it cannot be asked to
-    // serve it, so do not send it twice. Other errors left the worker without it: try another.
-    const bool retry = res != -EOVERFLOW && p.tries + 1u < shared_.workers.size() && !draining_;
-    if (retry) {
-      stats_.handoff_retries.add();
-      return dispatch(slot, p.accept_us, static_cast<uint16_t>(p.tries + 1), p.worker);
-    }
+  stats_.handoff_failed(-res);
+  // -EOVERFLOW: the worker got the descriptor but no completion for it; it cannot be asked to
+  // serve it, so do not send it twice. Other errors left the worker without it: try another.
+  const bool retry = res != -EOVERFLOW && p.tries + 1u < shared_.workers.size() && !draining_;
+  if (retry) {
+    stats_.handoff_retries.add();
+    return dispatch(slot, p.accept_us, static_cast<uint16_t>(p.tries + 1), p.worker);
   }
-  // The worker holds its own reference now (or nobody will serve it): free the acceptor's slot.
   close_slot(slot);
 }
 
 void Acceptor::close_slot(int slot) {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
-  sqe->user_data = data(Tag::kCloseAccepted, static_cast<uint32_t>(slot));
-  ++in_flight_;
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = data(Tag::kQuietCloseAccepted, static_cast<uint32_t>(slot));
 }
 
 void Acceptor::begin_drain() {
@@ -259,7 +264,10 @@ void Acceptor::begin_drain() {
     io_uring_prep_cancel_fd(sqe, l.slot, IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
     sqe->user_data = data(Tag::kDrainNotify, 0);
     ++in_flight_;
-    close_slot(l.slot);
+    sqe = ring_.sqe();
+    io_uring_prep_close_direct(sqe, static_cast<unsigned>(l.slot));
+    sqe->user_data = data(Tag::kDrainNotify, 0);
+    ++in_flight_;
   }
 }
 

@@ -47,7 +47,7 @@ class Acceptor {
   void arm_accept(uint32_t listener);
   void on_accept(uint32_t listener, int res, uint32_t flags);
   void dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_worker);
-  void on_msg_ring(int slot, int res);
+  void on_msg_ring_failed(int slot, int res);
   void close_slot(int slot);
   void begin_drain();
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
@@ -59,8 +59,8 @@ class Acceptor {
   std::vector<Listener> listeners_;
   std::vector<Address> bound_;
   std::vector<Pending> pending_;  // by acceptor slot
-  uint32_t in_flight_ = 0;        // msg_ring and close completions still to come
-  uint32_t handoffs_in_flight_ = 0;
+  uint32_t in_flight_ = 0;  // drain-time completions still to come
+  uint32_t sample_ = 0;
   unsigned next_worker_ = 0;
   bool draining_ = false;
   bool drain_sent_ = false;

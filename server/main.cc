@@ -1,6 +1,7 @@
 // ringlb: accepts TCP connections on an acceptor ring, hands them to worker rings with msg_ring,
 // and proxies them to backends.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -59,11 +60,26 @@ int serve(const Config& config) {
     return 1;
   }
 
+  // Each worker's direct-descriptor table (two slots per connection) counts against
+  // RLIMIT_NOFILE when it is registered: take the hard limit, and refuse what cannot fit.
+  const unsigned capacity = (config.max_connections + config.workers - 1) / config.workers;
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  if (Worker::table_slots(capacity) > nofile.rlim_cur) {
+    fprintf(stderr,
+            "ringlb: --max-connections %u needs %u descriptor slots per worker, above the open-file "
+            "limit %llu (lower it, add --workers, or raise ulimit -n)\n",
+            config.max_connections, Worker::table_slots(capacity),
+            static_cast<unsigned long long>(nofile.rlim_cur));
+    return 2;
+  }
+
   SharedState shared(config);
   std::vector<std::string> names;
   for (const BackendConfig& b : config.backends) names.push_back(b.text);
   shared.registry = std::make_unique<metrics::Registry>(config.workers, names);
-  const unsigned capacity = (config.max_connections + config.workers - 1) / config.workers;
   for (unsigned i = 0; i < config.workers; ++i) {
     shared.workers.push_back(std::make_unique<WorkerSlot>());
     shared.workers.back()->capacity = capacity;

@@ -17,6 +17,8 @@ using metrics::CloseReason;
 using metrics::Op;
 
 constexpr uint64_t kTickNs = 200'000'000;
+// One quiet op in this many still posts its completion, so its latency is measured.
+constexpr uint32_t kSampleEvery = 64;
 constexpr uint16_t kBufferGroup = 0;
 
 std::vector<uint32_t> weights_of(const Config& config) {
@@ -34,12 +36,9 @@ Op op_of(Tag tag) {
     case Tag::kRecvBackend: return Op::k_recv;
     case Tag::kSendClient:
     case Tag::kSendBackend: return Op::k_send;
-    case Tag::kShutdownClient:
-    case Tag::kShutdownBackend: return Op::k_shutdown;
+    case Tag::kShutdown: return Op::k_shutdown;
     case Tag::kCancel: return Op::k_cancel;
-    case Tag::kCloseClient:
-    case Tag::kCloseBackend:
-    case Tag::kCloseStray: return Op::k_close;
+    case Tag::kQuietClose: return Op::k_close;
     default: return Op::kCount;
   }
 }
@@ -60,7 +59,11 @@ Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
       region_(region),
       slot_(*shared.workers[index]),
       stats_(*shared.registry->workers[index]),
-      round_robin_(weights_of(shared.config)) {}
+      round_robin_(weights_of(shared.config)) {
+  // The acceptor deals connections to workers in turn; start each worker's rotation at a
+  // different phase so that consecutive clients reach different backends.
+  for (unsigned i = 0; i < index; ++i) round_robin_.pick();
+}
 
 void Worker::run(std::promise<int>* ready) {
   int ret = setup();
@@ -70,23 +73,29 @@ void Worker::run(std::promise<int>* ready) {
   slot_.stopped.store(true);
 }
 
+int Worker::fail(const char* step, int ret) {
+  fprintf(stderr, "ringlb: worker %u: %s: %s\n", index_, step, strerror(-ret));
+  return ret;
+}
+
 int Worker::setup() {
   const unsigned capacity = slot_.capacity;
   uring::RingOptions options;
   options.entries = 1024;
   // Each connection has a handful of completions pending at most; the CQ must never overflow,
   // or acceptor hand-offs would take the kernel's slow overflow path.
-  options.cq_entries = std::max(8192u, capacity * 8);
-  if (int ret = ring_.init(options); ret < 0) return ret;
+  options.cq_entries = std::min(65536u, std::max(8192u, capacity * 8));  // kernel max: 65536
+  if (int ret = ring_.init(options); ret < 0) return fail("io_uring_setup", ret);
   // Passing the registered ring index instead of the fd saves an fd lookup per io_uring_enter.
   io_uring_register_ring_fd(ring_.get());
-  // Two slots per connection (client and backend) and room for descriptors closing.
-  if (int ret = table_.init(ring_, capacity * 2 + 64); ret < 0) return ret;
-  if (int ret = region_.clone_into(ring_); ret < 0) return ret;
+  if (int ret = table_.init(ring_, table_slots(capacity)); ret < 0) {
+    return fail("registering the descriptor table", ret);
+  }
+  if (int ret = region_.clone_into(ring_); ret < 0) return fail("clone_buffers", ret);
   if (int ret = buffers_.init(ring_, kBufferGroup, region_.part(index_), config_.buffers_per_worker,
                               config_.buffer_size);
       ret < 0) {
-    return ret;
+    return fail("registering the provided-buffer ring", ret);
   }
   conns_.resize(capacity);
   free_.reserve(capacity);
@@ -117,7 +126,7 @@ void Worker::loop() {
       ++seen;
     }
     io_uring_cq_advance(ring_.get(), seen);
-    if (draining_ && live_ == 0 && pending_strays_ == 0) break;
+    if (draining_ && live_ == 0) break;
   }
 }
 
@@ -146,13 +155,16 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kRecvBackend: return on_recv(id, kDown, cqe->res, cqe->flags);
     case Tag::kSendBackend: return on_send(id, kUp, cqe->res);
     case Tag::kSendClient: return on_send(id, kDown, cqe->res);
-    case Tag::kShutdownClient:
-    case Tag::kShutdownBackend: return on_shutdown(id);
-    case Tag::kCloseClient:
-    case Tag::kCloseBackend: return on_close(id, tag);
-    case Tag::kCloseStray:
-      --pending_strays_;
-      stats_.open_slots.sub();
+    case Tag::kQuietSockopt:
+      return;  // a failure cancels the linked connect, which reports it
+    case Tag::kShutdown:
+      --conns_[id].inflight;
+      if (conns_[id].state == State::kClosing) return maybe_finish(id);
+      return maybe_close_after_eof(id);
+    case Tag::kQuietClose:
+      if (cqe->res < 0) {
+        fprintf(stderr, "ringlb: worker %u: close_direct: %s\n", index_, strerror(-cqe->res));
+      }
       return;
     default:
       fprintf(stderr, "ringlb: worker %u: completion with unknown tag %u\n", index_,
@@ -168,7 +180,7 @@ void Worker::on_handoff(int res, uint32_t stamp_us) {
   stats_.open_slots.add();
   if (draining_ || free_.empty()) {
     stats_.close(draining_ ? CloseReason::k_drain : CloseReason::k_max_connections).add();
-    close_stray_slot(res);
+    close_slot(res);
     return;
   }
   const uint32_t id = free_.back();
@@ -234,8 +246,7 @@ void Worker::on_socket(uint32_t id, int res) {
   uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, conn.backend, IPPROTO_TCP,
                               TCP_NODELAY, const_cast<int*>(&kOne), sizeof(kOne));
   sqe->flags |= IOSQE_IO_LINK;
-  sqe->user_data = data(Tag::kConnectTimeout, id);  // same accounting: one pending completion
-  ++conn.inflight;
+  quiet(sqe, Tag::kQuietSockopt);
   const Address& addr = config_.backends[static_cast<size_t>(conn.backend_index)].address;
   sqe = ring_.sqe();
   io_uring_prep_connect(sqe, conn.backend, addr.get(), addr.length);
@@ -265,10 +276,7 @@ void Worker::on_connect(uint32_t id, int res) {
   }
   // Refused, unreachable or timed out (-ECANCELED from the linked timeout): try another backend.
   backend.connect_failures.add();
-  io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.backend));
-  sqe->user_data = data(Tag::kCloseBackend, id);
-  ++conn.inflight;
+  close_slot(conn.backend);
   conn.backend = -1;
   start_connect(id);
 }
@@ -321,10 +329,16 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
       conn.first_eof = dir == kUp ? CloseReason::k_client_eof : CloseReason::k_backend_eof;
     }
     flow.eof = true;
+    if (conn.flow[kUp].eof && conn.flow[kDown].eof) {
+      // Both sides are done: the close that follows sends this FIN, no shutdown needed.
+      return maybe_close_after_eof(id);
+    }
+    // The kernel always runs SHUTDOWN from io-wq and looks the slot up only then, so it must
+    // complete before the slot may be closed (and reused): it is waited for like any other op.
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_shutdown(sqe, dir == kUp ? conn.backend : conn.client, SHUT_WR);
     sqe->flags |= IOSQE_FIXED_FILE;
-    sqe->user_data = data(dir == kUp ? Tag::kShutdownBackend : Tag::kShutdownClient, id);
+    sqe->user_data = data(Tag::kShutdown, id);
     ++conn.inflight;
     return;
   }
@@ -363,25 +377,11 @@ void Worker::on_send(uint32_t id, Dir dir, int res) {
   arm_recv(id, dir);
 }
 
-void Worker::on_shutdown(uint32_t id) {
-  Conn& conn = conns_[id];
-  --conn.inflight;
-  if (conn.state == State::kClosing) return maybe_finish(id);
-  maybe_close_after_eof(id);
-}
-
 void Worker::maybe_close_after_eof(uint32_t id) {
   Conn& conn = conns_[id];
   if (conn.flow[kUp].eof && conn.flow[kDown].eof && conn.inflight == 0) {
     close_conn(id, conn.first_eof);
   }
-}
-
-void Worker::on_close(uint32_t id, Tag tag) {
-  (void)tag;
-  --conns_[id].inflight;
-  stats_.open_slots.sub();
-  maybe_finish(id);
 }
 
 void Worker::release_buffer(int32_t buf) {
@@ -429,24 +429,11 @@ void Worker::close_conn(uint32_t id, CloseReason reason) {
 void Worker::maybe_finish(uint32_t id) {
   Conn& conn = conns_[id];
   if (conn.state != State::kClosing || conn.inflight > 0) return;
-  if (conn.client >= 0 || conn.backend >= 0) {
-    // Nothing is in flight on either socket now: closing the slots frees them at once.
-    if (conn.client >= 0) {
-      io_uring_sqe* sqe = ring_.sqe();
-      io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.client));
-      sqe->user_data = data(Tag::kCloseClient, id);
-      ++conn.inflight;
-      conn.client = -1;
-    }
-    if (conn.backend >= 0) {
-      io_uring_sqe* sqe = ring_.sqe();
-      io_uring_prep_close_direct(sqe, static_cast<unsigned>(conn.backend));
-      sqe->user_data = data(Tag::kCloseBackend, id);
-      ++conn.inflight;
-      conn.backend = -1;
-    }
-    return;
-  }
+  // Nothing is in flight on either socket now; the closes run in submission order, after any
+  // shutdown queued before them, and nothing waits for their completions.
+  if (conn.client >= 0) close_slot(conn.client);
+  if (conn.backend >= 0) close_slot(conn.backend);
+  conn.client = conn.backend = -1;
   free_conn(id);
 }
 
@@ -460,11 +447,16 @@ void Worker::free_conn(uint32_t id) {
   slot_.active.store(live_, std::memory_order_relaxed);
 }
 
-void Worker::close_stray_slot(int slot) {
+void Worker::quiet(io_uring_sqe* sqe, Tag tag) {
+  if (++sample_ % kSampleEvery != 0) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = data(tag, 0);
+}
+
+void Worker::close_slot(int slot) {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
-  sqe->user_data = data(Tag::kCloseStray, 0);
-  ++pending_strays_;
+  quiet(sqe, Tag::kQuietClose);
+  stats_.open_slots.sub();
 }
 
 void Worker::arm_tick() {

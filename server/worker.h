@@ -28,6 +28,10 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
+  // Direct-descriptor slots a worker registers for `capacity` connections: client and backend
+  // for each, and room for descriptors still closing.
+  static unsigned table_slots(unsigned capacity) { return capacity * 2 + 64; }
+
   // Thread body. Creates the ring here (SINGLE_ISSUER binds it to this thread), reports the ring
   // fd (or -errno) through `ready`, then serves until drained.
   void run(std::promise<int>* ready);
@@ -66,6 +70,7 @@ class Worker {
   };
 
   int setup();
+  int fail(const char* step, int ret);  // logs the failed start-up step; returns ret
   void loop();
   void handle(const io_uring_cqe* cqe);
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
@@ -75,8 +80,6 @@ class Worker {
   void on_connect(uint32_t id, int res);
   void on_recv(uint32_t id, Dir dir, int res, uint32_t flags);
   void on_send(uint32_t id, Dir dir, int res);
-  void on_shutdown(uint32_t id);
-  void on_close(uint32_t id, Tag tag);
   void on_tick();
 
   void start_connect(uint32_t id);
@@ -89,7 +92,10 @@ class Worker {
   void close_conn(uint32_t id, metrics::CloseReason reason);
   void maybe_finish(uint32_t id);
   void free_conn(uint32_t id);
-  void close_stray_slot(int slot);
+  // close_direct without a completion on success; the slot is counted closed at once.
+  void close_slot(int slot);
+  // Marks `sqe` quiet (see Tag::kQuiet*), sampling one in kSampleEvery for latency.
+  void quiet(io_uring_sqe* sqe, Tag tag);
   void arm_tick();
 
   SharedState& shared_;
@@ -109,7 +115,7 @@ class Worker {
   std::vector<Waiter> waiters_;
   size_t waiters_head_ = 0;
   uint32_t live_ = 0;
-  uint32_t pending_strays_ = 0;
+  uint32_t sample_ = 0;
 
   uint64_t now_ns_ = 0;
   uint32_t now_us_ = 0;

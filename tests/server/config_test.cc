@@ -1,0 +1,71 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+namespace ringlb {
+namespace {
+
+TEST(Duration, Units) {
+  Millis d{};
+  std::string err;
+  ASSERT_TRUE(parse_duration("250ms", &d, &err));
+  EXPECT_EQ(d.count(), 250);
+  ASSERT_TRUE(parse_duration("5s", &d, &err));
+  EXPECT_EQ(d.count(), 5000);
+  ASSERT_TRUE(parse_duration("1m", &d, &err));
+  EXPECT_EQ(d.count(), 60000);
+  ASSERT_TRUE(parse_duration("2h", &d, &err));
+  EXPECT_EQ(d.count(), 7'200'000);
+  EXPECT_FALSE(parse_duration("5", &d, &err));
+  EXPECT_NE(err.find("unit"), std::string::npos);
+  EXPECT_FALSE(parse_duration("5days", &d, &err));
+  EXPECT_FALSE(parse_duration("ms", &d, &err));
+  EXPECT_FALSE(parse_duration("-1s", &d, &err));
+}
+
+TEST(Address, Ipv4AndIpv6) {
+  Address a;
+  std::string err;
+  ASSERT_TRUE(parse_address("127.0.0.1:8080", &a, &err));
+  EXPECT_EQ(a.family(), AF_INET);
+  EXPECT_EQ(a.port(), 8080);
+  EXPECT_EQ(a.to_string(), "127.0.0.1:8080");
+  ASSERT_TRUE(parse_address("[::1]:443", &a, &err));
+  EXPECT_EQ(a.family(), AF_INET6);
+  EXPECT_EQ(a.to_string(), "[::1]:443");
+  EXPECT_FALSE(parse_address("::1:443", &a, &err));
+  EXPECT_FALSE(parse_address("127.0.0.1", &a, &err));
+  EXPECT_FALSE(parse_address("127.0.0.1:65536", &a, &err));
+  EXPECT_NE(err.find("out of range"), std::string::npos);
+  EXPECT_FALSE(parse_address("[::1]443", &a, &err));
+  EXPECT_FALSE(parse_address("example.com:80", &a, &err));
+}
+
+TEST(Backend, Settings) {
+  BackendConfig b;
+  std::string err;
+  ASSERT_TRUE(parse_backend("127.0.0.1:80,weight=5,max-connections=10,backup", &b, &err)) << err;
+  EXPECT_EQ(b.weight, 5u);
+  EXPECT_EQ(b.max_connections, 10u);
+  EXPECT_TRUE(b.backup);
+  EXPECT_EQ(b.text, "127.0.0.1:80");
+  EXPECT_FALSE(parse_backend("127.0.0.1:80,weight=", &b, &err));
+  EXPECT_FALSE(parse_backend("127.0.0.1:0", &b, &err));
+}
+
+TEST(Config, CommandLine) {
+  const char* argv[] = {"ringlb", "--listen", "127.0.0.1:1", "--listen", "[::1]:2", "--backend",
+                        "127.0.0.1:3,weight=2", "--workers", "3", "--drain-timeout", "1m",
+                        "--metrics-listen", "none"};
+  Config c;
+  std::string msg;
+  ASSERT_EQ(parse_config(std::size(argv), argv, &c, &msg), ParseStatus::kRun) << msg;
+  EXPECT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.backends.at(0).weight, 2u);
+  EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.drain_timeout.count(), 60000);
+  EXPECT_FALSE(c.metrics_enabled);
+}
+
+}  // namespace
+}  // namespace ringlb
