@@ -88,6 +88,10 @@ int Worker::setup() {
   if (int ret = ring_.init(options); ret < 0) return fail("io_uring_setup", ret);
   // Passing the registered ring index instead of the fd saves an fd lookup per io_uring_enter.
   io_uring_register_ring_fd(ring_.get());
+  // Only SHUTDOWN goes to io-wq here (the kernel always punts it); it never blocks for long, so
+  // a couple of io-wq threads per worker are plenty. Unbounded, bursts spawn one per request.
+  unsigned iowq_workers[2] = {1, 2};  // bounded (file I/O), unbounded (sockets)
+  io_uring_register_iowq_max_workers(ring_.get(), iowq_workers);
   if (int ret = table_.init(ring_, table_slots(capacity)); ret < 0) {
     return fail("registering the descriptor table", ret);
   }
