@@ -1,0 +1,142 @@
+#include "balancer/picker.h"
+
+#include <algorithm>
+
+namespace ringlb::balancer {
+namespace {
+
+std::vector<uint32_t> weights(const Snapshot& s) {
+  std::vector<uint32_t> w;
+  for (const BackendSpec& b : s.backends) w.push_back(b.weight);
+  return w;
+}
+
+// a.active / a.weight < b.active / b.weight, without division.
+bool less_loaded(int64_t active_a, uint32_t weight_a, int64_t active_b, uint32_t weight_b) {
+  return active_a * weight_b < active_b * weight_a;
+}
+
+}  // namespace
+
+Picker::Picker(const Snapshot& snapshot, unsigned phase, uint64_t seed)
+    : snapshot_(snapshot), round_robin_(weights(snapshot)), rng_(seed | 1) {
+  uint64_t sum = 0;
+  for (const BackendSpec& b : snapshot.backends) {
+    sum += b.weight;
+    weight_prefix_.push_back(sum);
+  }
+  for (unsigned i = 0; i < phase; ++i) round_robin_.pick();
+  cursor_ = phase % std::max<size_t>(1, snapshot.backends.size());
+}
+
+uint64_t Picker::next_random() {
+  // xorshift64*: fast, and quality enough for choosing among backends.
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 2685821657736338717ULL;
+}
+
+bool Picker::eligible(size_t i, uint64_t tried, bool backup) const {
+  const BackendSpec& b = snapshot_.backends[i];
+  if (b.backup != backup || b.weight == 0) return false;
+  if (i < 64 && (tried >> i) & 1) return false;
+  if (!b.state->up.load(std::memory_order_relaxed)) return false;
+  if (b.max_connections != 0 &&
+      b.state->active.load(std::memory_order_relaxed) >= static_cast<int32_t>(b.max_connections)) {
+    return false;
+  }
+  return true;
+}
+
+int Picker::pick(uint64_t key_hash, uint64_t tried) {
+  const int primary = pick_tier(key_hash, tried, false);
+  return primary >= 0 ? primary : pick_tier(key_hash, tried, true);
+}
+
+int Picker::pick_tier(uint64_t key_hash, uint64_t tried, bool backup) {
+  switch (snapshot_.policy) {
+    case Policy::kRoundRobin:
+      return round_robin_.pick([&](int i) { return eligible(static_cast<size_t>(i), tried, backup); });
+    case Policy::kLeastConn:
+      return least_loaded(tried, backup);
+    case Policy::kRandom2:
+      return random_two(tried, backup);
+    case Policy::kMaglev:
+      return maglev(key_hash, tried, backup);
+  }
+  return -1;
+}
+
+int Picker::least_loaded(uint64_t tried, bool backup) {
+  const size_t n = snapshot_.backends.size();
+  int best = -1;
+  int64_t best_active = 0;
+  uint32_t best_weight = 1;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (cursor_ + k) % n;
+    if (!eligible(i, tried, backup)) continue;
+    const BackendSpec& b = snapshot_.backends[i];
+    const int64_t active = b.state->active.load(std::memory_order_relaxed);
+    if (best < 0 || less_loaded(active, b.weight, best_active, best_weight)) {
+      best = static_cast<int>(i);
+      best_active = active;
+      best_weight = b.weight;
+    }
+  }
+  if (best >= 0) cursor_ = (static_cast<size_t>(best) + 1) % n;
+  return best;
+}
+
+int Picker::random_two(uint64_t tried, bool backup) {
+  const size_t n = snapshot_.backends.size();
+  // Two weighted draws; an ineligible draw is redrawn a few times, then an eligible backend is
+  // found by scanning, so a mostly-down set still answers.
+  auto draw = [&](int avoid) -> int {
+    const uint64_t total = weight_prefix_.back();
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      const uint64_t r = next_random() % total;
+      const size_t i = static_cast<size_t>(
+          std::upper_bound(weight_prefix_.begin(), weight_prefix_.end(), r) - weight_prefix_.begin());
+      if (static_cast<int>(i) != avoid && eligible(i, tried, backup)) return static_cast<int>(i);
+    }
+    const size_t start = next_random() % n;
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (start + k) % n;
+      if (static_cast<int>(i) != avoid && eligible(i, tried, backup)) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  const int a = draw(-1);
+  if (a < 0) return -1;
+  const int b = draw(a);
+  if (b < 0) return a;
+  const BackendSpec& ba = snapshot_.backends[static_cast<size_t>(a)];
+  const BackendSpec& bb = snapshot_.backends[static_cast<size_t>(b)];
+  const int64_t load_a = ba.state->active.load(std::memory_order_relaxed);
+  const int64_t load_b = bb.state->active.load(std::memory_order_relaxed);
+  return less_loaded(load_b, bb.weight, load_a, ba.weight) ? b : a;
+}
+
+int Picker::maglev(uint64_t key_hash, uint64_t tried, bool backup) {
+  if (!backup && !snapshot_.maglev.empty()) {
+    // The key's own entry first; when that backend cannot take it, walk the following entries,
+    // so every client of a down backend still lands on a fixed, shared choice.
+    const size_t m = snapshot_.maglev.size();
+    const size_t start = key_hash % m;
+    for (size_t k = 0; k < m; ++k) {
+      const int32_t i = snapshot_.maglev[(start + k) % m];
+      if (i >= 0 && eligible(static_cast<size_t>(i), tried, false)) return i;
+      if (k > 64 && k > m / 4) break;  // nothing eligible nearby: scan the list instead
+    }
+  }
+  const size_t n = snapshot_.backends.size();
+  const size_t start = key_hash % n;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    if (eligible(i, tried, backup)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace ringlb::balancer

@@ -1,0 +1,40 @@
+// Picks a backend for a new connection under a snapshot's policy. One Picker per worker and
+// snapshot; not thread-safe, no locks: shared state is read with relaxed atomic loads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "balancer/smooth_round_robin.h"
+#include "balancer/snapshot.h"
+
+namespace ringlb::balancer {
+
+class Picker {
+ public:
+  // `phase` staggers round robin between workers; `seed` seeds random2's generator.
+  Picker(const Snapshot& snapshot, unsigned phase, uint64_t seed);
+
+  // Index into snapshot.backends, or -1 when no backend can take the connection. `key_hash`
+  // is the client's hash (Maglev); `tried` has bit i set for backends this client already tried
+  // (backends past the 64th are never excluded). Backups are used only when no primary can be.
+  int pick(uint64_t key_hash, uint64_t tried);
+
+  const Snapshot& snapshot() const { return snapshot_; }
+
+ private:
+  bool eligible(size_t i, uint64_t tried, bool backup) const;
+  int pick_tier(uint64_t key_hash, uint64_t tried, bool backup);
+  int least_loaded(uint64_t tried, bool backup);
+  int random_two(uint64_t tried, bool backup);
+  int maglev(uint64_t key_hash, uint64_t tried, bool backup);
+  uint64_t next_random();
+
+  const Snapshot& snapshot_;
+  SmoothRoundRobin round_robin_;
+  std::vector<uint64_t> weight_prefix_;  // running sum of weights, for weighted random draws
+  uint64_t rng_;
+  size_t cursor_ = 0;  // where leastconn starts looking, so that ties go in turn
+};
+
+}  // namespace ringlb::balancer

@@ -1,0 +1,85 @@
+// The backend set and balancing policy as one immutable snapshot. Workers read the current one
+// without locks; a reload builds a new one and publishes it (SnapshotHolder). Live per-backend
+// state (active connections, up/down) lives in BackendState objects shared by every snapshot
+// that names the same backend, so counts survive a reload.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ringlb::balancer {
+
+enum class Policy : uint8_t { kRoundRobin, kLeastConn, kRandom2, kMaglev };
+enum class HashKey : uint8_t { kAddr, kAddrPort };
+
+// Parses "roundrobin", "leastconn", "random2", "maglev".
+bool parse_policy(const std::string& text, Policy* out);
+const char* policy_name(Policy p);
+
+// Shared, mutable, per backend: written by workers and the health checker with relaxed atomics.
+struct alignas(64) BackendState {
+  std::atomic<int32_t> active{0};           // live connections, all workers together
+  std::atomic<uint8_t> up{1};               // 1 while it takes new connections
+  std::atomic<uint32_t> connect_failures_in_a_row{0};
+};
+
+struct BackendSpec {
+  std::string name;  // stable identity and metric label (the address as written)
+  uint32_t weight = 1;
+  uint32_t max_connections = 0;  // 0 = unlimited
+  bool backup = false;
+  uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
+  BackendState* state = nullptr;
+};
+
+// Every backend ringlb has ever been configured with, by name; ids are never reused, so metric
+// series and live state stay attached to their backend across reloads.
+class BackendRegistry {
+ public:
+  static constexpr uint32_t kCapacity = 1024;
+  // The id for `name`, registering it if new; -1 when the registry is full.
+  int32_t intern(const std::string& name);
+  uint32_t size() const { return size_.load(std::memory_order_acquire); }
+  const std::string& name(uint32_t id) const { return names_[id]; }
+  BackendState& state(uint32_t id) { return states_[id]; }
+  const BackendState& state(uint32_t id) const { return states_[id]; }
+
+ private:
+  std::mutex mu_;
+  std::atomic<uint32_t> size_{0};
+  std::array<std::string, kCapacity> names_;
+  std::array<BackendState, kCapacity> states_;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  Policy policy = Policy::kRoundRobin;
+  HashKey hash_key = HashKey::kAddr;
+  std::vector<BackendSpec> backends;
+  std::vector<int32_t> maglev;  // filled for Policy::kMaglev
+};
+
+// Validates and completes a snapshot: registers its backends, builds the Maglev table.
+// Returns an empty string on success, otherwise what is wrong.
+std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size);
+
+// Publishes snapshots to the workers. Readers check `version()` (one relaxed load) and only when
+// it moved take the lock to copy the new pointer, so the data path never contends.
+class SnapshotHolder {
+ public:
+  void publish(std::shared_ptr<const Snapshot> snapshot);
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Snapshot> get() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> current_;
+  std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace ringlb::balancer
