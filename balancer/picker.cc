@@ -27,6 +27,28 @@ Picker::Picker(const Snapshot& snapshot, unsigned phase, uint64_t seed)
   }
   for (unsigned i = 0; i < phase; ++i) round_robin_.pick();
   cursor_ = phase % std::max<size_t>(1, snapshot.backends.size());
+  constexpr uint64_t kMaxSchedule = 1 << 16;
+  if (snapshot.policy == Policy::kRoundRobin && sum > 0 && sum <= kMaxSchedule) {
+    SmoothRoundRobin generator(weights(snapshot));
+    schedule_.reserve(sum);
+    for (uint64_t i = 0; i < sum; ++i) schedule_.push_back(static_cast<uint32_t>(generator.pick()));
+    schedule_pos_ = phase % sum;
+  }
+}
+
+int Picker::round_robin(uint64_t tried, bool backup) {
+  if (schedule_.empty()) {
+    return round_robin_.pick([&](int i) { return eligible(static_cast<size_t>(i), tried, backup); });
+  }
+  // Walk the period from where we are; entries that cannot be used are skipped, which keeps the
+  // remaining backends in their interleaved weighted order.
+  const size_t n = schedule_.size();
+  for (size_t k = 0; k < n; ++k) {
+    const uint32_t i = schedule_[schedule_pos_];
+    schedule_pos_ = schedule_pos_ + 1 == n ? 0 : schedule_pos_ + 1;
+    if (eligible(i, tried, backup)) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 uint64_t Picker::next_random() {
@@ -57,7 +79,7 @@ int Picker::pick(uint64_t key_hash, uint64_t tried) {
 int Picker::pick_tier(uint64_t key_hash, uint64_t tried, bool backup) {
   switch (snapshot_.policy) {
     case Policy::kRoundRobin:
-      return round_robin_.pick([&](int i) { return eligible(static_cast<size_t>(i), tried, backup); });
+      return round_robin(tried, backup);
     case Policy::kLeastConn:
       return least_loaded(tried, backup);
     case Policy::kRandom2:

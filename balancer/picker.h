@@ -26,12 +26,17 @@ class Picker {
   bool eligible(size_t i, uint64_t tried, bool backup) const;
   int pick_tier(uint64_t key_hash, uint64_t tried, bool backup);
   int least_loaded(uint64_t tried, bool backup);
+  int round_robin(uint64_t tried, bool backup);
   int random_two(uint64_t tried, bool backup);
   int maglev(uint64_t key_hash, uint64_t tried, bool backup);
   uint64_t next_random();
 
   const Snapshot& snapshot_;
   SmoothRoundRobin round_robin_;
+  // One full period of the smooth weighted sequence (total weight entries), precomputed so that a
+  // pick is one lookup; empty when the period is too long to keep (then round_robin_ runs live).
+  std::vector<uint32_t> schedule_;
+  size_t schedule_pos_ = 0;
   std::vector<uint64_t> weight_prefix_;  // running sum of weights, for weighted random draws
   uint64_t rng_;
   size_t cursor_ = 0;  // where leastconn starts looking, so that ties go in turn

@@ -33,6 +33,11 @@ struct BackendSpec {
   uint32_t weight = 1;
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
+  // Active health checking (read by the health checker only); interval 0 = not checked.
+  uint32_t check_interval_ms = 0;
+  uint32_t check_timeout_ms = 0;
+  uint32_t rise = 2;
+  uint32_t fall = 3;
   uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
   BackendState* state = nullptr;
 };

@@ -84,6 +84,7 @@ std::vector<MetricFamily> Collector::Collect() const {
     for (size_t op = 0; op < static_cast<size_t>(Op::kCount); ++op) {
       std::vector<const LocalHistogram*> parts{&a.cqe_latency[op]};
       for (const auto& w : r.workers) parts.push_back(&w->cqe_latency[op]);
+      if (static_cast<Op>(op) == Op::k_health_check) parts.push_back(&r.health_check_latency);
       f.metric.push_back(histogram_metric(parts, {{"op", op_name(static_cast<Op>(op))}}));
     }
     out.push_back(std::move(f));
@@ -164,21 +165,20 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily to = family("ringlb_backend_sent_bytes_total", "Bytes sent from clients to the backend.", MetricType::Counter);
     MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
     MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
-    for (size_t b = 0; b < r.backend_names.size(); ++b) {
-      const std::vector<ClientMetric::Label> label{{"backend", r.backend_names[b]}};
-      uint64_t n_active = 0, n_attempts = 0, n_failures = 0, n_to = 0, n_from = 0;
+    for (uint32_t b = 0; b < r.backends->size(); ++b) {
+      const std::vector<ClientMetric::Label> label{{"backend", r.backends->name(b)}};
+      uint64_t n_attempts = 0, n_failures = 0, n_to = 0, n_from = 0;
       std::vector<const LocalHistogram*> parts;
       for (const auto& w : r.workers) {
         const BackendStats& s = w->backends[b];
-        n_active += s.active.get();
         n_attempts += s.connect_attempts.get();
         n_failures += s.connect_failures.get();
         n_to += s.bytes_to_backend.get();
         n_from += s.bytes_from_backend.get();
         parts.push_back(&s.connect_latency);
       }
-      up.metric.push_back(value_metric(MetricType::Gauge, r.backend_up[b].load(), label));
-      active.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(n_active), label));
+      up.metric.push_back(value_metric(MetricType::Gauge, r.backends->state(b).up.load(), label));
+      active.metric.push_back(value_metric(MetricType::Gauge, r.backends->state(b).active.load(), label));
       attempts.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_attempts), label));
       failures.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_failures), label));
       to.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_to), label));
@@ -186,6 +186,14 @@ std::vector<MetricFamily> Collector::Collect() const {
       latency.metric.push_back(histogram_metric(parts, label));
     }
     for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
+  }
+  {
+    MetricFamily f = family("ringlb_health_checks_total", "Active health checks run.", MetricType::Counter);
+    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.health_checks.get())));
+    out.push_back(std::move(f));
+    MetricFamily g = family("ringlb_health_check_failures_total", "Active health checks that failed.", MetricType::Counter);
+    g.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.health_check_failures.get())));
+    out.push_back(std::move(g));
   }
   return out;
 }

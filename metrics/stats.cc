@@ -41,13 +41,9 @@ void AcceptorStats::handoff_failed(int err) {
   handoff_failures.back().add();
 }
 
-Registry::Registry(size_t worker_count, std::vector<std::string> names)
-    : backend_names(std::move(names)),
-      backend_up(new std::atomic<uint8_t>[backend_names.size()]) {
-  for (size_t i = 0; i < worker_count; ++i) {
-    workers.push_back(std::make_unique<WorkerStats>(backend_names.size()));
-  }
-  for (size_t i = 0; i < backend_names.size(); ++i) backend_up[i].store(1);
+Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend_registry)
+    : backends(backend_registry) {
+  for (size_t i = 0; i < worker_count; ++i) workers.push_back(std::make_unique<WorkerStats>());
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   start_time_seconds = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;

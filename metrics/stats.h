@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "balancer/snapshot.h"
 #include "metrics/local_counter.h"
 
 namespace ringlb::metrics {
@@ -70,7 +71,6 @@ enum class InstallReason : uint8_t {
 const char* install_reason_name(InstallReason reason);
 
 struct BackendStats {
-  LocalCounter active;  // gauge
   LocalCounter connect_attempts;
   LocalCounter connect_failures;
   LocalCounter bytes_to_backend;
@@ -79,7 +79,7 @@ struct BackendStats {
 };
 
 struct alignas(64) WorkerStats {
-  explicit WorkerStats(size_t backends) : backends(backends) {}
+  WorkerStats() : backends(balancer::BackendRegistry::kCapacity) {}
   LocalCounter active;      // gauge: live client connections
   LocalCounter open_slots;  // gauge: direct descriptors open in this worker's table
   LocalCounter received;    // connections that arrived by msg_ring
@@ -87,7 +87,7 @@ struct alignas(64) WorkerStats {
   std::array<LocalHistogram, static_cast<size_t>(Op::kCount)> cqe_latency{};
   LocalHistogram handoff_latency;
   LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
-  std::vector<BackendStats> backends;
+  std::vector<BackendStats> backends;  // by backend registry id
 
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
   LocalCounter& close(CloseReason r) { return closed[static_cast<size_t>(r)]; }
@@ -114,11 +114,13 @@ struct alignas(64) AcceptorStats {
 
 // Everything the exporter reads; owned by main, outlives the threads that write it.
 struct Registry {
-  Registry(size_t workers, std::vector<std::string> backend_names);
-  std::vector<std::string> backend_names;
+  Registry(size_t workers, const balancer::BackendRegistry* backends);
+  const balancer::BackendRegistry* backends;  // names and up/down, by id
   std::vector<std::unique_ptr<WorkerStats>> workers;
   AcceptorStats acceptor;
-  std::unique_ptr<std::atomic<uint8_t>[]> backend_up;  // 0/1 per backend
+  LocalHistogram health_check_latency;  // written by the health checker
+  LocalCounter health_checks;
+  LocalCounter health_check_failures;
   double start_time_seconds = 0;
 };
 

@@ -198,10 +198,10 @@ void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
     stats_.rejected_max_connections.add();
     return close_slot(res);
   }
-  dispatch(res, now_us_, 0, -1);
+  dispatch(res, Pending{now_us_, 0, 0, listener}, -1);
 }
 
-void Acceptor::dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_worker) {
+void Acceptor::dispatch(int slot, const Pending& pending, int not_worker) {
   const unsigned n = static_cast<unsigned>(shared_.workers.size());
   int chosen = -1;
   for (unsigned i = 0; i < n; ++i) {
@@ -218,14 +218,16 @@ void Acceptor::dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_wo
     return close_slot(slot);
   }
   next_worker_ = (static_cast<unsigned>(chosen) + 1) % n;
-  pending_[static_cast<size_t>(slot)] = {accept_us, tries, static_cast<uint16_t>(chosen)};
+  Pending& p = pending_[static_cast<size_t>(slot)];
+  p = pending;
+  p.worker = static_cast<uint16_t>(chosen);
   // msg_ring, then (linked) close of our own slot: the worker holds its own reference once the
   // message is sent. On success neither posts a completion, so a hand-off costs the acceptor no
   // CQE; on failure the close is cancelled and the slot stays ours for a retry.
   const bool sample = ++sample_ % kSampleEvery == 0;
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_msg_ring_fd_alloc(sqe, shared_.workers[static_cast<size_t>(chosen)]->ring_fd, slot,
-                                encode(Tag::kHandoff, 0, accept_us), 0);
+                                encode(Tag::kHandoff, p.listener, p.accept_us), 0);
   sqe->flags |= IOSQE_IO_LINK | (sample ? 0 : IOSQE_CQE_SKIP_SUCCESS);
   sqe->user_data = data(Tag::kMsgRing, static_cast<uint32_t>(slot));
   sqe = ring_.sqe();
@@ -242,7 +244,9 @@ void Acceptor::on_msg_ring_failed(int slot, int res) {
   const bool retry = res != -EOVERFLOW && p.tries + 1u < shared_.workers.size() && !draining_;
   if (retry) {
     stats_.handoff_retries.add();
-    return dispatch(slot, p.accept_us, static_cast<uint16_t>(p.tries + 1), p.worker);
+    Pending again = p;
+    ++again.tries;
+    return dispatch(slot, again, p.worker);
   }
   close_slot(slot);
 }

@@ -41,12 +41,13 @@ class Acceptor {
     uint32_t accept_us = 0;  // when the connection was accepted: the hand-off latency starts here
     uint16_t tries = 0;
     uint16_t worker = 0;
+    uint32_t listener = 0;  // which --listen accepted it (the worker needs its address family)
   };
 
   int make_listener(const Address& addr, Address* bound, std::string* error);
   void arm_accept(uint32_t listener);
   void on_accept(uint32_t listener, int res, uint32_t flags);
-  void dispatch(int slot, uint32_t accept_us, uint16_t tries, int not_worker);
+  void dispatch(int slot, const Pending& pending, int not_worker);
   void on_msg_ring_failed(int slot, int res);
   void close_slot(int slot);
   void begin_drain();

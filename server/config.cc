@@ -33,7 +33,14 @@ po::options_description describe() {
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
       ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on (repeatable; port 0 picks one)")
-      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup] (repeatable)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
+      ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
+      ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
+      ("maglev-table-size", po::value<std::string>()->default_value("65537"), "maglev lookup table size; must be prime")
+      ("health-interval", po::value<std::string>()->default_value("2s"), "time between active TCP checks of a backend; 0s turns health checking off")
+      ("health-timeout", po::value<std::string>()->default_value("1s"), "connect timeout of a check")
+      ("health-rise", po::value<std::string>()->default_value("2"), "successful checks in a row that bring a backend up")
+      ("health-fall", po::value<std::string>()->default_value("3"), "failed checks (or connects) in a row that take a backend down")
       ("workers", po::value<std::string>(), "worker threads, one io_uring each (default: number of cores)")
       ("connect-timeout", po::value<std::string>()->default_value("2s"), "per backend connect attempt")
       ("connect-attempts", po::value<std::string>()->default_value("3"), "backends tried per client before giving up")
@@ -123,6 +130,21 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
         return false;
       }
       backend.weight = static_cast<uint32_t>(value);
+    } else if (item.rfind("health-interval=", 0) == 0 || item.rfind("health-timeout=", 0) == 0) {
+      Millis d{};
+      std::string why;
+      const size_t eq = item.find('=');
+      if (!parse_duration(item.substr(eq + 1), &d, &why)) {
+        *error = item.substr(0, eq) + " '" + item.substr(eq + 1) + "': " + why;
+        return false;
+      }
+      (item[7] == 'i' ? backend.health_interval : backend.health_timeout) = d;
+    } else if (item.rfind("rise=", 0) == 0 || item.rfind("fall=", 0) == 0) {
+      if (!parse_uint(item.substr(5), 100, &value) || value == 0) {
+        *error = item.substr(0, 4) + " '" + item.substr(5) + "' must be 1 to 100";
+        return false;
+      }
+      (item[0] == 'r' ? backend.health_rise : backend.health_fall) = static_cast<uint32_t>(value);
     } else if (item.rfind("max-connections=", 0) == 0) {
       if (!parse_uint(item.substr(16), 1'000'000, &value)) {
         *error = "max-connections '" + item.substr(16) + "' must be a whole number";
@@ -130,7 +152,9 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
       }
       backend.max_connections = static_cast<uint32_t>(value);
     } else {
-      *error = "unknown backend setting '" + item + "' (weight=N, max-connections=N, backup)";
+      *error = "unknown backend setting '" + item +
+               "' (weight=N, max-connections=N, backup, health-interval=D, health-timeout=D, "
+               "rise=N, fall=N)";
       return false;
     }
   }
@@ -206,7 +230,36 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       !get_uint(vm, "backlog", 1, 65535, &c.backlog, message) ||
       !get_duration(vm, "connect-timeout", &c.connect_timeout, message) ||
       !get_duration(vm, "idle-timeout", &c.idle_timeout, message) ||
-      !get_duration(vm, "drain-timeout", &c.drain_timeout, message)) {
+      !get_duration(vm, "drain-timeout", &c.drain_timeout, message) ||
+      !get_uint(vm, "maglev-table-size", 2, 10'000'019, &c.maglev_size, message) ||
+      !get_duration(vm, "health-interval", &c.health.interval, message) ||
+      !get_duration(vm, "health-timeout", &c.health.timeout, message) ||
+      !get_uint(vm, "health-rise", 1, 100, &c.health.rise, message) ||
+      !get_uint(vm, "health-fall", 1, 100, &c.health.fall, message)) {
+    return ParseStatus::kError;
+  }
+  const std::string balance = vm["balance"].as<std::string>();
+  if (!balancer::parse_policy(balance, &c.policy)) {
+    *message = "invalid value '" + balance +
+               "' for --balance: expected roundrobin, leastconn, random2 or maglev";
+    return ParseStatus::kError;
+  }
+  const std::string hash_key = vm["hash-key"].as<std::string>();
+  if (hash_key == "addr") {
+    c.hash_key = balancer::HashKey::kAddr;
+  } else if (hash_key == "addr,port") {
+    c.hash_key = balancer::HashKey::kAddrPort;
+  } else {
+    *message = "invalid value '" + hash_key + "' for --hash-key: expected addr or addr,port";
+    return ParseStatus::kError;
+  }
+  if (c.policy == balancer::Policy::kMaglev && !balancer::is_prime(c.maglev_size)) {
+    *message = "invalid value '" + std::to_string(c.maglev_size) +
+               "' for --maglev-table-size: must be prime (65537 is)";
+    return ParseStatus::kError;
+  }
+  if (c.health.interval.count() > 0 && c.health.timeout.count() == 0) {
+    *message = "invalid value '0ms' for --health-timeout: must be above zero";
     return ParseStatus::kError;
   }
   if ((c.buffers_per_worker & (c.buffers_per_worker - 1)) != 0) {

@@ -4,14 +4,25 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "balancer/maglev.h"
+#include "balancer/snapshot.h"
 #include "server/address.h"
 
 namespace ringlb {
 
 using Millis = std::chrono::milliseconds;
+
+// Active health-check settings; a backend may override each.
+struct HealthConfig {
+  Millis interval{2000};  // 0 turns active checks (and passive marking down) off
+  Millis timeout{1000};
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+};
 
 struct BackendConfig {
   Address address;
@@ -19,6 +30,9 @@ struct BackendConfig {
   uint32_t weight = 1;
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
+  // Per-backend overrides of the global health settings (unset = global).
+  std::optional<Millis> health_interval, health_timeout;
+  std::optional<uint32_t> health_rise, health_fall;
 };
 
 struct Config {
@@ -33,6 +47,10 @@ struct Config {
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;
   unsigned backlog = 1024;
+  balancer::Policy policy = balancer::Policy::kRoundRobin;
+  balancer::HashKey hash_key = balancer::HashKey::kAddr;
+  uint32_t maglev_size = balancer::kDefaultMaglevSize;
+  HealthConfig health;
   bool metrics_enabled = true;
   Address metrics_listen;
   std::string config_file;
@@ -49,7 +67,8 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
 // "250ms", "5s", "1m", "2h". False (and *error) on anything else.
 bool parse_duration(const std::string& text, Millis* out, std::string* error);
 
-// "ADDR:PORT[,weight=N][,max-connections=N][,backup]".
+// "ADDR:PORT[,weight=N][,max-connections=N][,backup][,health-interval=D][,health-timeout=D]
+// [,rise=N][,fall=N]".
 bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
 
 }  // namespace ringlb

@@ -15,6 +15,7 @@
 #include "metrics/exporter.h"
 #include "server/acceptor.h"
 #include "server/config.h"
+#include "server/health_checker.h"
 #include "server/shared_state.h"
 #include "server/uring/buffer_region.h"
 #include "server/uring/compat.h"
@@ -77,9 +78,11 @@ int serve(const Config& config) {
   }
 
   SharedState shared(config);
-  std::vector<std::string> names;
-  for (const BackendConfig& b : config.backends) names.push_back(b.text);
-  shared.registry = std::make_unique<metrics::Registry>(config.workers, names);
+  shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends);
+  if (std::string why = publish_snapshot(config, 1, &shared); !why.empty()) {
+    fprintf(stderr, "ringlb: %s\n", why.c_str());
+    return 2;
+  }
   for (unsigned i = 0; i < config.workers; ++i) {
     shared.workers.push_back(std::make_unique<WorkerSlot>());
     shared.workers.back()->capacity = capacity;
@@ -134,6 +137,9 @@ int serve(const Config& config) {
     return 1;
   }
 
+  HealthChecker checker(shared);
+  std::thread checker_thread([&checker] { checker.run(); });
+
   for (const Address& a : acceptor.bound()) {
     fprintf(stderr, "ringlb: listening on %s\n", a.to_string().c_str());
   }
@@ -142,11 +148,13 @@ int serve(const Config& config) {
     metrics.set_port(static_cast<uint16_t>(exporter->port()));
     fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", metrics.to_string().c_str());
   }
-  fprintf(stderr, "ringlb: %u workers, %zu backends, up to %u connections\n", config.workers,
-          config.backends.size(), config.max_connections);
+  fprintf(stderr, "ringlb: %u workers, %zu backends (%s), up to %u connections\n", config.workers,
+          config.backends.size(), balancer::policy_name(config.policy), config.max_connections);
 
   acceptor.run(signal_fd);
   for (auto& t : threads) t.join();
+  checker.stop();
+  checker_thread.join();
   close(signal_fd);
   fprintf(stderr, "ringlb: stopped\n");
   return 0;

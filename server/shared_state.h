@@ -1,13 +1,18 @@
-// What the acceptor and the workers share. Written during start-up, then read-only, except for
-// the per-worker atomics each of which has a single writer.
+// What the acceptor, the workers and the health checker share. Written during start-up (and by
+// reloads through the snapshot holder), otherwise read-only, except for the per-worker atomics,
+// each of which has a single writer.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "balancer/snapshot.h"
 #include "metrics/stats.h"
+#include "server/address.h"
 #include "server/config.h"
 
 namespace ringlb {
@@ -21,7 +26,12 @@ struct alignas(64) WorkerSlot {
 
 struct SharedState {
   explicit SharedState(const Config& c) : config(c) {}
-  Config config;
+  Config config;  // as started; backends and policy live in `snapshot` (reloads replace it)
+  balancer::BackendRegistry backends;
+  // Backend addresses by registry id. An id is its address as written, so an entry, once set
+  // (before the snapshot naming it is published), never changes.
+  std::array<Address, balancer::BackendRegistry::kCapacity> backend_addresses{};
+  balancer::SnapshotHolder snapshot;
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   std::atomic<bool> draining{false};
@@ -32,5 +42,9 @@ struct SharedState {
     return n;
   }
 };
+
+// Builds the balancer snapshot for `config` (registering new backends and their addresses) and
+// publishes it with `version`. Empty on success, otherwise why the config cannot be used.
+std::string publish_snapshot(const Config& config, uint64_t version, SharedState* shared);
 
 }  // namespace ringlb

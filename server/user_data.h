@@ -15,6 +15,7 @@ enum class Tag : uint8_t {
   kHandoff,         // a client descriptor arrived from the acceptor (msg_ring)
   kControl,         // a message from the acceptor: drain
   kTick,            // periodic timer: idle timeouts, drain deadline
+  kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kSocket,          // upstream socket_direct_alloc
   kConnect,
   kConnectTimeout,  // the linked timeout of a connect
@@ -28,6 +29,11 @@ enum class Tag : uint8_t {
   // histograms): their completions never refer back to a connection, which may be gone by then.
   kQuietSockopt,
   kQuietClose,
+  // Health checker.
+  kCheckTick,
+  kCheckSocket,
+  kCheckConnect,
+  kCheckTimeout,
   // Acceptor.
   kAccept,
   kMsgRing,

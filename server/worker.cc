@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "balancer/hash.h"
 #include "server/clock.h"
 #include "server/uring/compat.h"
 
@@ -20,12 +21,6 @@ constexpr uint64_t kTickNs = 200'000'000;
 // One quiet op in this many still posts its completion, so its latency is measured.
 constexpr uint32_t kSampleEvery = 64;
 constexpr uint16_t kBufferGroup = 0;
-
-std::vector<uint32_t> weights_of(const Config& config) {
-  std::vector<uint32_t> w;
-  for (const BackendConfig& b : config.backends) w.push_back(b.weight);
-  return w;
-}
 
 // The op whose completion latency a tag measures, or kCount for none.
 Op op_of(Tag tag) {
@@ -58,12 +53,7 @@ Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
       index_(index),
       region_(region),
       slot_(*shared.workers[index]),
-      stats_(*shared.registry->workers[index]),
-      round_robin_(weights_of(shared.config)) {
-  // The acceptor deals connections to workers in turn; start each worker's rotation at a
-  // different phase so that consecutive clients reach different backends.
-  for (unsigned i = 0; i < index; ++i) round_robin_.pick();
-}
+      stats_(*shared.registry->workers[index]) {}
 
 void Worker::run(std::promise<int>* ready) {
   int ret = setup();
@@ -102,6 +92,7 @@ int Worker::setup() {
     return fail("registering the provided-buffer ring", ret);
   }
   conns_.resize(capacity);
+  peer_names_.resize(capacity);
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
   waiters_.reserve(capacity * 2);
@@ -141,7 +132,8 @@ void Worker::handle(const io_uring_cqe* cqe) {
   const Op op = op_of(tag);
   if (op != Op::kCount) stats_.op(op).observe_ns(elapsed_ns_since(time_of(data), now_ns_));
   switch (tag) {
-    case Tag::kHandoff: return on_handoff(cqe->res, time_of(data));
+    case Tag::kHandoff: return on_handoff(cqe->res, id, time_of(data));
+    case Tag::kPeerName: return on_peer_name(id, cqe->res);
     case Tag::kControl:
       if (!draining_) {
         draining_ = true;
@@ -177,7 +169,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
   }
 }
 
-void Worker::on_handoff(int res, uint32_t stamp_us) {
+void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   if (res < 0) return;  // nothing arrived; the acceptor counted its own side
   stats_.handoff_latency.observe_ns(elapsed_ns_since(stamp_us, now_ns_));
   stats_.received.add();
@@ -193,43 +185,97 @@ void Worker::on_handoff(int res, uint32_t stamp_us) {
   conn = Conn{};
   conn.state = State::kConnecting;
   conn.client = res;
+  conn.listener = listener;
   conn.last_active_ns = now_ns_;
+  conn.snap = current_snapshot();
+  ++conn.snap->conns;
   ++live_;
   stats_.active.set(live_);
   slot_.active.store(live_, std::memory_order_relaxed);
+  if (conn.snap->snapshot->policy != balancer::Policy::kMaglev) return start_connect(id);
+  // Maglev hashes the client's address. Multishot accept cannot report it per connection, so
+  // ask the socket: getsockopt(SO_PEERNAME) through the socket uring_cmd. The length must be
+  // exactly the family's sockaddr size.
+  const int family = shared_.config.listen[listener].family();
+  io_uring_sqe* sqe = ring_.sqe();
+  uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, conn.client, SOL_SOCKET,
+                              SO_PEERNAME, &peer_names_[id],
+                              family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  sqe->user_data = data(Tag::kPeerName, id);
+  ++conn.inflight;
+}
+
+void Worker::on_peer_name(uint32_t id, int res) {
+  Conn& conn = conns_[id];
+  --conn.inflight;
+  if (conn.state == State::kClosing) return maybe_finish(id);
+  if (res < 0) return close_conn(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
+  const sockaddr_in6& peer = peer_names_[id];
+  const bool with_port = conn.snap->snapshot->hash_key == balancer::HashKey::kAddrPort;
+  if (peer.sin6_family == AF_INET6) {
+    conn.key_hash = balancer::hash64(&peer.sin6_addr, sizeof(peer.sin6_addr), with_port ? peer.sin6_port : 0);
+  } else {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(peer);
+    conn.key_hash = balancer::hash64(&v4.sin_addr, sizeof(v4.sin_addr), with_port ? v4.sin_port : 0);
+  }
   start_connect(id);
 }
 
-int Worker::pick_backend(const Conn& conn) {
-  const auto& backends = config_.backends;
-  auto usable = [&](int i, bool backup) {
-    const BackendConfig& b = backends[static_cast<size_t>(i)];
-    if (b.backup != backup) return false;
-    if (i < 64 && (conn.tried & (1ULL << i))) return false;
-    if (!shared_.registry->backend_up[static_cast<size_t>(i)].load(std::memory_order_relaxed)) {
-      return false;
+Worker::SnapshotRef* Worker::current_snapshot() {
+  const uint64_t version = shared_.snapshot.version();
+  if (snapshots_.empty() || version != snapshot_version_) {
+    // A reload published a new snapshot: new connections use it; old ones keep theirs.
+    SnapshotRef ref;
+    ref.snapshot = shared_.snapshot.get();
+    ref.picker = std::make_unique<balancer::Picker>(*ref.snapshot, index_,
+                                                    0x9E3779B97F4A7C15ULL * (index_ + 1) ^ now_ns_);
+    snapshot_version_ = ref.snapshot->version;
+    snapshots_.push_back(std::move(ref));
+    // Drop older snapshots nobody uses any more.
+    for (auto it = snapshots_.begin(); std::next(it) != snapshots_.end();) {
+      it = it->conns == 0 ? snapshots_.erase(it) : std::next(it);
     }
-    return true;
-  };
-  int pick = round_robin_.pick([&](int i) { return usable(i, false); });
-  if (pick < 0) pick = round_robin_.pick([&](int i) { return usable(i, true); });
-  return pick;
+  }
+  return &snapshots_.back();
+}
+
+void Worker::release_snapshot(SnapshotRef* ref) {
+  if (--ref->conns == 0 && ref != &snapshots_.back()) {
+    for (auto it = snapshots_.begin(); it != snapshots_.end(); ++it) {
+      if (&*it == ref) {
+        snapshots_.erase(it);
+        break;
+      }
+    }
+  }
+}
+
+void Worker::count_backend(Conn& conn, bool on) {
+  if (conn.counted == on) return;
+  conn.counted = on;
+  auto& active = conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].state->active;
+  active.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
 }
 
 void Worker::start_connect(uint32_t id) {
   Conn& conn = conns_[id];
-  const int b = conn.attempts < config_.connect_attempts ? pick_backend(conn) : -1;
+  const int b = conn.attempts < config_.connect_attempts ? conn.snap->picker->pick(conn.key_hash, conn.tried)
+                                                         : -1;
   if (b < 0) {
     return close_conn(id, conn.attempts == 0 ? CloseReason::k_no_backend
                                              : CloseReason::k_connect_failed);
   }
+  const balancer::BackendSpec& spec = conn.snap->snapshot->backends[static_cast<size_t>(b)];
   conn.backend_index = b;
+  conn.backend_id = spec.id;
   if (b < 64) conn.tried |= 1ULL << b;
   ++conn.attempts;
-  stats_.backends[static_cast<size_t>(b)].connect_attempts.add();
+  // Counted from the pick on, so that leastconn sees connections still being set up.
+  count_backend(conn, true);
+  stats_.backends[spec.id].connect_attempts.add();
   io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_socket_direct_alloc(sqe, config_.backends[static_cast<size_t>(b)].address.family(),
-                                    SOCK_STREAM, 0, 0);
+  io_uring_prep_socket_direct_alloc(sqe, shared_.backend_addresses[spec.id].family(), SOCK_STREAM,
+                                    0, 0);
   sqe->user_data = data(Tag::kSocket, id);
   ++conn.inflight;
   conn.connect_start_ns = now_ns_;
@@ -251,7 +297,7 @@ void Worker::on_socket(uint32_t id, int res) {
                               TCP_NODELAY, const_cast<int*>(&kOne), sizeof(kOne));
   sqe->flags |= IOSQE_IO_LINK;
   quiet(sqe, Tag::kQuietSockopt);
-  const Address& addr = config_.backends[static_cast<size_t>(conn.backend_index)].address;
+  const Address& addr = shared_.backend_addresses[conn.backend_id];
   sqe = ring_.sqe();
   io_uring_prep_connect(sqe, conn.backend, addr.get(), addr.length);
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
@@ -267,11 +313,13 @@ void Worker::on_connect(uint32_t id, int res) {
   Conn& conn = conns_[id];
   --conn.inflight;
   if (conn.state == State::kClosing) return maybe_finish(id);
-  metrics::BackendStats& backend = stats_.backends[static_cast<size_t>(conn.backend_index)];
+  metrics::BackendStats& backend = stats_.backends[conn.backend_id];
+  balancer::BackendState& state = *conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].state;
   if (res == 0) {
     backend.connect_latency.observe_ns(now_ns_ - conn.connect_start_ns);
-    backend.active.add();
-    conn.connected = true;
+    if (state.connect_failures_in_a_row.load(std::memory_order_relaxed) != 0) {
+      state.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+    }
     conn.state = State::kProxying;
     conn.last_active_ns = now_ns_;
     arm_recv(id, kUp);
@@ -280,9 +328,22 @@ void Worker::on_connect(uint32_t id, int res) {
   }
   // Refused, unreachable or timed out (-ECANCELED from the linked timeout): try another backend.
   backend.connect_failures.add();
+  connect_failed(conn);
   close_slot(conn.backend);
   conn.backend = -1;
   start_connect(id);
+}
+
+void Worker::connect_failed(Conn& conn) {
+  count_backend(conn, false);
+  // Passive health: enough failed connects in a row take the backend down until the active
+  // checks bring it back (only where checks run, or nothing would bring it back).
+  const balancer::BackendSpec& spec = conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)];
+  if (spec.check_interval_ms == 0) return;
+  const uint32_t failures = spec.state->connect_failures_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (failures >= spec.fall && spec.state->up.exchange(0, std::memory_order_relaxed)) {
+    fprintf(stderr, "ringlb: backend %s is down: %u connects failed in a row\n", spec.name.c_str(), failures);
+  }
 }
 
 void Worker::arm_recv(uint32_t id, Dir dir) {
@@ -322,7 +383,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
     flow.len = static_cast<uint32_t>(res);
     flow.off = 0;
     conn.last_active_ns = now_ns_;
-    metrics::BackendStats& backend = stats_.backends[static_cast<size_t>(conn.backend_index)];
+    metrics::BackendStats& backend = stats_.backends[conn.backend_id];
     (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(static_cast<uint64_t>(res));
     return submit_send(id, dir);
   }
@@ -443,7 +504,9 @@ void Worker::maybe_finish(uint32_t id) {
 
 void Worker::free_conn(uint32_t id) {
   Conn& conn = conns_[id];
-  if (conn.connected) stats_.backends[static_cast<size_t>(conn.backend_index)].active.sub();
+  if (conn.backend_index >= 0) count_backend(conn, false);
+  release_snapshot(conn.snap);
+  conn.snap = nullptr;
   conn.state = State::kFree;
   free_.push_back(id);
   --live_;

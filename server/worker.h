@@ -11,7 +11,12 @@
 #include <future>
 #include <vector>
 
-#include "balancer/smooth_round_robin.h"
+#include <list>
+#include <memory>
+
+#include <netinet/in.h>
+
+#include "balancer/picker.h"
 #include "metrics/stats.h"
 #include "server/shared_state.h"
 #include "server/uring/buf_ring.h"
@@ -48,12 +53,24 @@ class Worker {
     bool waiting = false;  // recv found no free buffer; queued in waiters_
   };
 
+  // A balancer snapshot in use by this worker, with its picker. Connections keep the one they
+  // picked from until they end, so a reload never pulls a backend out from under them.
+  struct SnapshotRef {
+    std::shared_ptr<const balancer::Snapshot> snapshot;
+    std::unique_ptr<balancer::Picker> picker;
+    uint32_t conns = 0;
+  };
+
   struct Conn {
     State state = State::kFree;
-    bool connected = false;  // counted in its backend's active connections
+    bool counted = false;    // counted in its backend's active connections
     int client = -1;         // direct slots, -1 when closed
     int backend = -1;
-    int backend_index = -1;
+    int backend_index = -1;  // in snap->snapshot->backends
+    uint32_t backend_id = 0; // registry id: stats and shared state
+    SnapshotRef* snap = nullptr;
+    uint32_t listener = 0;
+    uint64_t key_hash = 0;
     uint32_t attempts = 0;
     uint64_t tried = 0;  // backends already tried for this client (first 64)
     uint32_t inflight = 0;
@@ -75,7 +92,8 @@ class Worker {
   void handle(const io_uring_cqe* cqe);
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
-  void on_handoff(int res, uint32_t stamp_us);
+  void on_handoff(int res, uint32_t listener, uint32_t stamp_us);
+  void on_peer_name(uint32_t id, int res);
   void on_socket(uint32_t id, int res);
   void on_connect(uint32_t id, int res);
   void on_recv(uint32_t id, Dir dir, int res, uint32_t flags);
@@ -83,7 +101,10 @@ class Worker {
   void on_tick();
 
   void start_connect(uint32_t id);
-  int pick_backend(const Conn& conn);
+  SnapshotRef* current_snapshot();
+  void release_snapshot(SnapshotRef* ref);
+  void count_backend(Conn& conn, bool on);
+  void connect_failed(Conn& conn);
   void arm_recv(uint32_t id, Dir dir);
   void submit_send(uint32_t id, Dir dir);
   void release_buffer(int32_t buf);
@@ -108,7 +129,9 @@ class Worker {
   uring::Ring ring_;
   uring::FileTable table_;
   uring::BufRing buffers_;
-  balancer::SmoothRoundRobin round_robin_;
+  std::list<SnapshotRef> snapshots_;  // back() is the newest; older ones live while used
+  uint64_t snapshot_version_ = 0;
+  std::vector<sockaddr_in6> peer_names_;  // by connection: the client's address (Maglev key)
 
   std::vector<Conn> conns_;
   std::vector<uint32_t> free_;

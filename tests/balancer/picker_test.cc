@@ -110,7 +110,9 @@ TEST(Snapshot, RejectsNonPrimeMaglevSize) {
   BackendRegistry r;
   Snapshot s;
   s.policy = Policy::kMaglev;
-  s.backends.push_back({"x", 1, 0, false, 0, nullptr});
+  BackendSpec b;
+  b.name = "x";
+  s.backends.push_back(b);
   EXPECT_NE(finish_snapshot(&s, &r, 65536).find("not prime"), std::string::npos);
 }
 

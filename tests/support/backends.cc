@@ -13,6 +13,19 @@ Backend::Backend(Handler serve, int backlog) : serve_(std::move(serve)) {
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 
+Backend::Backend(Handler serve, uint16_t port) : serve_(std::move(serve)) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = loopback(port);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::listen(fd.get(), 1024) == 0) {
+    listener_ = std::move(fd);
+    port_ = port;
+  }
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
 Backend::~Backend() { stop(); }
 
 void Backend::stop() {

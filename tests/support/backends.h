@@ -20,6 +20,8 @@ class Backend {
  public:
   using Handler = std::function<void(int fd, const std::atomic<bool>& stopping)>;
   explicit Backend(Handler serve, int backlog = 1024);
+  // On a given port of 127.0.0.1 (to bring a stopped backend back where it was).
+  Backend(Handler serve, uint16_t port);
   ~Backend();
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;

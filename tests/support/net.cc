@@ -1,6 +1,7 @@
 #include "tests/support/net.h"
 
 #include <arpa/inet.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/tcp.h>
 #include <sys/time.h>
@@ -42,6 +43,18 @@ Fd connect_loopback(uint16_t port) {
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return {};
   int one = 1;
   setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+Fd connect_loopback_from(const char* source_ip, uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return {};
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  if (inet_pton(AF_INET, source_ip, &src.sin_addr) != 1) return {};
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) return {};
+  sockaddr_in addr = loopback(port);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return {};
   return fd;
 }
 

@@ -43,6 +43,8 @@ sockaddr_in loopback(uint16_t port);
 Fd listen_loopback(uint16_t* port, int backlog = 1024);
 // A connected TCP client to 127.0.0.1:port, or an empty Fd.
 Fd connect_loopback(uint16_t port);
+// As connect_loopback, from the given local address (any of 127.0.0.0/8).
+Fd connect_loopback_from(const char* source_ip, uint16_t port);
 uint16_t local_port(int fd);
 uint16_t peer_port(int fd);
 // Writes all of `len` bytes; false on error.

@@ -1,0 +1,156 @@
+#include "server/health_checker.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "server/clock.h"
+#include "server/uring/compat.h"
+
+namespace ringlb {
+namespace {
+
+constexpr uint64_t kTickNs = 50'000'000;
+
+}  // namespace
+
+HealthChecker::HealthChecker(SharedState& shared) : shared_(shared) {}
+
+void HealthChecker::run() {
+  uring::RingOptions options;
+  options.entries = 256;
+  options.cq_entries = 4096;
+  if (int ret = ring_.init(options); ret < 0) {
+    fprintf(stderr, "ringlb: health checker: io_uring_setup: %s; checks disabled\n", strerror(-ret));
+    return;
+  }
+  if (int ret = table_.init(ring_, balancer::BackendRegistry::kCapacity); ret < 0) {
+    fprintf(stderr, "ringlb: health checker: descriptor table: %s; checks disabled\n", strerror(-ret));
+    return;
+  }
+  tick_ts_.tv_nsec = static_cast<long long>(kTickNs);
+  now_ns_ = monotonic_ns();
+  now_us_ = micros32(now_ns_);
+  tick();
+  while (!(stopping_.load() && in_flight_ == 0)) {
+    io_uring_submit_and_wait(ring_.get(), 1);
+    now_ns_ = monotonic_ns();
+    now_us_ = micros32(now_ns_);
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      ++seen;
+      const uint64_t ud = cqe->user_data;
+      const uint32_t id = index_of(ud);
+      Check& c = checks_[id];
+      switch (tag_of(ud)) {
+        case Tag::kCheckTick:
+          tick();
+          break;
+        case Tag::kCheckSocket:
+          if (cqe->res < 0) {
+            finish(id, false);
+            break;
+          }
+          c.slot = cqe->res;
+          if (stopping_.load()) {
+            finish(id, false);
+            break;
+          }
+          {
+            const Address& addr = shared_.backend_addresses[id];
+            io_uring_sqe* sqe = ring_.sqe();
+            io_uring_prep_connect(sqe, c.slot, addr.get(), addr.length);
+            sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+            sqe->user_data = data(Tag::kCheckConnect, id);
+            sqe = ring_.sqe();
+            io_uring_prep_link_timeout(sqe, &c.timeout, 0);
+            sqe->user_data = data(Tag::kCheckTimeout, id);
+            ++in_flight_;  // the timeout's completion
+          }
+          break;
+        case Tag::kCheckConnect:
+          shared_.registry->health_check_latency.observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
+          finish(id, cqe->res == 0);
+          break;
+        case Tag::kCheckTimeout:
+          --in_flight_;
+          break;
+        default:
+          break;
+      }
+    }
+    io_uring_cq_advance(ring_.get(), seen);
+  }
+}
+
+void HealthChecker::tick() {
+  if (!stopping_.load()) {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+    sqe->user_data = data(Tag::kCheckTick, 0);
+  }
+  if (shared_.snapshot.version() != (snapshot_ ? snapshot_->version : 0)) {
+    snapshot_ = shared_.snapshot.get();
+    for (Check& c : checks_) c.spec = nullptr;
+    for (const balancer::BackendSpec& b : snapshot_->backends) checks_[b.id].spec = &b;
+  }
+  if (!snapshot_ || stopping_.load()) return;
+  for (const balancer::BackendSpec& b : snapshot_->backends) {
+    Check& c = checks_[b.id];
+    if (b.check_interval_ms == 0 || c.in_flight || now_ns_ < c.next_due_ns) continue;
+    c.next_due_ns = now_ns_ + uint64_t{b.check_interval_ms} * 1'000'000ULL;
+    start(b.id);
+  }
+}
+
+void HealthChecker::start(uint32_t id) {
+  Check& c = checks_[id];
+  c.in_flight = true;
+  c.started_ns = now_ns_;
+  c.timeout.tv_sec = c.spec->check_timeout_ms / 1000;
+  c.timeout.tv_nsec = static_cast<long long>(c.spec->check_timeout_ms % 1000) * 1'000'000;
+  ++in_flight_;
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_socket_direct_alloc(sqe, shared_.backend_addresses[id].family(), SOCK_STREAM, 0, 0);
+  sqe->user_data = data(Tag::kCheckSocket, id);
+}
+
+void HealthChecker::finish(uint32_t id, bool ok) {
+  Check& c = checks_[id];
+  --in_flight_;
+  c.in_flight = false;
+  if (c.slot >= 0) {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_close_direct(sqe, static_cast<unsigned>(c.slot));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    sqe->user_data = data(Tag::kQuietClose, id);
+    c.slot = -1;
+  }
+  shared_.registry->health_checks.add();
+  if (!ok) shared_.registry->health_check_failures.add();
+  if (c.spec == nullptr || stopping_.load()) return;  // removed by a reload meanwhile
+  balancer::BackendState& state = shared_.backends.state(id);
+  const char* name = shared_.backends.name(id).c_str();
+  // Taken down elsewhere since the last check (passive: failed connects): rise counts afresh.
+  if (c.last_seen_up && !state.up.load(std::memory_order_relaxed)) c.successes = 0;
+  if (ok) {
+    c.failures = 0;
+    ++c.successes;
+    state.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+    if (c.successes >= c.spec->rise && !state.up.load(std::memory_order_relaxed)) {
+      state.up.store(1, std::memory_order_relaxed);
+      fprintf(stderr, "ringlb: backend %s is up: %u checks passed in a row\n", name, c.successes);
+    }
+  } else {
+    c.successes = 0;
+    ++c.failures;
+    if (c.failures >= c.spec->fall && state.up.load(std::memory_order_relaxed)) {
+      state.up.store(0, std::memory_order_relaxed);
+      fprintf(stderr, "ringlb: backend %s is down: %u checks failed in a row\n", name, c.failures);
+    }
+  }
+  c.last_seen_up = state.up.load(std::memory_order_relaxed);
+}
+
+}  // namespace ringlb

@@ -1,0 +1,59 @@
+// Active TCP health checks on an io_uring ring of their own: for each backend, every interval,
+// a direct socket connects with a linked timeout and is closed. `rise` successes in a row bring
+// a down backend up; `fall` failures in a row take it down. Workers see the result through the
+// backend's shared state (one relaxed load per pick).
+#pragma once
+
+#include <array>
+#include <memory>
+
+#include "balancer/snapshot.h"
+#include "server/shared_state.h"
+#include "server/uring/file_table.h"
+#include "server/uring/ring.h"
+#include "server/user_data.h"
+
+namespace ringlb {
+
+class HealthChecker {
+ public:
+  explicit HealthChecker(SharedState& shared);
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  // Thread body: checks until `stop()`; returns at once when no backend has checks enabled.
+  void run();
+  // Any thread. Wakes the checker, which returns from run() within one tick.
+  void stop() { stopping_.store(true); }
+
+ private:
+  struct Check {
+    uint64_t next_due_ns = 0;
+    uint64_t started_ns = 0;
+    bool in_flight = false;
+    int slot = -1;
+    uint32_t successes = 0;
+    uint32_t failures = 0;
+    bool last_seen_up = true;
+    const balancer::BackendSpec* spec = nullptr;  // from the snapshot being checked
+    __kernel_timespec timeout{};
+  };
+
+  void tick();
+  void start(uint32_t id);
+  void finish(uint32_t id, bool ok);
+  uint64_t data(Tag tag, uint32_t id) const { return encode(tag, id, now_us_); }
+
+  SharedState& shared_;
+  uring::Ring ring_;
+  uring::FileTable table_;
+  std::shared_ptr<const balancer::Snapshot> snapshot_;
+  std::array<Check, balancer::BackendRegistry::kCapacity> checks_{};
+  std::atomic<bool> stopping_{false};
+  uint32_t in_flight_ = 0;
+  uint64_t now_ns_ = 0;
+  uint32_t now_us_ = 0;
+  __kernel_timespec tick_ts_{};
+};
+
+}  // namespace ringlb
