@@ -184,7 +184,9 @@ int Acceptor::run(int signal_fd) {
 void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
   Listener& l = listeners_[listener];
   // For a multishot accept, the latency of each completion is measured from the previous one.
-  stats_.op(Op::k_accept).observe_ns(elapsed_ns_since(l.last_stamp_us, now_ns_));
+  if (shared_.config.metrics_enabled) {
+    stats_.op(Op::k_accept).observe_ns(elapsed_ns_since(l.last_stamp_us, now_ns_));
+  }
   l.last_stamp_us = now_us_;
   if (!(flags & IORING_CQE_F_MORE) && !draining_) arm_accept(listener);
   if (res < 0) {
@@ -224,7 +226,7 @@ void Acceptor::dispatch(int slot, const Pending& pending, int not_worker) {
   // msg_ring, then (linked) close of our own slot: the worker holds its own reference once the
   // message is sent. On success neither posts a completion, so a hand-off costs the acceptor no
   // CQE; on failure the close is cancelled and the slot stays ours for a retry.
-  const bool sample = ++sample_ % kSampleEvery == 0;
+  const bool sample = shared_.config.metrics_enabled && ++sample_ % kSampleEvery == 0;
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_msg_ring_fd_alloc(sqe, shared_.workers[static_cast<size_t>(chosen)]->ring_fd, slot,
                                 encode(Tag::kHandoff, p.listener, p.accept_us), 0);

@@ -130,7 +130,9 @@ void Worker::handle(const io_uring_cqe* cqe) {
   const Tag tag = tag_of(data);
   const uint32_t id = index_of(data);
   const Op op = op_of(tag);
-  if (op != Op::kCount) stats_.op(op).observe_ns(elapsed_ns_since(time_of(data), now_ns_));
+  if (op != Op::kCount && config_.metrics_enabled) {
+    stats_.op(op).observe_ns(elapsed_ns_since(time_of(data), now_ns_));
+  }
   switch (tag) {
     case Tag::kHandoff: return on_handoff(cqe->res, id, time_of(data));
     case Tag::kPeerName: return on_peer_name(id, cqe->res);
@@ -171,7 +173,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
 
 void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   if (res < 0) return;  // nothing arrived; the acceptor counted its own side
-  stats_.handoff_latency.observe_ns(elapsed_ns_since(stamp_us, now_ns_));
+  if (config_.metrics_enabled) stats_.handoff_latency.observe_ns(elapsed_ns_since(stamp_us, now_ns_));
   stats_.received.add();
   stats_.open_slots.add();
   if (draining_ || free_.empty()) {
@@ -316,7 +318,7 @@ void Worker::on_connect(uint32_t id, int res) {
   metrics::BackendStats& backend = stats_.backends[conn.backend_id];
   balancer::BackendState& state = *conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].state;
   if (res == 0) {
-    backend.connect_latency.observe_ns(now_ns_ - conn.connect_start_ns);
+    if (config_.metrics_enabled) backend.connect_latency.observe_ns(now_ns_ - conn.connect_start_ns);
     if (state.connect_failures_in_a_row.load(std::memory_order_relaxed) != 0) {
       state.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
     }
@@ -515,7 +517,8 @@ void Worker::free_conn(uint32_t id) {
 }
 
 void Worker::quiet(io_uring_sqe* sqe, Tag tag) {
-  if (++sample_ % kSampleEvery != 0) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  const bool sample = config_.metrics_enabled && ++sample_ % kSampleEvery == 0;
+  if (!sample) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   sqe->user_data = data(tag, 0);
 }
 

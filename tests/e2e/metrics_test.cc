@@ -1,0 +1,159 @@
+// /metrics as an operator sees it: valid for promtool, agreeing with the traffic sent, scraped by
+// a real Prometheus server, and covering every series the Grafana dashboard queries.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/backends.h"
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+
+namespace ringlb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+uint16_t free_port() {
+  uint16_t port = 0;
+  Fd fd = listen_loopback(&port);
+  return port;
+}
+
+TEST(Metrics, PromtoolCleanAndCountersMatchTraffic) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                        "--health-interval", "0s"}));
+  constexpr int kConns = 25;
+  uint64_t sent = 0;
+  for (int i = 0; i < kConns; ++i) {
+    Fd fd = connect_loopback(lb.port());
+    ASSERT_TRUE(fd);
+    const std::string payload(1000 + i * 977, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE(write_all(fd.get(), payload.data(), payload.size()));
+    shutdown(fd.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(fd.get(), 5000), payload);
+    sent += payload.size();
+  }
+  std::string text;
+  for (int i = 0; i < 100 && lb.metric("ringlb_connections_active") != 0; ++i) std::this_thread::sleep_for(20ms);
+  text = lb.scrape();
+  ASSERT_FALSE(text.empty());
+  const std::string path = write_temp("metrics.txt", text);
+  RunResult check = run_command({"/bin/sh", "-c", "promtool check metrics < " + path});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "") << "promtool warnings:\n" << check.output;
+
+  EXPECT_EQ(lb.metric("ringlb_connections_accepted_total"), kConns);
+  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}), kConns);
+  EXPECT_EQ(lb.metric("ringlb_backend_sent_bytes_total"), static_cast<double>(sent));
+  EXPECT_EQ(lb.metric("ringlb_backend_received_bytes_total"), static_cast<double>(sent));
+  EXPECT_EQ(lb.metric("ringlb_backend_connect_attempts_total"), kConns);
+  EXPECT_EQ(lb.metric("ringlb_backend_connect_latency_seconds_count"), kConns);
+  EXPECT_EQ(lb.metric("ringlb_handoff_latency_seconds_count"), kConns);
+  EXPECT_EQ(lb.metric("ringlb_cqe_latency_seconds_count", {"op=\"accept\""}), kConns);
+  EXPECT_EQ(lb.metric("ringlb_cqe_latency_seconds_count", {"op=\"connect\""}), kConns);
+  EXPECT_GE(lb.metric("ringlb_cqe_latency_seconds_count", {"op=\"recv\""}), 3 * kConns);
+  EXPECT_EQ(lb.metric("ringlb_open_direct_slots"), 0);
+  EXPECT_EQ(lb.metric("ringlb_build_info", {"version=\""}), 1);
+  // Every histogram's +Inf bucket equals its count.
+  EXPECT_EQ(lb.metric("ringlb_cqe_latency_seconds_bucket", {"op=\"recv\"", "le=\"+Inf\""}),
+            lb.metric("ringlb_cqe_latency_seconds_count", {"op=\"recv\""}));
+  // Labels stay bounded: no client address or port anywhere.
+  EXPECT_EQ(text.find("127.0.0.1:" + std::to_string(lb.port())), std::string::npos);
+}
+
+TEST(Metrics, DashboardQueriesOnlyExistingSeries) {
+  std::ifstream in(runfile("metrics/grafana-dashboard.json"));
+  ASSERT_TRUE(in) << "dashboard missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string dashboard = ss.str();
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address()}));
+  const std::string text = lb.scrape();
+  std::set<std::string> queried;
+  const std::regex name_re("ringlb_[a-z_]+");
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), name_re);
+       it != std::sregex_iterator(); ++it) {
+    queried.insert(it->str());
+  }
+  EXPECT_GE(queried.size(), 15u);
+  for (const std::string& name : queried) {
+    if (name == "ringlb_overview") continue;  // the dashboard's uid
+    EXPECT_NE(text.find("\n" + name), std::string::npos) << name << " is not exported";
+  }
+}
+
+TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1"}));
+  const uint16_t prom_port = free_port();
+  const std::string dir = ::testing::TempDir() + "/prometheus";
+  const std::string config = write_temp(
+      "prometheus.yml",
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "scrape_configs:\n  - job_name: ringlb\n    static_configs:\n      - targets: ['127.0.0.1:" +
+          std::to_string(lb.metrics_port()) + "']\n");
+  pid_t prom = fork();
+  if (prom == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execlp("prometheus", "prometheus", ("--config.file=" + config).c_str(),
+           ("--storage.tsdb.path=" + dir).c_str(),
+           ("--web.listen-address=127.0.0.1:" + std::to_string(prom_port)).c_str(), nullptr);
+    _exit(127);
+  }
+  ASSERT_GT(prom, 0);
+  // Steady traffic for the scrapes to see: a short connection every 50 ms, for at most 20 s.
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    for (int i = 0; i < 400 && !stop.load(); ++i) {
+      Fd fd = connect_loopback(lb.port());
+      if (fd) {
+        write_all(fd.get(), "ping", 4);
+        shutdown(fd.get(), SHUT_WR);
+        read_to_eof(fd.get(), 2000);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  const std::string query =
+      "/api/v1/query?query=histogram_quantile(0.99,%20sum%20by%20(le,%20op)%20(rate(ringlb_cqe_latency_"
+      "seconds_bucket%5B30s%5D)))";
+  std::string answer;
+  bool found = false;
+  const std::regex accept_value("\"op\":\"accept\"\\},\"value\":\\[[0-9.]+,\"([0-9.e+-]+)\"\\]");
+  for (int i = 0; i < 60 && !found; ++i) {
+    std::this_thread::sleep_for(500ms);
+    answer = http_get(prom_port, query);
+    std::smatch m;
+    if (std::regex_search(answer, m, accept_value)) found = std::stod(m[1]) > 0;
+  }
+  stop = true;
+  load.join();
+  kill(prom, SIGTERM);
+  waitpid(prom, nullptr, 0);
+  EXPECT_TRUE(found) << "no p99 for op=\"accept\"; last answer: " << answer;
+}
+
+}  // namespace
+}  // namespace ringlb::testing
