@@ -152,7 +152,11 @@ std::vector<MetricFamily> Collector::Collect() const {
                             "Direct descriptors installed as regular fds (fixed_fd_install), by reason.",
                             MetricType::Counter);
     for (size_t i = 0; i < a.fd_installs.size(); ++i) {
-      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.fd_installs[i].get()),
+      uint64_t n = a.fd_installs[i].get();
+      if (static_cast<InstallReason>(i) == InstallReason::k_diagnostics) {
+        for (const auto& w : r.workers) n += w->fd_installs_diagnostics.get();
+      }
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
                                       {{"reason", install_reason_name(static_cast<InstallReason>(i))}}));
     }
     out.push_back(std::move(f));

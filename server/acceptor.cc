@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "server/clock.h"
+#include "server/control.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {
@@ -78,7 +80,7 @@ int Acceptor::make_listener(const Address& addr, Address* bound, std::string* er
   return slot;
 }
 
-int Acceptor::open_listeners(std::string* error) {
+int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, std::string* error) {
   uring::RingOptions options;
   options.entries = 512;
   options.cq_entries = 8192;
@@ -92,13 +94,49 @@ int Acceptor::open_listeners(std::string* error) {
     return ret;
   }
   pending_.resize(n + kAcceptSlots);
+  std::vector<bool> used(inherited.size(), false);
+  std::vector<bool> taken_slot(n + kAcceptSlots, false);
   for (const Address& addr : shared_.config.listen) {
+    // The same address, or for port 0 the same host: the running process's socket moves here.
+    int match = -1;
+    for (size_t i = 0; i < inherited.size() && match < 0; ++i) {
+      if (used[i] || inherited[i].address.family() != addr.family()) continue;
+      Address wanted = addr;
+      if (addr.port() == 0) wanted.set_port(inherited[i].address.port());
+      if (wanted.to_string() == inherited[i].address.to_string()) match = static_cast<int>(i);
+    }
     Address bound;
-    int slot = make_listener(addr, &bound, error);
-    if (slot < 0) return slot;  // the ring's teardown closes the listeners made so far
+    int slot;
+    if (match >= 0) {
+      used[static_cast<size_t>(match)] = true;
+      slot = 0;
+      while (taken_slot[static_cast<size_t>(slot)]) ++slot;
+      if (int ret = table_.install_fd(slot, inherited[static_cast<size_t>(match)].fd); ret < 0) {
+        *error = "cannot register the listener inherited for " + addr.to_string() + ": " + strerror(-ret);
+        return ret;
+      }
+      bound = inherited[static_cast<size_t>(match)].address;
+    } else {
+      slot = make_listener(addr, &bound, error);
+      if (slot < 0) return slot;  // the ring's teardown closes the listeners made so far
+    }
+    taken_slot[static_cast<size_t>(slot)] = true;
     listeners_.push_back({slot, 0});
     bound_.push_back(bound);
   }
+  return 0;
+}
+
+int Acceptor::open_control(const std::string& path, std::string* error) {
+  const int fd = listen_unix(path);
+  if (fd < 0) {
+    *error = "cannot serve the control socket " + path + ": " + strerror(-fd);
+    return fd;
+  }
+  control_fd_ = fd;
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_multishot_accept(sqe, control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  sqe->user_data = data(Tag::kControlAccept, 0);
   return 0;
 }
 
@@ -147,8 +185,25 @@ int Acceptor::run(int signal_fd) {
         case Tag::kDrainNotify:
           --in_flight_;
           break;
+        case Tag::kControlAccept:
+          on_control_accept(cqe->res, cqe->flags);
+          break;
+        case Tag::kControlRecv:
+          on_control_recv(cqe->res);
+          break;
+        case Tag::kInstall:
+          on_install(index, cqe->res);
+          break;
+        case Tag::kDiagDone:
+          on_diagnostics_done();
+          break;
         case Tag::kSignal:
-          if (cqe->res == sizeof(signalfd_siginfo) &&
+          if (cqe->res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP) {
+            if (reload_ && !draining_) reload_();
+            io_uring_sqe* s = ring_.sqe();
+            io_uring_prep_read(s, signal_fd, &siginfo_, sizeof(siginfo_), 0);
+            s->user_data = data(Tag::kSignal, 0);
+          } else if (cqe->res == sizeof(signalfd_siginfo) &&
               (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT)) {
             fprintf(stderr, "ringlb: %s: no longer accepting; draining for up to %lldms\n",
                     strsignal(static_cast<int>(siginfo_.ssi_signo)),
@@ -170,13 +225,13 @@ int Acceptor::run(int signal_fd) {
       // worker: the workers see every connection before they start counting down to zero.
       for (const auto& w : shared_.workers) {
         io_uring_sqe* s = ring_.sqe();
-        uring::prep_msg_ring_data(s, w->ring_fd, 0, encode(Tag::kControl, 0, now_us_));
+        uring::prep_msg_ring_data(s, w->ring_fd, 0, encode(Tag::kControl, kControlDrain, now_us_));
         s->user_data = data(Tag::kDrainNotify, 0);
         ++in_flight_;
       }
       drain_sent_ = true;
     }
-    if (drain_sent_ && in_flight_ == 0) break;
+    if (drain_sent_ && in_flight_ == 0 && control_conn_ < 0) break;
   }
   return 0;
 }
@@ -260,6 +315,14 @@ void Acceptor::close_slot(int slot) {
   sqe->user_data = data(Tag::kQuietCloseAccepted, static_cast<uint32_t>(slot));
 }
 
+Acceptor::~Acceptor() {
+  if (control_conn_ >= 0) close(control_conn_);
+  if (control_fd_ >= 0) {
+    close(control_fd_);
+    unlink(shared_.config.control_socket.c_str());
+  }
+}
+
 void Acceptor::begin_drain() {
   if (draining_) return;
   draining_ = true;
@@ -275,6 +338,144 @@ void Acceptor::begin_drain() {
     sqe->user_data = data(Tag::kDrainNotify, 0);
     ++in_flight_;
   }
+}
+
+void Acceptor::on_control_accept(int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE) && control_fd_ >= 0 && !draining_) {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_multishot_accept(sqe, control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    sqe->user_data = data(Tag::kControlAccept, 0);
+  }
+  if (res < 0) return;
+  if (control_conn_ >= 0 || draining_) {
+    // One control client at a time; the slow path has no queue.
+    static const char kBusy[] = "busy\n";
+    send(res, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(res);
+    return;
+  }
+  control_conn_ = res;
+  control_line_.clear();
+  control_state_ = ControlState::kReading;
+  arm_control_recv();
+}
+
+void Acceptor::arm_control_recv() {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_recv(sqe, control_conn_, control_buf_, sizeof(control_buf_), 0);
+  sqe->user_data = data(Tag::kControlRecv, 0);
+}
+
+void Acceptor::end_control_client() {
+  if (control_conn_ >= 0) close(control_conn_);
+  control_conn_ = -1;
+  control_state_ = ControlState::kIdle;
+}
+
+void Acceptor::on_control_recv(int res) {
+  if (control_conn_ < 0) return;
+  if (res <= 0) {
+    if (control_state_ == ControlState::kAwaitReady) {
+      fprintf(stderr, "ringlb: takeover aborted: the new process went away; still serving\n");
+    }
+    return end_control_client();
+  }
+  control_line_.append(control_buf_, static_cast<size_t>(res));
+  const size_t nl = control_line_.find('\n');
+  if (nl == std::string::npos) {
+    if (control_line_.size() > 1024) return end_control_client();
+    return arm_control_recv();
+  }
+  const std::string command = control_line_.substr(0, nl);
+  control_line_.erase(0, nl + 1);
+  on_control_command(command);
+}
+
+void Acceptor::on_control_command(const std::string& command) {
+  if (control_state_ == ControlState::kAwaitReady) {
+    if (command != "ready") {
+      fprintf(stderr, "ringlb: takeover aborted: unexpected '%s'; still serving\n", command.c_str());
+      return end_control_client();
+    }
+    fprintf(stderr, "ringlb: listeners handed over; no longer accepting, draining for up to %lldms\n",
+            static_cast<long long>(shared_.config.drain_timeout.count()));
+    end_control_client();
+    if (control_fd_ >= 0) {
+      close(control_fd_);  // the new process serves the control path from now on
+      control_fd_ = -1;
+    }
+    return begin_drain();
+  }
+  if (command == "listeners") {
+    // Regular fds for the listening direct descriptors, only for as long as it takes to send them.
+    control_state_ = ControlState::kInstalling;
+    install_fds_.assign(listeners_.size(), -1);
+    installs_pending_ = static_cast<uint32_t>(listeners_.size());
+    for (uint32_t i = 0; i < listeners_.size(); ++i) {
+      io_uring_sqe* sqe = ring_.sqe();
+      uring::prep_fixed_fd_install(sqe, listeners_[i].slot, 0);
+      sqe->user_data = data(Tag::kInstall, i);
+    }
+    if (installs_pending_ == 0) on_install(0, -EBADF);
+    return;
+  }
+  if (command == "connections") {
+    control_state_ = ControlState::kDiagnostics;
+    diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
+    for (const auto& w : shared_.workers) {
+      io_uring_sqe* sqe = ring_.sqe();
+      uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      sqe->user_data = data(Tag::kDrainNotify, 0);
+    }
+    return;
+  }
+  const std::string reply = "unknown command '" + command + "' (listeners, connections)\n";
+  send(control_conn_, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  end_control_client();
+}
+
+void Acceptor::on_install(uint32_t listener, int res) {
+  if (listener < install_fds_.size()) {
+    install_fds_[listener] = res;
+    if (res >= 0) stats_.installed(metrics::InstallReason::k_takeover);
+  }
+  if (installs_pending_ > 0 && --installs_pending_ > 0) return;
+  bool ok = !install_fds_.empty();
+  for (int fd : install_fds_) ok = ok && fd >= 0;
+  int ret = ok ? send_listeners(control_conn_, bound_, install_fds_) : -EBADF;
+  // The receiver holds its own references now: these fds were only the envelope.
+  for (int fd : install_fds_) {
+    if (fd >= 0) close(fd);
+  }
+  install_fds_.clear();
+  if (ret < 0) {
+    fprintf(stderr, "ringlb: takeover: cannot send the listeners: %s; still serving\n", strerror(-ret));
+    return end_control_client();
+  }
+  fprintf(stderr, "ringlb: takeover: sent %zu listeners; waiting for the new process\n", listeners_.size());
+  control_state_ = ControlState::kAwaitReady;
+  arm_control_recv();
+}
+
+void Acceptor::on_diagnostics_done() {
+  if (diagnostics_pending_ == 0 || --diagnostics_pending_ > 0) return;
+  std::string text;
+  for (const auto& w : shared_.workers) {
+    std::lock_guard<std::mutex> lock(w->diagnostics_mu);
+    text += w->diagnostics;
+  }
+  if (text.empty()) text = "no live connections\n";
+  if (control_conn_ >= 0) {
+    // A small answer on a local socket: a blocking send is fine on this slow path.
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = send(control_conn_, text.data() + off, text.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  }
+  end_control_client();
 }
 
 }  // namespace ringlb

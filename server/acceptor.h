@@ -5,10 +5,12 @@
 
 #include <sys/signalfd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "server/address.h"
+#include "server/control.h"
 #include "server/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
@@ -19,12 +21,20 @@ namespace ringlb {
 class Acceptor {
  public:
   explicit Acceptor(SharedState& shared);
+  ~Acceptor();
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
   // Creates the ring (in the calling thread, which must be the one that calls run()) and the
-  // listening sockets. On failure returns -errno and *error names the address and the reason.
-  int open_listeners(std::string* error);
+  // listening sockets: an inherited socket whose address matches a --listen address is
+  // registered as a direct descriptor (its fd is closed here); the others are made through
+  // io_uring. On failure returns -errno and *error names the address and the reason.
+  int open_listeners(const std::vector<InheritedListener>& inherited, std::string* error);
+  // Serves the control socket at `path` on this ring. 0 or -errno (with *error).
+  int open_control(const std::string& path, std::string* error);
+  // Called on SIGHUP, in the acceptor's thread.
+  void set_reload(std::function<void()> reload) { reload_ = std::move(reload); }
+  int ring_fd() const { return ring_.fd(); }
   // The bound addresses (port 0 resolved), in --listen order.
   const std::vector<Address>& bound() const { return bound_; }
 
@@ -51,6 +61,13 @@ class Acceptor {
   void on_msg_ring_failed(int slot, int res);
   void close_slot(int slot);
   void begin_drain();
+  void arm_control_recv();
+  void on_control_accept(int res, uint32_t flags);
+  void on_control_recv(int res);
+  void on_control_command(const std::string& command);
+  void on_install(uint32_t listener, int res);
+  void on_diagnostics_done();
+  void end_control_client();
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
   SharedState& shared_;
@@ -68,6 +85,18 @@ class Acceptor {
   uint64_t now_ns_ = 0;
   uint32_t now_us_ = 0;
   signalfd_siginfo siginfo_{};
+  std::function<void()> reload_;
+
+  // Control socket (regular fds: a slow path).
+  enum class ControlState : uint8_t { kIdle, kReading, kInstalling, kAwaitReady, kDiagnostics };
+  int control_fd_ = -1;
+  int control_conn_ = -1;
+  ControlState control_state_ = ControlState::kIdle;
+  std::string control_line_;
+  char control_buf_[256] = {};
+  std::vector<int> install_fds_;
+  uint32_t installs_pending_ = 0;
+  uint32_t diagnostics_pending_ = 0;
 };
 
 }  // namespace ringlb

@@ -50,7 +50,9 @@ po::options_description describe() {
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
       ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
       ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
-      ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none");
+      ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none")
+      ("control-socket", po::value<std::string>(), "Unix socket PATH for `ringlb ctl PATH connections` and for upgrades")
+      ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
   return desc;
 }
 
@@ -169,7 +171,9 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {
       std::ostringstream out;
-      out << "usage: ringlb --listen ADDR:PORT --backend ADDR:PORT [options]\n\n" << desc;
+      out << "usage: ringlb --listen ADDR:PORT --backend ADDR:PORT [options]\n"
+          << "       ringlb ctl PATH connections   (live connections of the ringlb at PATH)\n\n"
+          << desc << "\nSignals: SIGTERM/SIGINT drain and exit; SIGHUP re-reads --config.\n";
       *message = out.str();
       return ParseStatus::kExit0;
     }
@@ -278,6 +282,8 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     *message = "invalid --metrics-listen address '" + metrics + "': " + error + " (or none)";
     return ParseStatus::kError;
   }
+  if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();
+  if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
   *config = c;
   return ParseStatus::kRun;
 }

@@ -54,6 +54,8 @@ struct Config {
   bool metrics_enabled = true;
   Address metrics_listen;
   std::string config_file;
+  std::string control_socket;  // --control-socket PATH ("" = none)
+  std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
 };
 
 enum class ParseStatus {

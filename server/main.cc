@@ -2,6 +2,7 @@
 // and proxies them to backends.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "metrics/exporter.h"
 #include "server/acceptor.h"
 #include "server/config.h"
+#include "server/control.h"
 #include "server/health_checker.h"
 #include "server/shared_state.h"
 #include "server/uring/buffer_region.h"
@@ -40,7 +42,7 @@ void stop_workers(const std::vector<int>& ring_fds) {
   }
 }
 
-int serve(const Config& config) {
+int serve(const Config& config, int argc, char** argv) {
   if (std::string why = uring::check_kernel(); !why.empty()) {
     fprintf(stderr, "ringlb: %s\n", why.c_str());
     return 1;
@@ -88,11 +90,24 @@ int serve(const Config& config) {
     shared.workers.back()->capacity = capacity;
   }
 
+  // An upgrade: ask the running ringlb for its listening sockets. If it is gone or answers
+  // wrongly, say so and bind the addresses here (a busy address then fails below, exit 2).
+  std::string error;
+  std::vector<InheritedListener> inherited;
+  int takeover_conn = -1;
+  if (!config.takeover.empty()) {
+    if (request_listeners(config.takeover, &inherited, &takeover_conn, &error) < 0) {
+      fprintf(stderr, "ringlb: takeover: %s; binding the listeners here\n", error.c_str());
+    }
+  }
+
   // Listeners first: a bad or busy address must fail before any thread starts.
   Acceptor acceptor(shared);
-  std::string error;
-  if (acceptor.open_listeners(&error) < 0) {
+  const int listen_ret = acceptor.open_listeners(inherited, &error);
+  for (const InheritedListener& l : inherited) close(l.fd);  // registered (or unused): done
+  if (listen_ret < 0) {
     fprintf(stderr, "ringlb: %s\n", error.c_str());
+    if (takeover_conn >= 0) close(takeover_conn);  // the old process keeps serving
     return 2;
   }
   std::unique_ptr<metrics::Exporter> exporter;
@@ -137,6 +152,41 @@ int serve(const Config& config) {
     return 1;
   }
 
+  shared.acceptor_ring_fd = acceptor.ring_fd();
+  if (takeover_conn >= 0) {
+    // The listeners are registered and the workers run: the old process may stop accepting.
+    static const char kReady[] = "ready\n";
+    if (send(takeover_conn, kReady, sizeof(kReady) - 1, MSG_NOSIGNAL) < 0) {
+      fprintf(stderr, "ringlb: takeover: cannot tell %s we are ready: %s\n", config.takeover.c_str(),
+              strerror(errno));
+    } else {
+      fprintf(stderr, "ringlb: took over %zu listeners from %s\n", inherited.size(), config.takeover.c_str());
+    }
+    close(takeover_conn);
+  }
+  if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
+    fprintf(stderr, "ringlb: %s\n", error.c_str());  // serving matters more: carry on without it
+  }
+  uint64_t version = 1;
+  acceptor.set_reload([&shared, &version, argc, argv] {
+    Config fresh;
+    std::string message;
+    if (parse_config(argc, argv, &fresh, &message) != ParseStatus::kRun) {
+      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", message.c_str());
+      return;
+    }
+    if (std::string why = publish_snapshot(fresh, version + 1, &shared); !why.empty()) {
+      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", why.c_str());
+      return;
+    }
+    ++version;
+    fprintf(stderr, "ringlb: reloaded: %zu backends (%s)%s\n", fresh.backends.size(),
+            balancer::policy_name(fresh.policy),
+            fresh.listen.size() != shared.config.listen.size() || fresh.workers != shared.config.workers
+                ? "; --listen and --workers changes take an upgrade (--takeover)"
+                : "");
+  });
+
   HealthChecker checker(shared);
   std::thread checker_thread([&checker] { checker.run(); });
 
@@ -164,6 +214,13 @@ int serve(const Config& config) {
 }  // namespace ringlb
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "ctl") {
+    if (argc != 4) {
+      fprintf(stderr, "ringlb: usage: ringlb ctl PATH connections\n");
+      return 2;
+    }
+    return ringlb::run_ctl(argv[2], argv[3]);
+  }
   ringlb::Config config;
   std::string message;
   switch (ringlb::parse_config(argc, argv, &config, &message)) {
@@ -176,5 +233,5 @@ int main(int argc, char** argv) {
     case ringlb::ParseStatus::kRun:
       break;
   }
-  return ringlb::serve(config);
+  return ringlb::serve(config, argc, argv);
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ namespace ringlb {
 
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;
+  // Diagnostics text, written by the worker before it messages the acceptor, read after.
+  std::mutex diagnostics_mu;
+  std::string diagnostics;
   unsigned capacity = 0;              // client connections this worker can hold
   std::atomic<uint32_t> active{0};    // written by the worker, read by the acceptor
   std::atomic<bool> stopped{false};   // the worker's loop has ended
@@ -35,6 +39,7 @@ struct SharedState {
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   std::atomic<bool> draining{false};
+  int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
 
   uint64_t active_connections() const {
     uint64_t n = 0;

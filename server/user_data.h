@@ -13,7 +13,7 @@ enum class Tag : uint8_t {
   kInvalid = 0,
   // Worker.
   kHandoff,         // a client descriptor arrived from the acceptor (msg_ring)
-  kControl,         // a message from the acceptor: drain
+  kControl,         // a message from the acceptor: index kControlDrain or kControlDiagnostics
   kTick,            // periodic timer: idle timeouts, drain deadline
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kSocket,          // upstream socket_direct_alloc
@@ -40,9 +40,17 @@ enum class Tag : uint8_t {
   kQuietCloseAccepted,
   kSignal,
   kDrainNotify,
+  kControlAccept,   // a client on the control socket
+  kControlRecv,
+  kInstall,         // fixed_fd_install of a listener for a takeover
+  kDiagDone,        // a worker finished its diagnostics (msg_ring from the worker)
+  // Worker diagnostics.
+  kDiagInstall,
 };
 
 constexpr uint64_t kIndexMask = (1ULL << 24) - 1;
+constexpr uint32_t kControlDrain = 0;
+constexpr uint32_t kControlDiagnostics = 1;
 
 constexpr uint64_t encode(Tag tag, uint32_t index, uint32_t time_us) {
   return (static_cast<uint64_t>(tag) << 56) | ((static_cast<uint64_t>(index) & kIndexMask) << 32) |

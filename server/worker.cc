@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -9,6 +10,7 @@
 
 #include "balancer/hash.h"
 #include "server/clock.h"
+#include "server/control.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {
@@ -136,12 +138,9 @@ void Worker::handle(const io_uring_cqe* cqe) {
   switch (tag) {
     case Tag::kHandoff: return on_handoff(cqe->res, id, time_of(data));
     case Tag::kPeerName: return on_peer_name(id, cqe->res);
-    case Tag::kControl:
-      if (!draining_) {
-        draining_ = true;
-        drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
-      }
-      return;
+    case Tag::kControl: return on_control(id);
+    case Tag::kDiagInstall:
+      return on_diagnostics_install(id & ~(1u << 23), (id >> 23) & 1, cqe->res);
     case Tag::kTick: return on_tick();
     case Tag::kSocket: return on_socket(id, cqe->res);
     case Tag::kConnect: return on_connect(id, cqe->res);
@@ -169,6 +168,62 @@ void Worker::handle(const io_uring_cqe* cqe) {
               static_cast<unsigned>(tag));
       return;
   }
+}
+
+void Worker::on_control(uint32_t what) {
+  if (what == kControlDiagnostics) return start_diagnostics();
+  if (!draining_) {
+    draining_ = true;
+    drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
+  }
+}
+
+void Worker::start_diagnostics() {
+  // A regular fd per socket, only long enough to read its addresses and TCP_INFO: the one place
+  // besides upgrades where a direct descriptor becomes a regular fd.
+  diagnostics_.clear();
+  diagnostics_pending_ = 0;
+  for (uint32_t id = 0; id < conns_.size(); ++id) {
+    const Conn& conn = conns_[id];
+    if (conn.state != State::kProxying) continue;
+    for (const bool backend_side : {false, true}) {
+      io_uring_sqe* sqe = ring_.sqe();
+      uring::prep_fixed_fd_install(sqe, backend_side ? conn.backend : conn.client, 0);
+      sqe->user_data = data(Tag::kDiagInstall, id | (backend_side ? 1u << 23 : 0));
+      ++diagnostics_pending_;
+    }
+  }
+  if (diagnostics_pending_ == 0) finish_diagnostics();
+}
+
+void Worker::on_diagnostics_install(uint32_t id, bool backend_side, int res) {
+  if (res >= 0) {
+    stats_.fd_installs_diagnostics.add();
+    const Conn& conn = conns_[id];
+    std::string side = " side=client";
+    if (backend_side) {
+      // The connection may have ended while the install ran; the socket is still described.
+      side = " side=backend";
+      if (conn.state != State::kFree && conn.snap != nullptr && conn.backend_index >= 0) {
+        side += " backend=" + conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].name;
+      }
+    }
+    diagnostics_ += "worker=" + std::to_string(index_) + " conn=" + std::to_string(id) + side + " " +
+                    describe_socket(res) + "\n";
+    close(res);
+  }
+  if (--diagnostics_pending_ == 0) finish_diagnostics();
+}
+
+void Worker::finish_diagnostics() {
+  {
+    std::lock_guard<std::mutex> lock(slot_.diagnostics_mu);
+    slot_.diagnostics = diagnostics_;
+  }
+  io_uring_sqe* sqe = ring_.sqe();
+  uring::prep_msg_ring_data(sqe, shared_.acceptor_ring_fd, 0, encode(Tag::kDiagDone, index_, now_us_));
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = data(Tag::kQuietSockopt, 0);
 }
 
 void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
@@ -232,6 +287,14 @@ Worker::SnapshotRef* Worker::current_snapshot() {
     ref.picker = std::make_unique<balancer::Picker>(*ref.snapshot, index_,
                                                     0x9E3779B97F4A7C15ULL * (index_ + 1) ^ now_ns_);
     snapshot_version_ = ref.snapshot->version;
+    // Connections to a backend the new snapshot no longer has may finish, until the drain deadline.
+    std::vector<bool> present(balancer::BackendRegistry::kCapacity, false);
+    for (const balancer::BackendSpec& b : ref.snapshot->backends) present[b.id] = true;
+    const uint64_t deadline = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
+    for (Conn& conn : conns_) {
+      if (conn.state == State::kFree || conn.backend_index < 0 || present[conn.backend_id]) continue;
+      if (conn.deadline_ns == 0) conn.deadline_ns = deadline;
+    }
     snapshots_.push_back(std::move(ref));
     // Drop older snapshots nobody uses any more.
     for (auto it = snapshots_.begin(); std::next(it) != snapshots_.end();) {
@@ -538,10 +601,11 @@ void Worker::arm_tick() {
 void Worker::on_tick() {
   const uint64_t idle_ns = static_cast<uint64_t>(config_.idle_timeout.count()) * 1'000'000ULL;
   const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
+  if (shared_.snapshot.version() != snapshot_version_) current_snapshot();  // a reload happened
   for (uint32_t id = 0; id < conns_.size(); ++id) {
     Conn& conn = conns_[id];
     if (conn.state == State::kFree || conn.state == State::kClosing) continue;
-    if (drain_over) {
+    if (drain_over || (conn.deadline_ns != 0 && now_ns_ >= conn.deadline_ns)) {
       close_conn(id, CloseReason::k_drain);
     } else if (conn.state == State::kProxying && now_ns_ - conn.last_active_ns >= idle_ns) {
       close_conn(id, CloseReason::k_idle_timeout);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <future>
+#include <string>
 #include <vector>
 
 #include <list>
@@ -78,6 +79,7 @@ class Worker {
     metrics::CloseReason first_eof = metrics::CloseReason::k_error;
     uint64_t last_active_ns = 0;
     uint64_t connect_start_ns = 0;
+    uint64_t deadline_ns = 0;  // set when a reload removed its backend: closed at the drain deadline
     Flow flow[2];
   };
 
@@ -99,6 +101,10 @@ class Worker {
   void on_recv(uint32_t id, Dir dir, int res, uint32_t flags);
   void on_send(uint32_t id, Dir dir, int res);
   void on_tick();
+  void on_control(uint32_t what);
+  void start_diagnostics();
+  void on_diagnostics_install(uint32_t id, bool backend_side, int res);
+  void finish_diagnostics();
 
   void start_connect(uint32_t id);
   SnapshotRef* current_snapshot();
@@ -146,6 +152,8 @@ class Worker {
   bool drain_expired_ = false;
   uint64_t drain_deadline_ns_ = 0;
   __kernel_timespec tick_ts_{};
+  uint32_t diagnostics_pending_ = 0;
+  std::string diagnostics_;
   __kernel_timespec connect_ts_{};
 };
 

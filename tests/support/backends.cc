@@ -73,6 +73,14 @@ Backend::Handler echo_handler() {
   };
 }
 
+Backend::Handler name_then_echo_handler(char name) {
+  auto echo = echo_handler();
+  return [name, echo](int fd, const std::atomic<bool>& stopping) {
+    if (!write_all(fd, &name, 1)) return;
+    echo(fd, stopping);
+  };
+}
+
 Backend::Handler reply_after_eof_handler(size_t reply_bytes) {
   return [reply_bytes](int fd, const std::atomic<bool>&) {
     char buf[65536];

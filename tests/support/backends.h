@@ -49,6 +49,8 @@ class Backend {
 Backend::Handler echo_handler();
 // Reads until EOF, then replies with `reply_bytes` bytes of a known pattern and closes.
 Backend::Handler reply_after_eof_handler(size_t reply_bytes);
+// Writes its one-letter name first, then echoes every byte (knows who served a stream).
+Backend::Handler name_then_echo_handler(char name);
 // Writes the given text and closes (an "answer with my name" backend).
 Backend::Handler name_handler(std::string name);
 // Writes as fast as the peer accepts until stopped; counts what it wrote.

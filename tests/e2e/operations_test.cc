@@ -1,0 +1,276 @@
+// Operations without downtime: reload on SIGHUP, upgrade by listener takeover, diagnostics.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "tests/support/backends.h"
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+
+namespace ringlb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// Unix socket paths are limited to 107 bytes; Bazel's temp dir is longer than that.
+std::string short_socket_path(const std::string& name) {
+  return "/tmp/ringlb-test-" + std::to_string(getpid()) + "-" + name;
+}
+
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+// Bounded background load against port `port`: short connections one after another (each reads
+// the backend's name byte and a 4-byte echo), until stopped or 3000 done. Counts failures.
+class ShortLoad {
+ public:
+  explicit ShortLoad(std::function<uint16_t()> port) : port_(std::move(port)) {
+    thread_ = std::thread([this] {
+      for (int i = 0; i < 3000 && !stop_.load(); ++i) {
+        Fd fd = connect_loopback(port_());
+        char name = 0, back[4] = {};
+        bool ok = fd && (set_recv_timeout(fd.get(), 5000), read_exact(fd.get(), &name, 1)) &&
+                  write_all(fd.get(), "ping", 4) && read_exact(fd.get(), back, 4) &&
+                  memcmp(back, "ping", 4) == 0;
+        (ok ? done_ : failed_).fetch_add(1);
+        std::this_thread::sleep_for(2ms);
+      }
+    });
+  }
+  ~ShortLoad() { finish(); }
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int done() const { return done_.load(); }
+  int failed() const { return failed_.load(); }
+
+ private:
+  std::function<uint16_t()> port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> done_{0}, failed_{0};
+  std::thread thread_;
+};
+
+// A long-lived stream: sends `chunks` chunks of random bytes, one every 40 ms, reading each echo
+// back; true when every byte came back in order and the stream ended cleanly.
+struct LongStream {
+  char served_by = 0;
+  std::atomic<bool> ok{false};
+  std::thread thread;
+  LongStream(uint16_t port, int chunks) {
+    Fd fd = connect_loopback(port);
+    set_recv_timeout(fd.get(), 10000);
+    if (!fd || !read_exact(fd.get(), &served_by, 1)) return;
+    thread = std::thread([this, chunks, f = fd.release()] {
+      Fd fd(f);
+      std::mt19937 rng(f);
+      for (int i = 0; i < chunks; ++i) {
+        std::string chunk(8192, '\0');
+        for (char& c : chunk) c = static_cast<char>(rng());
+        std::string back(chunk.size(), '\0');
+        if (!write_all(fd.get(), chunk.data(), chunk.size()) ||
+            !read_exact(fd.get(), back.data(), back.size()) || back != chunk) {
+          return;
+        }
+        std::this_thread::sleep_for(40ms);
+      }
+      shutdown(fd.get(), SHUT_WR);
+      ok = read_to_eof(fd.get(), 5000).empty();
+    });
+  }
+  ~LongStream() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+std::string write_config(const std::string& path, const std::vector<std::string>& backends,
+                         const std::string& extra = "") {
+  std::ofstream ini(path);
+  ini << "listen = 127.0.0.1:0\nworkers = 2\ndrain-timeout = 10s\n" << extra;
+  for (const auto& b : backends) ini << "backend = " << b << "\n";
+  return path;
+}
+
+TEST(Operations, ReloadAddsAndRemovesBackendWithoutFailures) {
+  Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b')), c(name_then_echo_handler('c'));
+  const std::string ini = write_config(::testing::TempDir() + "/reload.ini", {a.address(), b.address()});
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", ini})) << lb.output();
+  std::vector<std::unique_ptr<LongStream>> streams;
+  for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LongStream>(lb.port(), 40));
+  ShortLoad load([&] { return lb.port(); });
+  std::this_thread::sleep_for(400ms);
+
+  write_config(ini, {b.address(), c.address()});
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded: 2 backends") != std::string::npos; }, 5s))
+      << lb.output();
+  std::this_thread::sleep_for(100ms);  // connections already past their pick may still reach a
+  const int a_after_reload = a.accepted();
+  std::this_thread::sleep_for(1s);
+  load.finish();
+
+  EXPECT_EQ(load.failed(), 0) << "of " << load.done() + load.failed();
+  EXPECT_GT(load.done(), 100);
+  EXPECT_EQ(a.accepted(), a_after_reload) << "the removed backend got new connections";
+  EXPECT_GT(c.accepted(), 10) << "the added backend got none";
+  int on_a = 0;
+  for (auto& s : streams) {
+    if (s->thread.joinable()) s->thread.join();
+    EXPECT_TRUE(s->ok) << "a stream served by " << s->served_by << " broke";
+    on_a += s->served_by == 'a';
+  }
+  EXPECT_GT(on_a, 0) << "no long-lived stream was on the removed backend; the test proves less";
+}
+
+TEST(Operations, InvalidConfigOnReloadKeepsServing) {
+  Backend a(name_then_echo_handler('a'));
+  const std::string ini = write_config(::testing::TempDir() + "/bad.ini", {a.address()});
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", ini}));
+  write_config(ini, {"nonsense:80"});
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("reload failed") != std::string::npos; }, 5s));
+  EXPECT_NE(lb.output().find("nonsense:80"), std::string::npos) << lb.output();
+  EXPECT_NE(lb.output().find("keeping the running configuration"), std::string::npos);
+  for (int i = 0; i < 5; ++i) {
+    Fd fd = connect_loopback(lb.port());
+    set_recv_timeout(fd.get(), 5000);
+    char name = 0;
+    ASSERT_TRUE(read_exact(fd.get(), &name, 1));
+    EXPECT_EQ(name, 'a');
+  }
+}
+
+TEST(Operations, TakeoverUnderLoadLosesNothing) {
+  Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b'));
+  const std::string sock = short_socket_path("takeover.sock");
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--backend", a.address(),
+                                         "--backend", b.address(), "--workers", "2",
+                                         "--control-socket", sock, "--drain-timeout", "10s"};
+  RinglbProcess old_lb;
+  ASSERT_TRUE(old_lb.start(args));
+  const uint16_t port = old_lb.port();
+  std::vector<std::unique_ptr<LongStream>> streams;
+  for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LongStream>(port, 40));
+  ShortLoad load([port] { return port; });
+  std::this_thread::sleep_for(300ms);
+  const int old_fds_before = count_open_fds(old_lb.pid());
+
+  std::vector<std::string> new_args = args;
+  new_args.insert(new_args.end(), {"--takeover", sock});
+  new_args[1] = "127.0.0.1:" + std::to_string(port);
+  RinglbProcess new_lb;
+  ASSERT_TRUE(new_lb.start(new_args)) << new_lb.output();
+  EXPECT_EQ(new_lb.port(), port);
+  EXPECT_NE(new_lb.output().find("took over 1 listeners"), std::string::npos) << new_lb.output();
+  ASSERT_TRUE(eventually([&] { return old_lb.output().find("handed over") != std::string::npos; }, 5s));
+  // Old: the takeover's installed fds are closed again; its control listener is gone.
+  EXPECT_LE(count_open_fds(old_lb.pid()), old_fds_before);
+  const int new_fds = count_open_fds(new_lb.pid());
+  std::this_thread::sleep_for(800ms);
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.done() + load.failed();
+  for (auto& s : streams) {
+    if (s->thread.joinable()) s->thread.join();
+    EXPECT_TRUE(s->ok) << "a stream that started before the takeover broke";
+  }
+  // The old process drains its last stream and exits on its own, well before its deadline.
+  EXPECT_EQ(old_lb.stop(0, 8s), 0) << old_lb.output();
+  // The new one serves, and traffic did not leak fds there either.
+  const double before = new_lb.metric("ringlb_connections_accepted_total");
+  ShortLoad more([port] { return port; });
+  std::this_thread::sleep_for(300ms);
+  more.finish();
+  EXPECT_EQ(more.failed(), 0);
+  EXPECT_GT(new_lb.metric("ringlb_connections_accepted_total"), before);
+  EXPECT_EQ(count_open_fds(new_lb.pid()), new_fds);
+  EXPECT_GE(new_lb.metric("ringlb_slow_path_fd_installs_total", {"reason=\"takeover\""}), 0);
+  EXPECT_EQ(old_lb.output().find("ERROR"), std::string::npos);
+}
+
+TEST(Operations, TakeoverFromNobodyBindsItself) {
+  Backend a(name_then_echo_handler('a'));
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--takeover",
+                        short_socket_path("nobody.sock")}))
+      << lb.output();
+  EXPECT_NE(lb.output().find("cannot reach"), std::string::npos) << lb.output();
+  Fd fd = connect_loopback(lb.port());
+  char name = 0;
+  set_recv_timeout(fd.get(), 5000);
+  EXPECT_TRUE(read_exact(fd.get(), &name, 1));
+}
+
+TEST(Operations, TakeoverWithWrongAnswerAndBusyAddressExitsTwo) {
+  // Something that is not ringlb answers on the control path, and the address is still held.
+  const std::string sock = short_socket_path("impostor.sock");
+  unlink(sock.c_str());
+  Fd impostor(::socket(AF_UNIX, SOCK_STREAM, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(bind(impostor.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(impostor.get(), 4), 0);
+  std::thread answer([&] {
+    pollfd p{impostor.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return;
+    Fd c(accept(impostor.get(), nullptr, nullptr));
+    char buf[64];
+    recv(c.get(), buf, sizeof(buf), 0);
+    write_all(c.get(), "hello\n", 6);
+  });
+  uint16_t port = 0;
+  Fd held = listen_loopback(&port);
+  RunResult r = run_command({runfile("server/ringlb"), "--listen", "127.0.0.1:" + std::to_string(port),
+                             "--backend", "127.0.0.1:1", "--takeover", sock, "--metrics-listen", "none"});
+  answer.join();
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("answered wrongly"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("in use"), std::string::npos) << r.output;
+}
+
+TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
+  Backend a(name_then_echo_handler('a'));
+  const std::string sock = short_socket_path("diag.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--workers", "2",
+                        "--control-socket", sock}));
+  Fd fd = connect_loopback(lb.port());
+  char name = 0;
+  set_recv_timeout(fd.get(), 5000);
+  ASSERT_TRUE(read_exact(fd.get(), &name, 1));
+  const uint16_t client_port = local_port(fd.get());
+  const int fds_before = count_open_fds(lb.pid());
+  RunResult r = run_command({runfile("server/ringlb"), "ctl", sock, "connections"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string client_line = "peer=127.0.0.1:" + std::to_string(client_port);
+  EXPECT_NE(r.output.find(client_line), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("side=backend backend=" + a.address()), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("peer=" + a.address()), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rtt_us="), std::string::npos) << r.output;
+  // Every regular fd made for the listing is closed again.
+  EXPECT_EQ(count_open_fds(lb.pid()), fds_before);
+  EXPECT_EQ(lb.metric("ringlb_slow_path_fd_installs_total", {"reason=\"diagnostics\""}), 2);
+}
+
+}  // namespace
+}  // namespace ringlb::testing
