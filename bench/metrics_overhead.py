@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--perf", action="store_true")
     args = ap.parse_args()
     signal.signal(signal.SIGINT, e2e.on_signal)
+    e2e.build_ringlb()
     tmp = tempfile.mkdtemp(prefix="ringlb-mo-")
     results = {(m, k): [] for m in ("keepalive", "close") for k in PORTS}
     try:
