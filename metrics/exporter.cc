@@ -34,6 +34,14 @@ ClientMetric value_metric(MetricType type, double value,
   return m;
 }
 
+// A family with one unlabelled sample.
+void add_single(std::vector<MetricFamily>* out, const char* name, const char* help, MetricType type,
+                double value) {
+  MetricFamily f = family(name, help, type);
+  f.metric.push_back(value_metric(type, value));
+  out->push_back(std::move(f));
+}
+
 // Sums several single-writer histograms into one Prometheus histogram.
 ClientMetric histogram_metric(const std::vector<const LocalHistogram*>& parts,
                               std::vector<ClientMetric::Label> labels = {}) {
@@ -71,11 +79,8 @@ std::vector<MetricFamily> Collector::Collect() const {
     f.metric.push_back(value_metric(MetricType::Gauge, 1, {{"version", version_}}));
     out.push_back(std::move(f));
   }
-  {
-    MetricFamily f = family("ringlb_start_time_seconds", "Start time of the process since the Unix epoch.", MetricType::Gauge);
-    f.metric.push_back(value_metric(MetricType::Gauge, r.start_time_seconds));
-    out.push_back(std::move(f));
-  }
+  add_single(&out, "ringlb_start_time_seconds", "Start time of the process since the Unix epoch.",
+             MetricType::Gauge, r.start_time_seconds);
   {
     MetricFamily f = family("ringlb_cqe_latency_seconds",
                             "Time from submitting an io_uring SQE to reaping its CQE, by operation "
@@ -99,16 +104,10 @@ std::vector<MetricFamily> Collector::Collect() const {
     f.metric.push_back(histogram_metric(parts));
     out.push_back(std::move(f));
   }
-  {
-    MetricFamily f = family("ringlb_connections_accepted_total", "Client connections accepted.", MetricType::Counter);
-    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.accepted.get())));
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("ringlb_accept_errors_total", "Accept completions that failed.", MetricType::Counter);
-    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.accept_errors.get())));
-    out.push_back(std::move(f));
-  }
+  add_single(&out, "ringlb_connections_accepted_total", "Client connections accepted.",
+             MetricType::Counter, static_cast<double>(a.accepted.get()));
+  add_single(&out, "ringlb_accept_errors_total", "Accept completions that failed.",
+             MetricType::Counter, static_cast<double>(a.accept_errors.get()));
   {
     MetricFamily f = family("ringlb_connections_active", "Live client connections, by worker.", MetricType::Gauge);
     MetricFamily slots = family("ringlb_open_direct_slots", "Direct descriptors open in each worker's table.", MetricType::Gauge);
@@ -143,9 +142,8 @@ std::vector<MetricFamily> Collector::Collect() const {
       f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.handoff_failures[i].get()), {{"errno", kErrnoNames[i]}}));
     }
     out.push_back(std::move(f));
-    MetricFamily retries = family("ringlb_handoff_retries_total", "Hand-offs retried on another worker.", MetricType::Counter);
-    retries.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.handoff_retries.get())));
-    out.push_back(std::move(retries));
+    add_single(&out, "ringlb_handoff_retries_total", "Hand-offs retried on another worker.",
+               MetricType::Counter, static_cast<double>(a.handoff_retries.get()));
   }
   {
     MetricFamily f = family("ringlb_slow_path_fd_installs_total",
@@ -191,14 +189,10 @@ std::vector<MetricFamily> Collector::Collect() const {
     }
     for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
   }
-  {
-    MetricFamily f = family("ringlb_health_checks_total", "Active health checks run.", MetricType::Counter);
-    f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.health_checks.get())));
-    out.push_back(std::move(f));
-    MetricFamily g = family("ringlb_health_check_failures_total", "Active health checks that failed.", MetricType::Counter);
-    g.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.health_check_failures.get())));
-    out.push_back(std::move(g));
-  }
+  add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
+             static_cast<double>(r.health_checks.get()));
+  add_single(&out, "ringlb_health_check_failures_total", "Active health checks that failed.",
+             MetricType::Counter, static_cast<double>(r.health_check_failures.get()));
   return out;
 }
 

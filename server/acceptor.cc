@@ -157,17 +157,12 @@ int Acceptor::run(int signal_fd) {
   sqe->user_data = data(Tag::kSignal, 0);
 
   for (;;) {
-    int ret = io_uring_submit_and_wait(ring_.get(), 1);
-    if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
+    if (int ret = ring_.submit_and_wait_one(); ret < 0) {
       fprintf(stderr, "ringlb: acceptor: io_uring_submit_and_wait: %s\n", strerror(-ret));
     }
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(ring_.get(), head, cqe) {
-      ++seen;
+    ring_.reap([&](const io_uring_cqe* cqe) {
       const uint64_t ud = cqe->user_data;
       const uint32_t index = index_of(ud);
       switch (tag_of(ud)) {
@@ -218,8 +213,7 @@ int Acceptor::run(int signal_fd) {
         default:
           break;
       }
-    }
-    io_uring_cq_advance(ring_.get(), seen);
+    });
     if (draining_ && !drain_sent_) {
       // Hand-offs were issued when submitted, so these messages queue behind them in each
       // worker: the workers see every connection before they start counting down to zero.

@@ -33,13 +33,12 @@ void HealthChecker::run() {
   now_us_ = micros32(now_ns_);
   tick();
   while (!(stopping_.load() && in_flight_ == 0)) {
-    io_uring_submit_and_wait(ring_.get(), 1);
+    if (int ret = ring_.submit_and_wait_one(); ret < 0) {
+      fprintf(stderr, "ringlb: health checker: io_uring_submit_and_wait: %s\n", strerror(-ret));
+    }
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
-    unsigned head, seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(ring_.get(), head, cqe) {
-      ++seen;
+    ring_.reap([&](const io_uring_cqe* cqe) {
       const uint64_t ud = cqe->user_data;
       const uint32_t id = index_of(ud);
       Check& c = checks_[id];
@@ -79,8 +78,7 @@ void HealthChecker::run() {
         default:
           break;
       }
-    }
-    io_uring_cq_advance(ring_.get(), seen);
+    });
   }
 }
 

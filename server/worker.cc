@@ -108,21 +108,12 @@ int Worker::setup() {
 
 void Worker::loop() {
   for (;;) {
-    int ret = io_uring_submit_and_wait(ring_.get(), 1);
-    if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
+    if (int ret = ring_.submit_and_wait_one(); ret < 0) {
       fprintf(stderr, "ringlb: worker %u: io_uring_submit_and_wait: %s\n", index_, strerror(-ret));
     }
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
-    // Reap the whole batch and advance the CQ once.
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(ring_.get(), head, cqe) {
-      handle(cqe);
-      ++seen;
-    }
-    io_uring_cq_advance(ring_.get(), seen);
+    ring_.reap([this](const io_uring_cqe* cqe) { handle(cqe); });
     if (draining_ && live_ == 0) break;
   }
 }

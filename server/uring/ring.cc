@@ -40,6 +40,11 @@ io_uring_sqe* Ring::sqe() {
   return sqe;
 }
 
+int Ring::submit_and_wait_one() {
+  const int ret = io_uring_submit_and_wait(&ring_, 1);
+  return ret >= 0 || ret == -EINTR || ret == -ETIME || ret == -EBUSY ? 0 : ret;
+}
+
 int Ring::wait_for(uint64_t user_data) {
   int ret = io_uring_submit(&ring_);
   if (ret < 0) return ret;

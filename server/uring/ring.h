@@ -41,6 +41,25 @@ class Ring {
   io_uring_sqe* sqe();
   int submit() { return io_uring_submit(&ring_); }
 
+  // One event-loop wait: submits what is queued and waits for at least one completion.
+  // Interruptions and timeouts are not errors here. 0 or -errno.
+  int submit_and_wait_one();
+
+  // Hands every completion in the CQ to `handle` (including any that arrive meanwhile) and
+  // advances the CQ once for the whole batch.
+  template <typename Handle>
+  unsigned reap(Handle&& handle) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      handle(static_cast<const io_uring_cqe*>(cqe));
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    return seen;
+  }
+
   // Slow paths and tests only: submits what is queued and waits for the CQE whose user_data is
   // `user_data`, returning its res. CQEs for other user_data seen meanwhile are dropped, so use it
   // only on a ring with nothing else in flight.

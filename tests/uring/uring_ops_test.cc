@@ -58,6 +58,31 @@ int make_direct_listener(Ring& ring, uint16_t* port_out, FileTable& table) {
   return slot;
 }
 
+// A ring with a direct listening socket made through io_uring, and one real client accepted into
+// a direct slot.
+struct AcceptedClient {
+  Ring ring;
+  FileTable table;
+  uint16_t port = 0;
+  int listen_slot = -1;
+  Fd client;
+  int slot = -1;
+
+  // Fills everything in; false (with a gtest failure) if any step fails.
+  bool open() {
+    EXPECT_EQ(ring.init(thread_ring_options()), 0);
+    EXPECT_EQ(table.init(ring, 16), 0);
+    listen_slot = make_direct_listener(ring, &port, table);
+    EXPECT_GE(listen_slot, 0) << strerror(-listen_slot);
+    if (listen_slot < 0) return false;
+    client = connect_loopback(port);
+    EXPECT_TRUE(client);
+    slot = run_one(ring, [&](io_uring_sqe* sqe) { prep_accept_direct_alloc(sqe, listen_slot, 0); });
+    EXPECT_GE(slot, 0) << strerror(-slot);
+    return client && slot >= 0;
+  }
+};
+
 io_uring_cqe* wait_cqe(Ring& ring) {
   io_uring_cqe* cqe = nullptr;
   int ret;
@@ -132,19 +157,11 @@ TEST(DirectListener, AcceptsRealClientsWithMultishotAcceptDirect) {
 }
 
 TEST(FixedFdInstall, GivesRegularFdWithClientsPeerPort) {
-  Ring ring;
-  ASSERT_EQ(ring.init(thread_ring_options()), 0);
-  FileTable table;
-  ASSERT_EQ(table.init(ring, 16), 0);
-  uint16_t port = 0;
-  int lslot = make_direct_listener(ring, &port, table);
-  ASSERT_GE(lslot, 0);
-  Fd client = connect_loopback(port);
-  ASSERT_TRUE(client);
-  int accepted = run_one(ring, [&](io_uring_sqe* sqe) {
-    prep_accept_direct_alloc(sqe, lslot, 0);
-  });
-  ASSERT_GE(accepted, 0) << strerror(-accepted);
+  AcceptedClient a;
+  ASSERT_TRUE(a.open());
+  Ring& ring = a.ring;
+  const Fd& client = a.client;
+  const int accepted = a.slot;
   int fd = run_one(ring, [&](io_uring_sqe* sqe) { prep_fixed_fd_install(sqe, accepted, 0); });
   ASSERT_GE(fd, 0) << strerror(-fd);
   Fd installed(fd);
@@ -195,19 +212,11 @@ TEST(MsgRingFd, PassesConnectionBetweenTwoThreadsRings) {
   });
   const int target_fd = target_fd_promise.get_future().get();
 
-  Ring ring;
-  ASSERT_EQ(ring.init(thread_ring_options()), 0);
-  FileTable table;
-  ASSERT_EQ(table.init(ring, 16), 0);
-  uint16_t port = 0;
-  int lslot = make_direct_listener(ring, &port, table);
-  ASSERT_GE(lslot, 0);
-  Fd client = connect_loopback(port);
-  ASSERT_TRUE(client);
-  int accepted = run_one(ring, [&](io_uring_sqe* sqe) {
-    prep_accept_direct_alloc(sqe, lslot, 0);
-  });
-  ASSERT_GE(accepted, 0);
+  AcceptedClient a;
+  ASSERT_TRUE(a.open());
+  Ring& ring = a.ring;
+  const Fd& client = a.client;
+  const int accepted = a.slot;
   int msg = run_one(ring, [&](io_uring_sqe* sqe) {
     prep_msg_ring_fd_alloc(sqe, target_fd, accepted, 0xfeedULL, 0);
   });
@@ -231,18 +240,10 @@ TEST(MsgRingFd, PassesConnectionBetweenTwoThreadsRings) {
 }
 
 TEST(MsgRingFd, ErrorCasesGiveDocumentedErrno) {
-  Ring ring;
-  ASSERT_EQ(ring.init(thread_ring_options()), 0);
-  FileTable table;
-  ASSERT_EQ(table.init(ring, 16), 0);
-  uint16_t port = 0;
-  int lslot = make_direct_listener(ring, &port, table);
-  ASSERT_GE(lslot, 0);
-  Fd client = connect_loopback(port);
-  int slot = run_one(ring, [&](io_uring_sqe* sqe) {
-    prep_accept_direct_alloc(sqe, lslot, 0);
-  });
-  ASSERT_GE(slot, 0);
+  AcceptedClient a;
+  ASSERT_TRUE(a.open());
+  Ring& ring = a.ring;
+  const int slot = a.slot;
   auto send_to = [&](int target_fd) {
     return run_one(ring, [&](io_uring_sqe* sqe) { prep_msg_ring_fd_alloc(sqe, target_fd, slot, 1, 0); });
   };
