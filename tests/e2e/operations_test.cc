@@ -141,6 +141,36 @@ TEST(Operations, ReloadAddsAndRemovesBackendWithoutFailures) {
   EXPECT_GT(on_a, 0) << "no long-lived stream was on the removed backend; the test proves less";
 }
 
+TEST(Operations, ReloadClosesIdleConnectionToRemovedBackendAtDrainDeadline) {
+  Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b'));
+  const std::string ini = write_config(::testing::TempDir() + "/deadline.ini", {a.address()});
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", ini, "--drain-timeout", "600ms"}));
+  Fd stuck = connect_loopback(lb.port());
+  char name = 0;
+  set_recv_timeout(stuck.get(), 5000);
+  ASSERT_TRUE(read_exact(stuck.get(), &name, 1));
+  ASSERT_EQ(name, 'a');
+  write_config(ini, {b.address()});
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded") != std::string::npos; }, 5s));
+  const auto t0 = Clock::now();
+  // Still usable until the deadline...
+  ASSERT_TRUE(write_all(stuck.get(), "hi", 2));
+  char back[2];
+  ASSERT_TRUE(read_exact(stuck.get(), back, 2));
+  // ...then closed by ringlb.
+  EXPECT_EQ(read_to_eof(stuck.get(), 5000), "");
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 350ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"drain\""}), 1);
+  Fd fresh = connect_loopback(lb.port());
+  set_recv_timeout(fresh.get(), 5000);
+  ASSERT_TRUE(read_exact(fresh.get(), &name, 1));
+  EXPECT_EQ(name, 'b');
+}
+
 TEST(Operations, InvalidConfigOnReloadKeepsServing) {
   Backend a(name_then_echo_handler('a'));
   const std::string ini = write_config(::testing::TempDir() + "/bad.ini", {a.address()});
