@@ -4,8 +4,16 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 
 namespace ringlb::metrics {
 namespace {
@@ -196,9 +204,12 @@ std::vector<MetricFamily> Collector::Collect() const {
   return out;
 }
 
-std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const Registry& registry,
+std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const sockaddr* bind_addr,
+                                          socklen_t bind_len, const Registry& registry,
                                           const std::string& version, std::string* error) {
   auto exporter = std::unique_ptr<Exporter>(new Exporter());
+  memcpy(&exporter->bind_addr_, bind_addr, std::min<size_t>(bind_len, sizeof(exporter->bind_addr_)));
+  exporter->bind_len_ = bind_len;
   try {
     exporter->exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
   } catch (const std::exception& e) {
@@ -213,6 +224,37 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const Registr
 }  // namespace ringlb::metrics
 
 namespace ringlb::metrics {
+
+Exporter::~Exporter() {
+  if (!exposer_) return;
+  // CivetWeb's master thread polls its listener in 2-second quanta and stopping waits for it. A
+  // connection wakes the poll, so knock while it stops: exit then takes milliseconds.
+  sockaddr_storage target = bind_addr_;
+  const uint16_t port = htons(static_cast<uint16_t>(this->port()));
+  if (target.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&target);
+    a->sin6_port = port;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) a->sin6_addr = in6addr_loopback;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&target);
+    a->sin_port = port;
+    if (a->sin_addr.s_addr == htonl(INADDR_ANY)) a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+  std::atomic<bool> stopped{false};
+  std::thread knocker([&] {
+    for (int i = 0; i < 100 && !stopped.load(); ++i) {  // at most ~2 s, as without it
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      const int fd = socket(target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fd < 0) continue;
+      connect(fd, reinterpret_cast<const sockaddr*>(&target), bind_len_);
+      close(fd);
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  knocker.join();
+}
+
 int Exporter::port() const {
   const std::vector<int> ports = exposer_->GetListeningPorts();
   return ports.empty() ? 0 : ports.front();

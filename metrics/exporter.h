@@ -6,6 +6,8 @@
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 
+#include <sys/socket.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,9 +28,12 @@ class Collector : public prometheus::Collectable {
 
 class Exporter {
  public:
-  // Throws nothing: returns null and sets *error when the address cannot be served.
-  static std::unique_ptr<Exporter> start(const std::string& bind, const Registry& registry,
+  // Throws nothing: returns null and sets *error when the address cannot be served. `bind_addr`
+  // is the same address in binary form (used to wake the server when it stops).
+  static std::unique_ptr<Exporter> start(const std::string& bind, const sockaddr* bind_addr,
+                                         socklen_t bind_len, const Registry& registry,
                                          const std::string& version, std::string* error);
+  ~Exporter();
 
  public:
   // The port actually bound (useful with port 0).
@@ -37,6 +42,8 @@ class Exporter {
  private:
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<Collector> collector_;
+  sockaddr_storage bind_addr_{};
+  socklen_t bind_len_ = 0;
 };
 
 }  // namespace ringlb::metrics

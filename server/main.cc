@@ -112,8 +112,9 @@ int serve(const Config& config, int argc, char** argv) {
   }
   std::unique_ptr<metrics::Exporter> exporter;
   if (config.metrics_enabled) {
-    exporter = metrics::Exporter::start(config.metrics_listen.to_string(), *shared.registry,
-                                        kVersion, &error);
+    exporter = metrics::Exporter::start(config.metrics_listen.to_string(), config.metrics_listen.get(),
+                                        config.metrics_listen.length, *shared.registry, kVersion,
+                                        &error);
     if (!exporter) {
       fprintf(stderr, "ringlb: %s\n", error.c_str());
       return 2;
