@@ -141,6 +141,10 @@ int Acceptor::open_control(const std::string& path, std::string* error) {
 }
 
 void Acceptor::arm_accept(uint32_t listener) {
+  if (listeners_[listener].armed == false) {
+    listeners_[listener].armed = true;
+    ++accepts_armed_;
+  }
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_multishot_accept_direct(sqe, listeners_[listener].slot, nullptr, nullptr, 0);
   sqe->flags |= IOSQE_FIXED_FILE;
@@ -214,9 +218,10 @@ int Acceptor::run(int signal_fd) {
           break;
       }
     });
-    if (draining_ && !drain_sent_) {
-      // Hand-offs were issued when submitted, so these messages queue behind them in each
-      // worker: the workers see every connection before they start counting down to zero.
+    if (draining_ && !drain_sent_ && accepts_armed_ == 0) {
+      // Every multishot accept has posted its last completion and every connection it took was
+      // handed off (hand-offs are issued when submitted), so these messages queue behind them in
+      // each worker: the workers see every connection before they start counting down to zero.
       for (const auto& w : shared_.workers) {
         io_uring_sqe* s = ring_.sqe();
         uring::prep_msg_ring_data(s, w->ring_fd, 0, encode(Tag::kControl, kControlDrain, now_us_));
@@ -237,13 +242,21 @@ void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
     stats_.op(Op::k_accept).observe_ns(elapsed_ns_since(l.last_stamp_us, now_ns_));
   }
   l.last_stamp_us = now_us_;
-  if (!(flags & IORING_CQE_F_MORE) && !draining_) arm_accept(listener);
+  if (!(flags & IORING_CQE_F_MORE)) {
+    if (draining_) {
+      listeners_[listener].armed = false;
+      --accepts_armed_;  // cancelled: this listener's accepts are over
+    } else {
+      arm_accept(listener);
+    }
+  }
   if (res < 0) {
     if (res != -ECANCELED) stats_.accept_errors.add();
     return;
   }
   stats_.accepted.add();
-  if (draining_) return close_slot(res);
+  // Accepted before the cancel took effect (during a drain, or a takeover): the client is
+  // connected, so it is served like any other, within the drain deadline.
   const uint64_t limit = shared_.config.max_connections;
   if (shared_.active_connections() >= limit) {
     stats_.rejected_max_connections.add();

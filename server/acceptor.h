@@ -46,6 +46,7 @@ class Acceptor {
   struct Listener {
     int slot = -1;
     uint32_t last_stamp_us = 0;  // previous completion (or arming) of its multishot accept
+    bool armed = false;          // its multishot accept may still post completions
   };
   struct Pending {
     uint32_t accept_us = 0;  // when the connection was accepted: the hand-off latency starts here
@@ -79,6 +80,7 @@ class Acceptor {
   std::vector<Pending> pending_;  // by acceptor slot
   uint32_t in_flight_ = 0;  // drain-time completions still to come
   uint32_t sample_ = 0;
+  uint32_t accepts_armed_ = 0;  // listeners whose multishot accept has not posted its last CQE
   unsigned next_worker_ = 0;
   bool draining_ = false;
   bool drain_sent_ = false;

@@ -222,8 +222,10 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   if (config_.metrics_enabled) stats_.handoff_latency.observe_ns(elapsed_ns_since(stamp_us, now_ns_));
   stats_.received.add();
   stats_.open_slots.add();
-  if (draining_ || free_.empty()) {
-    stats_.close(draining_ ? CloseReason::k_drain : CloseReason::k_max_connections).add();
+  // While draining too: the acceptor took this client before it stopped accepting, and it is
+  // served within the drain deadline like the others.
+  if (free_.empty()) {
+    stats_.close(CloseReason::k_max_connections).add();
     close_slot(res);
     return;
   }
