@@ -196,6 +196,11 @@ int Acceptor::run(int signal_fd) {
         case Tag::kDiagDone:
           on_diagnostics_done();
           break;
+        case Tag::kDiagRequest:
+          // The message did not reach that worker (it has stopped): it will not answer, so count
+          // it as answered with nothing rather than leave the ctl client waiting.
+          on_diagnostics_done();
+          break;
         case Tag::kSignal:
           if (cqe->res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP) {
             if (reload_ && !draining_) reload_();
@@ -433,7 +438,7 @@ void Acceptor::on_control_command(const std::string& command) {
       io_uring_sqe* sqe = ring_.sqe();
       uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
       sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-      sqe->user_data = data(Tag::kDrainNotify, 0);
+      sqe->user_data = data(Tag::kDiagRequest, 0);
     }
     return;
   }

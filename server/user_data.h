@@ -28,6 +28,7 @@ enum class Tag : uint8_t {
   // "Quiet" ops are submitted with IOSQE_CQE_SKIP_SUCCESS (but for a sample that feeds the latency
   // histograms): their completions never refer back to a connection, which may be gone by then.
   kQuietSockopt,
+  kQuietMessage,    // a msg_ring to another ring whose success needs no completion
   kQuietClose,
   // Health checker.
   kCheckTick,
@@ -44,6 +45,7 @@ enum class Tag : uint8_t {
   kControlRecv,
   kInstall,         // fixed_fd_install of a listener for a takeover
   kDiagDone,        // a worker finished its diagnostics (msg_ring from the worker)
+  kDiagRequest,     // our msg_ring asking a worker for diagnostics: a completion means it failed
   // Worker diagnostics.
   kDiagInstall,
 };

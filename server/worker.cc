@@ -145,6 +145,9 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kSendClient: return on_send(id, kDown, cqe->res);
     case Tag::kQuietSockopt:
       return;  // a failure cancels the linked connect, which reports it
+    case Tag::kQuietMessage:
+      // Only a failure gets here: the acceptor is gone (shutting down); nothing waits for it.
+      return;
     case Tag::kShutdown:
       --conns_[id].inflight;
       if (conns_[id].state == State::kClosing) return maybe_finish(id);
@@ -214,7 +217,7 @@ void Worker::finish_diagnostics() {
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_msg_ring_data(sqe, shared_.acceptor_ring_fd, 0, encode(Tag::kDiagDone, index_, now_us_));
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  sqe->user_data = data(Tag::kQuietSockopt, 0);
+  sqe->user_data = data(Tag::kQuietMessage, 0);
 }
 
 void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
