@@ -338,7 +338,6 @@ Acceptor::~Acceptor() {
 void Acceptor::begin_drain() {
   if (draining_) return;
   draining_ = true;
-  shared_.draining.store(true);
   for (const Listener& l : listeners_) {
     // Stop the multishot accept, then close the listening socket: new clients are refused.
     io_uring_sqe* sqe = ring_.sqe();

@@ -38,7 +38,6 @@ struct SharedState {
   balancer::SnapshotHolder snapshot;
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
-  std::atomic<bool> draining{false};
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
 
   uint64_t active_connections() const {

@@ -238,7 +238,6 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   conn = Conn{};
   conn.state = State::kConnecting;
   conn.client = res;
-  conn.listener = listener;
   conn.last_active_ns = now_ns_;
   conn.snap = current_snapshot();
   ++conn.snap->conns;
@@ -536,7 +535,6 @@ void Worker::close_conn(uint32_t id, CloseReason reason) {
   Conn& conn = conns_[id];
   if (conn.state == State::kClosing || conn.state == State::kFree) return;
   conn.state = State::kClosing;
-  conn.reason = reason;
   stats_.close(reason).add();
   conn.flow[kUp].waiting = conn.flow[kDown].waiting = false;
   if (conn.inflight > 0) {

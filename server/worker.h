@@ -70,12 +70,10 @@ class Worker {
     int backend_index = -1;  // in snap->snapshot->backends
     uint32_t backend_id = 0; // registry id: stats and shared state
     SnapshotRef* snap = nullptr;
-    uint32_t listener = 0;
     uint64_t key_hash = 0;
     uint32_t attempts = 0;
     uint64_t tried = 0;  // backends already tried for this client (first 64)
     uint32_t inflight = 0;
-    metrics::CloseReason reason = metrics::CloseReason::k_error;
     metrics::CloseReason first_eof = metrics::CloseReason::k_error;
     uint64_t last_active_ns = 0;
     uint64_t connect_start_ns = 0;
@@ -149,7 +147,6 @@ class Worker {
   uint64_t now_ns_ = 0;
   uint32_t now_us_ = 0;
   bool draining_ = false;
-  bool drain_expired_ = false;
   uint64_t drain_deadline_ns_ = 0;
   __kernel_timespec tick_ts_{};
   uint32_t diagnostics_pending_ = 0;

@@ -31,7 +31,6 @@ inline constexpr uint8_t kOpFixedFdInstall = 54;
 inline constexpr uint8_t kOpBind = 56;
 inline constexpr uint8_t kOpListen = 57;
 inline constexpr uint64_t kMsgSendFd = 1;  // IORING_MSG_SEND_FD
-inline constexpr uint64_t kMsgData = 0;    // IORING_MSG_DATA
 inline constexpr uint32_t kFixedFdNoCloexec = 1;
 inline constexpr uint32_t kSocketOpGetsockopt = 2;
 inline constexpr uint32_t kSocketOpSetsockopt = 3;
