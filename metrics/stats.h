@@ -42,6 +42,7 @@ const char* op_name(Op op);
   X(backend_eof)                \
   X(reset)                      \
   X(idle_timeout)               \
+  X(fin_timeout)                \
   X(connect_failed)             \
   X(no_backend)                 \
   X(max_connections)            \

@@ -45,6 +45,7 @@ po::options_description describe() {
       ("connect-timeout", po::value<std::string>()->default_value("2s"), "per backend connect attempt")
       ("connect-attempts", po::value<std::string>()->default_value("3"), "backends tried per client before giving up")
       ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
+      ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
@@ -234,6 +235,7 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       !get_uint(vm, "backlog", 1, 65535, &c.backlog, message) ||
       !get_duration(vm, "connect-timeout", &c.connect_timeout, message) ||
       !get_duration(vm, "idle-timeout", &c.idle_timeout, message) ||
+      !get_duration(vm, "fin-timeout", &c.fin_timeout, message) ||
       !get_duration(vm, "drain-timeout", &c.drain_timeout, message) ||
       !get_uint(vm, "maglev-table-size", 2, 10'000'019, &c.maglev_size, message) ||
       !get_duration(vm, "health-interval", &c.health.interval, message) ||
@@ -269,6 +271,10 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   if ((c.buffers_per_worker & (c.buffers_per_worker - 1)) != 0) {
     *message = "invalid value '" + std::to_string(c.buffers_per_worker) +
                "' for --buffers: must be a power of two";
+    return ParseStatus::kError;
+  }
+  if (c.fin_timeout.count() == 0) {
+    *message = "invalid value '0ms' for --fin-timeout: must be above zero";
     return ParseStatus::kError;
   }
   if (c.connect_timeout.count() == 0) {

@@ -41,6 +41,9 @@ struct Config {
   unsigned workers = 1;
   Millis connect_timeout{2000};
   Millis idle_timeout{300000};
+  // Once either side has half-closed (sent FIN), the connection is closed after this long
+  // without traffic: half-closed sockets must not linger until the idle timeout.
+  Millis fin_timeout{30000};
   Millis drain_timeout{10000};
   unsigned max_connections = 4096;
   unsigned connect_attempts = 3;  // per client: first try plus retries on other backends

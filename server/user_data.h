@@ -18,7 +18,6 @@ enum class Tag : uint8_t {
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kSocket,          // upstream socket_direct_alloc
   kConnect,
-  kConnectTimeout,  // the linked timeout of a connect
   kRecvClient,
   kRecvBackend,
   kSendClient,      // bytes written to the client
@@ -28,6 +27,9 @@ enum class Tag : uint8_t {
   // "Quiet" ops are submitted with IOSQE_CQE_SKIP_SUCCESS (but for a sample that feeds the latency
   // histograms): their completions never refer back to a connection, which may be gone by then.
   kQuietSockopt,
+  // The linked timeout of a connect. Cancelled (the connect finished first) it posts nothing;
+  // fired, it posts -ETIME, and the connect it cancelled reports the failure.
+  kQuietConnectTimeout,
   kQuietMessage,    // a msg_ring to another ring whose success needs no completion
   kQuietClose,
   // Health checker.

@@ -135,7 +135,6 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kTick: return on_tick();
     case Tag::kSocket: return on_socket(id, cqe->res);
     case Tag::kConnect: return on_connect(id, cqe->res);
-    case Tag::kConnectTimeout:
     case Tag::kCancel:
       --conns_[id].inflight;
       return maybe_finish(id);
@@ -145,6 +144,8 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kSendClient: return on_send(id, kDown, cqe->res);
     case Tag::kQuietSockopt:
       return;  // a failure cancels the linked connect, which reports it
+    case Tag::kQuietConnectTimeout:
+      return;  // the connect it cancelled reports -ECANCELED
     case Tag::kQuietMessage:
       // Only a failure gets here: the acceptor is gone (shutting down); nothing waits for it.
       return;
@@ -365,8 +366,9 @@ void Worker::on_socket(uint32_t id, int res) {
   ++conn.inflight;
   sqe = ring_.sqe();
   io_uring_prep_link_timeout(sqe, &connect_ts_, 0);
-  sqe->user_data = data(Tag::kConnectTimeout, id);
-  ++conn.inflight;
+  // Not counted in flight: it ends no later than the connect it guards, and names no connection.
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = data(Tag::kQuietConnectTimeout, 0);
 }
 
 void Worker::on_connect(uint32_t id, int res) {
@@ -382,6 +384,8 @@ void Worker::on_connect(uint32_t id, int res) {
     }
     conn.state = State::kProxying;
     conn.last_active_ns = now_ns_;
+    // Clients usually speak first and may have already; the backend has nothing to say yet.
+    conn.flow[kUp].expect_data = true;
     arm_recv(id, kUp);
     arm_recv(id, kDown);
     return;
@@ -410,6 +414,7 @@ void Worker::arm_recv(uint32_t id, Dir dir) {
   Conn& conn = conns_[id];
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_recv(sqe, dir == kUp ? conn.client : conn.backend, nullptr, config_.buffer_size, 0);
+  if (!conn.flow[dir].expect_data) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   sqe->user_data = data(dir == kUp ? Tag::kRecvClient : Tag::kRecvBackend, id);
@@ -439,6 +444,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
     return maybe_finish(id);
   }
   if (res > 0) {
+    flow.expect_data = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
     flow.buf = buf;
     flow.len = static_cast<uint32_t>(res);
     flow.off = 0;
@@ -454,6 +460,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
       conn.first_eof = dir == kUp ? CloseReason::k_client_eof : CloseReason::k_backend_eof;
     }
     flow.eof = true;
+    conn.last_active_ns = now_ns_;  // the fin timeout counts from the FIN
     if (conn.flow[kUp].eof && conn.flow[kDown].eof) {
       // Both sides are done: the close that follows sends this FIN, no shutdown needed.
       return maybe_close_after_eof(id);
@@ -594,6 +601,7 @@ void Worker::arm_tick() {
 
 void Worker::on_tick() {
   const uint64_t idle_ns = static_cast<uint64_t>(config_.idle_timeout.count()) * 1'000'000ULL;
+  const uint64_t fin_ns = static_cast<uint64_t>(config_.fin_timeout.count()) * 1'000'000ULL;
   const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
   if (shared_.snapshot.version() != snapshot_version_) current_snapshot();  // a reload happened
   for (uint32_t id = 0; id < conns_.size(); ++id) {
@@ -601,8 +609,12 @@ void Worker::on_tick() {
     if (conn.state == State::kFree || conn.state == State::kClosing) continue;
     if (drain_over || (conn.deadline_ns != 0 && now_ns_ >= conn.deadline_ns)) {
       close_conn(id, CloseReason::k_drain);
-    } else if (conn.state == State::kProxying && now_ns_ - conn.last_active_ns >= idle_ns) {
-      close_conn(id, CloseReason::k_idle_timeout);
+    } else if (conn.state == State::kProxying) {
+      const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;
+      const bool fin_first = half_closed && fin_ns < idle_ns;
+      if (now_ns_ - conn.last_active_ns >= (fin_first ? fin_ns : idle_ns)) {
+        close_conn(id, fin_first ? CloseReason::k_fin_timeout : CloseReason::k_idle_timeout);
+      }
     }
   }
   // A safety net for buffer waiters: retry a few even if no buffer came back through a send.

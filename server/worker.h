@@ -52,6 +52,9 @@ class Worker {
     uint32_t off = 0;
     bool eof = false;      // the source side sent FIN; SHUT_WR went to the other side
     bool waiting = false;  // recv found no free buffer; queued in waiters_
+    // Bytes are likely waiting at the source (the last recv saw IORING_CQE_F_SOCK_NONEMPTY):
+    // recv at once. Otherwise the recv waits for readiness first instead of failing a try.
+    bool expect_data = false;
   };
 
   // A balancer snapshot in use by this worker, with its picker. Connections keep the one they

@@ -41,6 +41,7 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--workers", "two"}, "two"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--connect-timeout", "5"}, "'5'"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--idle-timeout", "3fortnights"}, "3fortnights"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--fin-timeout", "0ms"}, "--fin-timeout"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--max-connections", "-1"}, "-1"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--buffers", "1000"}, "1000"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--metrics-listen", "localhost"}, "localhost"},

@@ -230,7 +230,17 @@ TEST(Proxy, SlowReaderDoesNotGrowMemory) {
   ASSERT_TRUE(fd);
   char c;
   ASSERT_TRUE(read_exact(fd.get(), &c, 1));  // the stream is flowing; now stop reading
-  std::this_thread::sleep_for(1s);
+  // Socket buffers on the way grow (TCP autotuning) for a while, longer on a loaded machine:
+  // wait until the backend has been stuck for half a second, then watch for two more.
+  uint64_t last = written.load();
+  int still = 0;
+  for (int i = 0; i < 60 && still < 5; ++i) {
+    std::this_thread::sleep_for(100ms);
+    const uint64_t now = written.load();
+    still = now == last ? still + 1 : 0;
+    last = now;
+  }
+  ASSERT_EQ(still, 5) << "the backend never stopped writing: " << last << " bytes";
   const long rss_before = rss_kib(lb.pid());
   const uint64_t written_before = written.load();
   std::this_thread::sleep_for(2s);
@@ -294,6 +304,53 @@ TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
   EXPECT_LT(waited, 2s);
   EXPECT_TRUE(eventually([&] {
     return lb.metric("ringlb_connections_closed_total", {"reason=\"idle_timeout\""}) == 1;
+  }));
+}
+
+// HAProxy's client-fin/server-fin timeouts; Envoy #41086: half-closed sockets must not linger until
+// the (long) idle timeout. Quiet half-closed connections go at --fin-timeout; ones still carrying
+// bytes the other way are left alone.
+TEST(Proxy, HalfClosedConnectionIsClosedAfterFinTimeoutUnlessBytesFlow) {
+  // Reads to EOF, then either keeps the connection open in silence, or sends a byte every 200 ms
+  // for 1.6 s (longer than the fin timeout) and closes.
+  Backend backend([](int fd, const std::atomic<bool>& stopping) {
+    char c = 0;
+    if (read(fd, &c, 1) != 1) return;
+    char rest[64];
+    while (read(fd, rest, sizeof(rest)) > 0) {
+    }
+    if (c == 's') {
+      while (!stopping.load()) std::this_thread::sleep_for(20ms);
+      return;
+    }
+    for (int i = 0; i < 8 && !stopping.load(); ++i) {
+      std::this_thread::sleep_for(200ms);
+      if (!write_all(fd, "t", 1)) return;
+    }
+  });
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--workers", "1",
+                        "--fin-timeout", "600ms"}));
+  Fd silent = connect_loopback(lb.port());
+  Fd talking = connect_loopback(lb.port());
+  ASSERT_TRUE(write_all(silent.get(), "s", 1));
+  ASSERT_TRUE(write_all(talking.get(), "t", 1));
+  ASSERT_EQ(shutdown(silent.get(), SHUT_WR), 0);
+  ASSERT_EQ(shutdown(talking.get(), SHUT_WR), 0);
+  const auto t0 = Clock::now();
+  std::string trickle;
+  std::thread reader([&] { trickle = read_to_eof(talking.get(), 5000); });
+  EXPECT_EQ(read_to_eof(silent.get(), 5000), "");
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 2s);  // the idle timeout is 5 minutes
+  reader.join();
+  EXPECT_EQ(trickle, "tttttttt");  // 1.6 s of bytes with gaps under the fin timeout: all arrive
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_connections_closed_total", {"reason=\"fin_timeout\""}) == 1 &&
+           lb.metric("ringlb_connections_closed_total", {"reason=\"backend_eof\""}) == 0 &&
+           lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) == 1 &&
+           lb.metric("ringlb_connections_active") == 0;
   }));
 }
 
