@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -47,6 +48,7 @@ po::options_description describe() {
       ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
       ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
@@ -78,6 +80,37 @@ bool get_duration(const po::variables_map& vm, const char* name, Millis* out,
   std::string error;
   if (!parse_duration(vm[name].as<std::string>(), out, &error)) {
     *message = "invalid value '" + vm[name].as<std::string>() + "' for --" + name + ": " + error;
+    return false;
+  }
+  return true;
+}
+
+bool parse_cpu_affinity(const std::string& text, std::vector<int>* cpus, std::string* message) {
+  cpus->clear();
+  if (text == "none") return true;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) CPU_SET(0, &allowed);
+  std::string allowed_list;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    allowed_list += (allowed_list.empty() ? "" : ",") + std::to_string(cpu);
+    if (text == "auto") cpus->push_back(cpu);
+  }
+  if (text == "auto") return true;
+  std::stringstream parts(text);
+  std::string item;
+  while (std::getline(parts, item, ',')) {
+    uint64_t cpu = 0;
+    if (!parse_uint(item, CPU_SETSIZE - 1, &cpu) || !CPU_ISSET(static_cast<int>(cpu), &allowed)) {
+      *message = "invalid value '" + text + "' for --cpu-affinity: '" + item +
+                 "' is not a CPU this process may use (" + allowed_list + "; or none, auto)";
+      return false;
+    }
+    cpus->push_back(static_cast<int>(cpu));
+  }
+  if (cpus->empty()) {
+    *message = "invalid value '" + text + "' for --cpu-affinity: expected none, auto or CPU[,CPU...]";
     return false;
   }
   return true;
@@ -279,6 +312,9 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   }
   if (c.connect_timeout.count() == 0) {
     *message = "invalid value '0ms' for --connect-timeout: must be above zero";
+    return ParseStatus::kError;
+  }
+  if (!parse_cpu_affinity(vm["cpu-affinity"].as<std::string>(), &c.cpus, message)) {
     return ParseStatus::kError;
   }
   const std::string metrics = vm["metrics-listen"].as<std::string>();

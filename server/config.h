@@ -46,6 +46,9 @@ struct Config {
   Millis fin_timeout{30000};
   Millis drain_timeout{10000};
   unsigned max_connections = 4096;
+  // --cpu-affinity: worker i runs (with its io-wq threads) on cpus[i % size], the acceptor on
+  // cpus[0]. Empty: the scheduler places every thread.
+  std::vector<int> cpus;
   unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;

@@ -1,5 +1,7 @@
 #include "server/health_checker.h"
 
+#include <pthread.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +19,7 @@ constexpr uint64_t kTickNs = 50'000'000;
 HealthChecker::HealthChecker(SharedState& shared) : shared_(shared) {}
 
 void HealthChecker::run() {
+  pthread_setname_np(pthread_self(), "ringlb-health");
   uring::RingOptions options;
   options.entries = 256;
   options.cq_entries = 4096;

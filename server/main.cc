@@ -1,5 +1,7 @@
 // ringlb: accepts TCP connections on an acceptor ring, hands them to worker rings with msg_ring,
 // and proxies them to backends.
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -202,6 +204,15 @@ int serve(const Config& config, int argc, char** argv) {
   fprintf(stderr, "ringlb: %u workers, %zu backends (%s), up to %u connections\n", config.workers,
           config.backends.size(), balancer::policy_name(config.policy), config.max_connections);
 
+  if (!config.cpus.empty()) {
+    // Last, so that only the acceptor (this thread) is pinned, not the threads started above.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(config.cpus[0], &set);
+    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+      fprintf(stderr, "ringlb: acceptor: setting the CPU affinity: %s\n", strerror(err));
+    }
+  }
   acceptor.run(signal_fd);
   for (auto& t : threads) t.join();
   checker.stop();

@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,6 +60,8 @@ Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
       stats_(*shared.registry->workers[index]) {}
 
 void Worker::run(std::promise<int>* ready) {
+  const std::string name = "ringlb-w" + std::to_string(index_);
+  pthread_setname_np(pthread_self(), name.c_str());  // for top -H, perf and /proc
   int ret = setup();
   ready->set_value(ret < 0 ? ret : ring_.fd());
   if (ret < 0) return;
@@ -84,6 +88,19 @@ int Worker::setup() {
   // a couple of io-wq threads per worker are plenty. Unbounded, bursts spawn one per request.
   unsigned iowq_workers[2] = {1, 2};  // bounded (file I/O), unbounded (sockets)
   io_uring_register_iowq_max_workers(ring_.get(), iowq_workers);
+  if (!config_.cpus.empty()) {
+    // --cpu-affinity: this thread and the io-wq threads that run its SHUTDOWNs share one CPU, so
+    // handing work between them is a local wake-up rather than an interrupt to another CPU.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(config_.cpus[index_ % config_.cpus.size()], &set);
+    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+      return fail("setting the CPU affinity", -err);
+    }
+    if (int ret = io_uring_register_iowq_aff(ring_.get(), sizeof(set), &set); ret < 0) {
+      return fail("setting the io-wq CPU affinity", ret);
+    }
+  }
   if (int ret = table_.init(ring_, table_slots(capacity)); ret < 0) {
     return fail("registering the descriptor table", ret);
   }

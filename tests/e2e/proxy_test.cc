@@ -1,5 +1,6 @@
 // ringlb as a real process in front of real backends on loopback.
 #include <dirent.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -7,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -352,6 +354,68 @@ TEST(Proxy, HalfClosedConnectionIsClosedAfterFinTimeoutUnlessBytesFlow) {
            lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) == 1 &&
            lb.metric("ringlb_connections_active") == 0;
   }));
+}
+
+// The threads of a ringlb process, by name (comm) -> Cpus_allowed_list; tid in `tids`.
+std::map<std::string, std::string> thread_cpus(pid_t pid, std::map<std::string, std::string>* tids) {
+  std::map<std::string, std::string> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream comm(dir + "/" + e->d_name + "/comm"), status(dir + "/" + e->d_name + "/status");
+    std::string name, line, cpus;
+    std::getline(comm, name);
+    while (std::getline(status, line)) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) cpus = line.substr(line.find_first_not_of(" \t", 18));
+    }
+    if (std::to_string(pid) == e->d_name) name = "acceptor";  // the main thread
+    out[name] = cpus;
+    if (tids) (*tids)[name] = e->d_name;
+  }
+  closedir(d);
+  return out;
+}
+
+TEST(Proxy, CpuAffinityPinsWorkersTheirIoWqThreadsAndTheAcceptor) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  Backend echo(echo_handler());
+  RinglbProcess plain, pinned;
+  ASSERT_TRUE(plain.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2"}));
+  ASSERT_TRUE(pinned.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                            "--cpu-affinity", "auto"}));
+  // A half-close makes the first worker run a SHUTDOWN, which the kernel gives to an io-wq thread.
+  Fd fd = connect_loopback(pinned.port());
+  ASSERT_TRUE(write_all(fd.get(), "x", 1));
+  ASSERT_EQ(shutdown(fd.get(), SHUT_WR), 0);
+  EXPECT_EQ(read_to_eof(fd.get(), 5000), "x");
+
+  std::map<std::string, std::string> tids;
+  const auto got = thread_cpus(pinned.pid(), &tids);
+  ASSERT_TRUE(got.count("ringlb-w0") && got.count("ringlb-w1")) << "worker threads are named";
+  EXPECT_EQ(got.at("ringlb-w0"), std::to_string(cpus[0]));
+  EXPECT_EQ(got.at("ringlb-w1"), std::to_string(cpus[1 % cpus.size()]));
+  EXPECT_EQ(got.at("acceptor"), std::to_string(cpus[0]));
+  const std::string iowq = "iou-wrk-" + tids.at("ringlb-w0");
+  ASSERT_TRUE(got.count(iowq)) << "no io-wq thread for worker 0";
+  EXPECT_EQ(got.at(iowq), std::to_string(cpus[0]));
+  if (got.count("ringlb-health")) {
+    EXPECT_NE(got.at("ringlb-health"), std::to_string(cpus[0]));  // only the acceptor is pinned
+  }
+
+  // Without the flag nothing is pinned: every thread may run on every CPU the test may use.
+  const auto free_threads = thread_cpus(plain.pid(), nullptr);
+  ASSERT_TRUE(free_threads.count("ringlb-w0"));
+  EXPECT_EQ(free_threads.at("ringlb-w0"), free_threads.at("acceptor"));
+  if (cpus.size() > 1) {
+    EXPECT_NE(free_threads.at("ringlb-w0"), std::to_string(cpus[0]));
+  }
 }
 
 TEST(Proxy, MaxConnectionsClosesExtraAndResumes) {
