@@ -2,12 +2,13 @@
 """Side-by-side A/B of ringlb settings (and HAProxy) under wrk, one mode at a time.
 
 Each variant is a ringlb started with extra arguments ("name=ARGS", ARGS split on spaces);
-"haproxy" adds HAProxy 2.6 mode tcp. Every variant runs against the same nginx backend, in
+"haproxy" adds HAProxy 2.6 mode tcp, "haproxy-pinned" the same with its thread on CPU 0
+(cpu-map, as ringlb's --cpu-affinity auto places a single worker). Every variant runs against the same nginx backend, in
 alternating order, repeated; the table shows medians of the proxy's CPU time per request (the
 steady measure on this machine), requests/s and p99.
 
   python3 bench/ab.py --mode close --conns 10,100 --repeat 5 \\
-      "default=" "pinned=--cpu-affinity auto" haproxy
+      "default=" "pinned=--cpu-affinity auto" haproxy haproxy-pinned
 """
 import argparse
 import os
@@ -22,7 +23,7 @@ import e2e  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="+", help='"name=ringlb args" or "haproxy"')
+    ap.add_argument("variants", nargs="+", help='"name=ringlb args", haproxy or haproxy-pinned')
     ap.add_argument("--mode", choices=("close", "keepalive"), default="close")
     ap.add_argument("--conns", default="10,100")
     ap.add_argument("--seconds", type=int, default=3)
@@ -36,8 +37,11 @@ def main():
     procs = {}
     port = 18310
     for spec in args.variants:
-        if spec == "haproxy":
-            procs[spec] = (e2e.start_proxy("haproxy", tmp, 1), e2e.PROXY_PORT["haproxy"])
+        if spec in ("haproxy", "haproxy-pinned"):
+            e2e.PROXY_PORT["haproxy"] = port  # one port each
+            conf_dir = tempfile.mkdtemp(dir=tmp)
+            procs[spec] = (e2e.start_proxy("haproxy", conf_dir, 1, pin=spec == "haproxy-pinned"), port)
+            port += 1
             continue
         name, _, extra = spec.partition("=")
         argv = [e2e.RINGLB, "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{e2e.BACKEND_PORT}",
@@ -54,9 +58,10 @@ def main():
                 order = list(procs) if rep % 2 == 0 else list(procs)[::-1]
                 for name in order:
                     proc, p = procs[name]
-                    before = e2e.cpu_seconds([proc.pid])
+                    pids = e2e.process_tree(proc.pid)  # HAProxy -W: the worker is a child
+                    before = e2e.cpu_seconds(pids)
                     r = e2e.run_wrk(p, args.mode, conc, args.seconds, 1, None)
-                    cpu = e2e.cpu_seconds([proc.pid]) - before
+                    cpu = e2e.cpu_seconds(pids) - before
                     rows[name].append((conc, cpu * 1e6 / max(r["requests"], 1), r["rps"], r["p99_ms"],
                                        r.get("socket_errors", 0)))
                     time.sleep(0.5)

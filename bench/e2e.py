@@ -98,19 +98,22 @@ http {{
     return p
 
 
-def start_proxy(name, tmp, threads):
+def start_proxy(name, tmp, threads, pin=False):
+    """pin: each proxy binds its threads to CPUs 0..threads-1 the way its documentation says
+    (ringlb --cpu-affinity auto, HAProxy cpu-map, nginx worker_cpu_affinity auto)."""
     port = PROXY_PORT[name]
     if name == "direct":
         return None
     if name == "ringlb":
         argv = [RINGLB, "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{BACKEND_PORT}",
                 "--workers", str(threads), "--max-connections", "9500", "--metrics-listen", "none",
-                "--backlog", "4096"]
+                "--backlog", "4096"] + (["--cpu-affinity", "auto"] if pin else [])
     elif name == "haproxy":
         conf = os.path.join(tmp, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(f"""global
   nbthread {threads}
+{f"  cpu-map auto:1/1-{threads} 0-{threads - 1}" if pin else ""}
   maxconn 9500
 defaults
   mode tcp
@@ -124,12 +127,14 @@ frontend fe
 backend be
   server s1 127.0.0.1:{BACKEND_PORT}
 """)
-        argv = ["haproxy", "-db", "-f", conf]
+        # cpu-map takes effect in master-worker mode (-W) only: the pinned worker is a child.
+        argv = ["haproxy", "-db", "-f", conf] + (["-W"] if pin else [])
     elif name == "nginx":
         conf = os.path.join(tmp, "stream.conf")
         with open(conf, "w") as f:
             f.write(f"""load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes {threads};
+{"worker_cpu_affinity auto;" if pin else ""}
 worker_rlimit_nofile 65536;
 pid {tmp}/stream.pid;
 error_log {tmp}/stream-error.log;
@@ -355,6 +360,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="worker threads of every proxy")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin each proxy's threads to CPUs 0..threads-1 (its own affinity setting)")
     ap.add_argument("--backend-workers", type=int, default=1)
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--idle", type=int, default=9000,
@@ -378,7 +385,7 @@ def main():
         start_backend(tmp, args.backend_workers)
         procs = {}
         for name in proxies:
-            procs[name] = start_proxy(name, tmp, args.threads)
+            procs[name] = start_proxy(name, tmp, args.threads, args.pin)
         time.sleep(0.5)
         for rep in range(args.repeat):
             for mode in modes:

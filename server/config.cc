@@ -49,6 +49,7 @@ po::options_description describe() {
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
+      ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
       ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
       ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
@@ -314,6 +315,12 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     *message = "invalid value '0ms' for --connect-timeout: must be above zero";
     return ParseStatus::kError;
   }
+  const std::string scheduling = vm["acceptor-scheduling"].as<std::string>();
+  if (scheduling != "batch" && scheduling != "normal") {
+    *message = "invalid value '" + scheduling + "' for --acceptor-scheduling: expected batch or normal";
+    return ParseStatus::kError;
+  }
+  c.acceptor_batch = scheduling == "batch";
   if (!parse_cpu_affinity(vm["cpu-affinity"].as<std::string>(), &c.cpus, message)) {
     return ParseStatus::kError;
   }

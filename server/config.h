@@ -49,6 +49,9 @@ struct Config {
   // --cpu-affinity: worker i runs (with its io-wq threads) on cpus[i % size], the acceptor on
   // cpus[0]. Empty: the scheduler places every thread.
   std::vector<int> cpus;
+  // --acceptor-scheduling batch: the acceptor runs SCHED_BATCH, so a new connection does not
+  // preempt a worker (or anything else) mid-batch; accepts queue and are handed off together.
+  bool acceptor_batch = true;
   unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;

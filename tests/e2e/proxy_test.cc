@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <sstream>
@@ -376,6 +377,40 @@ std::map<std::string, std::string> thread_cpus(pid_t pid, std::map<std::string, 
   }
   closedir(d);
   return out;
+}
+
+// The scheduling policy of a thread (field 41 of its stat): 0 SCHED_OTHER, 3 SCHED_BATCH.
+int thread_policy(pid_t pid, const std::string& tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + tid + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 41 && fields >> field; ++i) {
+  }
+  return std::stoi(field);
+}
+
+TEST(Proxy, AcceptorRunsAsSchedBatchUnlessToldOtherwise) {
+  Backend echo(echo_handler());
+  RinglbProcess batch, normal;
+  ASSERT_TRUE(batch.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1"}));
+  ASSERT_TRUE(normal.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                            "--acceptor-scheduling", "normal"}));
+  std::map<std::string, std::string> tids;
+  thread_cpus(batch.pid(), &tids);
+  EXPECT_EQ(thread_policy(batch.pid(), tids.at("acceptor")), SCHED_BATCH);
+  EXPECT_EQ(thread_policy(batch.pid(), tids.at("ringlb-w0")), SCHED_OTHER);  // workers: normal
+  tids.clear();
+  thread_cpus(normal.pid(), &tids);
+  EXPECT_EQ(thread_policy(normal.pid(), tids.at("acceptor")), SCHED_OTHER);
+  // Accepting works either way.
+  for (RinglbProcess* lb : {&batch, &normal}) {
+    Fd fd = connect_loopback(lb->port());
+    char back = 0;
+    ASSERT_TRUE(write_all(fd.get(), "b", 1));
+    EXPECT_TRUE(read_exact(fd.get(), &back, 1));
+    EXPECT_EQ(back, 'b');
+  }
 }
 
 TEST(Proxy, CpuAffinityPinsWorkersTheirIoWqThreadsAndTheAcceptor) {
