@@ -218,7 +218,7 @@ int serve(const Config& config, int argc, char** argv) {
     // Measured (bench/README.md): with normal scheduling each new connection preempts whatever
     // runs on the acceptor's CPU, often the worker it is about to hand to, and the acceptor
     // sleeps and wakes once per connection. As SCHED_BATCH it waits for its turn, finds several
-    // connections and hands them off in one go: 6-15% less CPU per connection in close mode.
+    // connections and hands them off in one go: 10-12% less CPU per connection in close mode.
     sched_param param{};
     if (int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param); err != 0) {
       fprintf(stderr, "ringlb: acceptor: SCHED_BATCH: %s\n", strerror(err));
