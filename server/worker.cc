@@ -125,6 +125,17 @@ int Worker::setup() {
 
 void Worker::loop() {
   for (;;) {
+    // SHUTDOWNs go last in the batch: the io-wq thread that runs one takes this ring's lock to
+    // look up the fixed slot, and the lock is free once this thread is done submitting. Queued
+    // in between, io-wq spun on the lock (a third of its time at 1000 connections).
+    for (const Waiter& w : shutdowns_) {
+      const Conn& conn = conns_[w.conn];
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_shutdown(sqe, w.dir == kUp ? conn.backend : conn.client, SHUT_WR);
+      sqe->flags |= IOSQE_FIXED_FILE;
+      sqe->user_data = data(Tag::kShutdown, w.conn);
+    }
+    shutdowns_.clear();
     if (int ret = ring_.submit_and_wait_one(); ret < 0) {
       fprintf(stderr, "ringlb: worker %u: io_uring_submit_and_wait: %s\n", index_, strerror(-ret));
     }
@@ -484,10 +495,8 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
     }
     // The kernel always runs SHUTDOWN from io-wq and looks the slot up only then, so it must
     // complete before the slot may be closed (and reused): it is waited for like any other op.
-    io_uring_sqe* sqe = ring_.sqe();
-    io_uring_prep_shutdown(sqe, dir == kUp ? conn.backend : conn.client, SHUT_WR);
-    sqe->flags |= IOSQE_FIXED_FILE;
-    sqe->user_data = data(Tag::kShutdown, id);
+    // It is queued last in this batch (see loop()); counting it now keeps the slot open.
+    shutdowns_.push_back({id, dir});
     ++conn.inflight;
     return;
   }

@@ -144,6 +144,7 @@ class Worker {
   std::vector<uint32_t> free_;
   std::vector<Waiter> waiters_;
   size_t waiters_head_ = 0;
+  std::vector<Waiter> shutdowns_;  // SHUT_WR to submit at the end of this batch
   uint32_t live_ = 0;
   uint32_t sample_ = 0;
 
