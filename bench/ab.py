@@ -12,7 +12,6 @@ steady measure on this machine), requests/s and p99.
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,46 +34,36 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ringlb-ab-")
     e2e.start_backend(tmp, 1)
     procs = {}
-    port = 18310
-    for spec in args.variants:
+    for port, spec in enumerate(args.variants, start=18310):
+        conf_dir = tempfile.mkdtemp(dir=tmp)  # one config file each
         if spec in ("haproxy", "haproxy-pinned"):
-            e2e.PROXY_PORT["haproxy"] = port  # one port each
-            conf_dir = tempfile.mkdtemp(dir=tmp)
-            procs[spec] = (e2e.start_proxy("haproxy", conf_dir, 1, pin=spec == "haproxy-pinned"), port)
-            port += 1
+            procs[spec] = (e2e.start_proxy("haproxy", conf_dir, 1, pin=spec == "haproxy-pinned", port=port), port)
             continue
         name, _, extra = spec.partition("=")
-        argv = [e2e.RINGLB, "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{e2e.BACKEND_PORT}",
-                "--workers", "1", "--metrics-listen", "none", "--backlog", "4096"] + extra.split()
-        procs[name] = (e2e.spawn(argv), port)
-        port += 1
-    for name, (proc, p) in procs.items():
-        if not e2e.wait_port(p):
-            sys.exit(f"{name} did not start")
-    rows = {name: [] for name in procs}
+        procs[name] = (e2e.start_proxy("ringlb", conf_dir, 1, port=port, extra=extra.split()), port)
+    runs = []
     try:
         for rep in range(args.repeat):
             for conc in concs:
                 order = list(procs) if rep % 2 == 0 else list(procs)[::-1]
                 for name in order:
-                    proc, p = procs[name]
+                    proc, port = procs[name]
                     pids = e2e.process_tree(proc.pid)  # HAProxy -W: the worker is a child
                     before = e2e.cpu_seconds(pids)
-                    r = e2e.run_wrk(p, args.mode, conc, args.seconds, 1, None)
+                    r = e2e.run_wrk(port, args.mode, conc, args.seconds, 1, None)
                     cpu = e2e.cpu_seconds(pids) - before
-                    rows[name].append((conc, cpu * 1e6 / max(r["requests"], 1), r["rps"], r["p99_ms"],
-                                       r.get("socket_errors", 0)))
+                    r.update(proxy=name, mode=args.mode, conc=conc,
+                             cpu_us_per_req=cpu * 1e6 / r["requests"] if r["requests"] else None)
+                    runs.append(r)
                     time.sleep(0.5)
     finally:
         e2e.stop_all()
-    print(f"| mode | conns | variant | proxy CPU µs/req | req/s | p99 ms | errors |")
+    rows = sorted(e2e.summarize(runs), key=lambda row: (row["conc"], list(procs).index(row["proxy"])))
+    print("| mode | conns | variant | proxy CPU µs/req | req/s | p99 ms | errors |")
     print("|---|---|---|---|---|---|---|")
-    for conc in concs:
-        for name, rs in rows.items():
-            xs = [r for r in rs if r[0] == conc]
-            print(f"| {args.mode} | {conc} | {name} | {statistics.median(x[1] for x in xs):.2f} | "
-                  f"{statistics.median(x[2] for x in xs):,.0f} | {statistics.median(x[3] for x in xs):.3f} | "
-                  f"{sum(x[4] or 0 for x in xs)} |")
+    for row in rows:
+        print(f"| {row['mode']} | {row['conc']} | {row['proxy']} | {e2e.fmt(row['cpu_us_per_req'], 2)} | "
+              f"{e2e.fmt(row['rps'], 0)} | {e2e.fmt(row['p99_ms'], 3)} | {row['errors']} |")
 
 
 if __name__ == "__main__":

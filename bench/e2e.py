@@ -75,16 +75,22 @@ def spawn(argv, **kw):
     return p
 
 
+def nginx_main(tmp, name, workers, pin=False):
+    """The top of an nginx config: processes, limits, and pid and log files named after `name`."""
+    return f"""worker_processes {workers};
+{"worker_cpu_affinity auto;" if pin else ""}
+worker_rlimit_nofile 65536;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log;
+daemon off;
+events {{ worker_connections 30000; }}
+"""
+
+
 def start_backend(tmp, workers):
     conf = os.path.join(tmp, "backend.conf")
     with open(conf, "w") as f:
-        f.write(f"""worker_processes {workers};
-worker_rlimit_nofile 65536;
-pid {tmp}/backend.pid;
-error_log {tmp}/backend-error.log;
-daemon off;
-events {{ worker_connections 30000; }}
-http {{
+        f.write(nginx_main(tmp, "backend", workers) + f"""http {{
   access_log off;
   keepalive_requests 1000000;
   keepalive_timeout 300s;
@@ -98,16 +104,17 @@ http {{
     return p
 
 
-def start_proxy(name, tmp, threads, pin=False):
+def start_proxy(name, tmp, threads, pin=False, port=None, extra=()):
     """pin: each proxy binds its threads to CPUs 0..threads-1 the way its documentation says
-    (ringlb --cpu-affinity auto, HAProxy cpu-map, nginx worker_cpu_affinity auto)."""
-    port = PROXY_PORT[name]
+    (ringlb --cpu-affinity auto, HAProxy cpu-map, nginx worker_cpu_affinity auto).
+    port: instead of PROXY_PORT[name]; extra: more ringlb arguments."""
+    port = port or PROXY_PORT[name]
     if name == "direct":
         return None
     if name == "ringlb":
         argv = [RINGLB, "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{BACKEND_PORT}",
                 "--workers", str(threads), "--max-connections", "9500", "--metrics-listen", "none",
-                "--backlog", "4096"] + (["--cpu-affinity", "auto"] if pin else [])
+                "--backlog", "4096"] + (["--cpu-affinity", "auto"] if pin else []) + list(extra)
     elif name == "haproxy":
         conf = os.path.join(tmp, "haproxy.cfg")
         with open(conf, "w") as f:
@@ -132,15 +139,8 @@ backend be
     elif name == "nginx":
         conf = os.path.join(tmp, "stream.conf")
         with open(conf, "w") as f:
-            f.write(f"""load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes {threads};
-{"worker_cpu_affinity auto;" if pin else ""}
-worker_rlimit_nofile 65536;
-pid {tmp}/stream.pid;
-error_log {tmp}/stream-error.log;
-daemon off;
-events {{ worker_connections 30000; }}
-stream {{
+            f.write("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" +
+                    nginx_main(tmp, "stream", threads, pin) + f"""stream {{
   upstream be {{ server 127.0.0.1:{BACKEND_PORT}; }}
   server {{ listen 127.0.0.1:{port} backlog=4096; proxy_pass be; proxy_timeout 5m; }}
 }}
