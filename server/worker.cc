@@ -128,7 +128,7 @@ void Worker::loop() {
     // SHUTDOWNs go last in the batch: the io-wq thread that runs one takes this ring's lock to
     // look up the fixed slot, and the lock is free once this thread is done submitting. Queued
     // in between, io-wq spun on the lock (a third of its time at 1000 connections).
-    for (const Waiter& w : shutdowns_) {
+    for (const FlowRef& w : shutdowns_) {
       const Conn& conn = conns_[w.conn];
       io_uring_sqe* sqe = ring_.sqe();
       io_uring_prep_shutdown(sqe, w.dir == kUp ? conn.backend : conn.client, SHUT_WR);
@@ -550,7 +550,7 @@ void Worker::release_buffer(int32_t buf) {
 
 void Worker::wake_waiters(size_t n) {
   while (n > 0 && waiters_head_ < waiters_.size()) {
-    const Waiter w = waiters_[waiters_head_++];
+    const FlowRef w = waiters_[waiters_head_++];
     Conn& conn = conns_[w.conn];
     if (!conn.flow[w.dir].waiting) continue;
     conn.flow[w.dir].waiting = false;

@@ -50,7 +50,7 @@ class Worker {
     int32_t buf = -1;  // provided-buffer id holding bytes not yet sent
     uint32_t len = 0;
     uint32_t off = 0;
-    bool eof = false;      // the source side sent FIN; SHUT_WR went to the other side
+    bool eof = false;      // the source side sent FIN; SHUT_WR goes (or went) to the other side
     bool waiting = false;  // recv found no free buffer; queued in waiters_
     // Bytes are likely waiting at the source (the last recv saw IORING_CQE_F_SOCK_NONEMPTY):
     // recv at once. Otherwise the recv waits for readiness first instead of failing a try.
@@ -84,7 +84,8 @@ class Worker {
     Flow flow[2];
   };
 
-  struct Waiter {
+  // One direction of one connection: a recv waiting for a buffer, or a SHUT_WR to submit.
+  struct FlowRef {
     uint32_t conn;
     Dir dir;
   };
@@ -142,9 +143,9 @@ class Worker {
 
   std::vector<Conn> conns_;
   std::vector<uint32_t> free_;
-  std::vector<Waiter> waiters_;
+  std::vector<FlowRef> waiters_;
   size_t waiters_head_ = 0;
-  std::vector<Waiter> shutdowns_;  // SHUT_WR to submit at the end of this batch
+  std::vector<FlowRef> shutdowns_;  // SHUT_WR to submit at the end of this batch
   uint32_t live_ = 0;
   uint32_t sample_ = 0;
 
