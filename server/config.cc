@@ -50,6 +50,7 @@ po::options_description describe() {
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
+      ("iowq-scheduling", po::value<std::string>()->default_value("batch"), "batch (each worker's io-wq thread, which runs its half-close SHUTDOWNs, is SCHED_BATCH: it waits for the worker to yield instead of preempting it, and runs queued SHUTDOWNs together) or normal")
       ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
       ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
@@ -114,6 +115,17 @@ bool parse_cpu_affinity(const std::string& text, std::vector<int>* cpus, std::st
     *message = "invalid value '" + text + "' for --cpu-affinity: expected none, auto or CPU[,CPU...]";
     return false;
   }
+  return true;
+}
+
+// --acceptor-scheduling and --iowq-scheduling: batch (SCHED_BATCH) or normal.
+bool parse_scheduling(const po::variables_map& vm, const char* name, bool* batch, std::string* message) {
+  const std::string text = vm[name].as<std::string>();
+  if (text != "batch" && text != "normal") {
+    *message = "invalid value '" + text + "' for --" + name + ": expected batch or normal";
+    return false;
+  }
+  *batch = text == "batch";
   return true;
 }
 
@@ -315,12 +327,10 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     *message = "invalid value '0ms' for --connect-timeout: must be above zero";
     return ParseStatus::kError;
   }
-  const std::string scheduling = vm["acceptor-scheduling"].as<std::string>();
-  if (scheduling != "batch" && scheduling != "normal") {
-    *message = "invalid value '" + scheduling + "' for --acceptor-scheduling: expected batch or normal";
+  if (!parse_scheduling(vm, "acceptor-scheduling", &c.acceptor_batch, message) ||
+      !parse_scheduling(vm, "iowq-scheduling", &c.iowq_batch, message)) {
     return ParseStatus::kError;
   }
-  c.acceptor_batch = scheduling == "batch";
   if (!parse_cpu_affinity(vm["cpu-affinity"].as<std::string>(), &c.cpus, message)) {
     return ParseStatus::kError;
   }

@@ -52,6 +52,9 @@ struct Config {
   // --acceptor-scheduling batch: the acceptor runs SCHED_BATCH, so a new connection does not
   // preempt a worker (or anything else) mid-batch; accepts queue and are handed off together.
   bool acceptor_batch = true;
+  // --iowq-scheduling batch: the io-wq thread that runs a worker's SHUTDOWNs is SCHED_BATCH, so
+  // queueing one does not preempt the worker; it runs when the worker sleeps, several at a time.
+  bool iowq_batch = true;
   unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;

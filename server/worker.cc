@@ -104,6 +104,11 @@ int Worker::setup() {
   if (int ret = table_.init(ring_, table_slots(capacity)); ret < 0) {
     return fail("registering the descriptor table", ret);
   }
+  if (config_.iowq_batch) {
+    if (int ret = create_batch_iowq_thread(); ret < 0) {
+      fprintf(stderr, "ringlb: worker %u: SCHED_BATCH io-wq thread: %s (left as is)\n", index_, strerror(-ret));
+    }
+  }
   if (int ret = region_.clone_into(ring_); ret < 0) return fail("clone_buffers", ret);
   if (int ret = buffers_.init(ring_, kBufferGroup, region_.part(index_), config_.buffers_per_worker,
                               config_.buffer_size);
@@ -121,6 +126,30 @@ int Worker::setup() {
   now_us_ = micros32(now_ns_);
   arm_tick();
   return 0;
+}
+
+int Worker::create_batch_iowq_thread() {
+  // io-wq threads are created on demand by the thread that queues work, and inherit its
+  // scheduling policy. SHUTDOWN goes to the bounded queue, which this worker limits to one
+  // thread; as the last of its queue that thread never exits, so creating it now, while this
+  // thread is briefly SCHED_BATCH, makes every SHUTDOWN run SCHED_BATCH. Measured
+  // (bench/README.md): queueing one then no longer preempts the worker (which would also make
+  // io-wq wait for the ring lock the worker holds); it runs when the worker yields, several at a
+  // time, and the process switches half as often per connection in close mode.
+  int policy = SCHED_OTHER;
+  sched_param saved{};
+  if (int err = pthread_getschedparam(pthread_self(), &policy, &saved); err != 0) return -err;
+  const sched_param batch{};
+  if (int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch); err != 0) return -err;
+  // A SHUTDOWN of a slot nothing uses yet: the kernel still hands it to io-wq, creating the
+  // thread, where it fails with -EBADF.
+  const int empty_slot = static_cast<int>(table_slots(slot_.capacity) - 1);
+  const int ret = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
+    io_uring_prep_shutdown(sqe, empty_slot, SHUT_WR);
+    sqe->flags |= IOSQE_FIXED_FILE;
+  });
+  if (int err = pthread_setschedparam(pthread_self(), policy, &saved); err != 0) return -err;
+  return ret == -EBADF || ret >= 0 ? 0 : ret;
 }
 
 void Worker::loop() {

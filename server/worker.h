@@ -92,6 +92,8 @@ class Worker {
 
   int setup();
   int fail(const char* step, int ret);  // logs the failed start-up step; returns ret
+  // --iowq-scheduling batch: creates the io-wq thread for SHUTDOWNs as SCHED_BATCH. 0 or -errno.
+  int create_batch_iowq_thread();
   void loop();
   void handle(const io_uring_cqe* cqe);
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }

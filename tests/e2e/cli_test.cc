@@ -46,6 +46,7 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--cpu-affinity", "0,4000"}, "'4000'"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--cpu-affinity", "first"}, "'first'"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--acceptor-scheduling", "fifo"}, "'fifo'"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--iowq-scheduling", "idle"}, "--iowq-scheduling"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--buffers", "1000"}, "1000"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--metrics-listen", "localhost"}, "localhost"},
       {{"--config", "/nonexistent/ringlb.ini"}, "/nonexistent/ringlb.ini"},

@@ -390,27 +390,48 @@ int thread_policy(pid_t pid, const std::string& tid) {
   return std::stoi(field);
 }
 
-TEST(Proxy, AcceptorRunsAsSchedBatchUnlessToldOtherwise) {
+// The tids of every thread of `pid` named `name` (io-wq threads of one worker share a name).
+std::vector<std::string> tids_named(pid_t pid, const std::string& name) {
+  std::vector<std::string> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::ifstream comm(dir + "/" + e->d_name + "/comm");
+    std::string comm_name;
+    if (e->d_name[0] != '.' && std::getline(comm, comm_name) && comm_name == name) out.push_back(e->d_name);
+  }
+  closedir(d);
+  return out;
+}
+
+TEST(Proxy, AcceptorAndIoWqThreadsRunAsSchedBatchUnlessToldOtherwise) {
   Backend echo(echo_handler());
   RinglbProcess batch, normal;
   ASSERT_TRUE(batch.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1"}));
   ASSERT_TRUE(normal.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
-                            "--acceptor-scheduling", "normal"}));
+                            "--acceptor-scheduling", "normal", "--iowq-scheduling", "normal"}));
+  // A half-close each: the worker forwards the FIN with a SHUTDOWN, which the kernel runs on an
+  // io-wq thread (created on demand unless ringlb made it at start-up). Proxying works either way.
+  for (RinglbProcess* lb : {&batch, &normal}) {
+    Fd fd = connect_loopback(lb->port());
+    ASSERT_TRUE(write_all(fd.get(), "b", 1));
+    ASSERT_EQ(shutdown(fd.get(), SHUT_WR), 0);
+    EXPECT_EQ(read_to_eof(fd.get(), 5000), "b");
+  }
   std::map<std::string, std::string> tids;
   thread_cpus(batch.pid(), &tids);
   EXPECT_EQ(thread_policy(batch.pid(), tids.at("acceptor")), SCHED_BATCH);
   EXPECT_EQ(thread_policy(batch.pid(), tids.at("ringlb-w0")), SCHED_OTHER);  // workers: normal
+  const std::vector<std::string> batch_iowq = tids_named(batch.pid(), "iou-wrk-" + tids.at("ringlb-w0"));
+  ASSERT_EQ(batch_iowq.size(), 1u) << "one io-wq thread runs the worker's SHUTDOWNs";
+  EXPECT_EQ(thread_policy(batch.pid(), batch_iowq[0]), SCHED_BATCH);
   tids.clear();
   thread_cpus(normal.pid(), &tids);
   EXPECT_EQ(thread_policy(normal.pid(), tids.at("acceptor")), SCHED_OTHER);
-  // Accepting works either way.
-  for (RinglbProcess* lb : {&batch, &normal}) {
-    Fd fd = connect_loopback(lb->port());
-    char back = 0;
-    ASSERT_TRUE(write_all(fd.get(), "b", 1));
-    EXPECT_TRUE(read_exact(fd.get(), &back, 1));
-    EXPECT_EQ(back, 'b');
-  }
+  const std::vector<std::string> normal_iowq = tids_named(normal.pid(), "iou-wrk-" + tids.at("ringlb-w0"));
+  ASSERT_EQ(normal_iowq.size(), 1u);
+  EXPECT_EQ(thread_policy(normal.pid(), normal_iowq[0]), SCHED_OTHER);
 }
 
 TEST(Proxy, CpuAffinityPinsWorkersTheirIoWqThreadsAndTheAcceptor) {
