@@ -135,7 +135,7 @@ int Worker::create_batch_iowq_thread() {
   // thread is briefly SCHED_BATCH, makes every SHUTDOWN run SCHED_BATCH. Measured
   // (bench/README.md): queueing one then no longer preempts the worker (which would also make
   // io-wq wait for the ring lock the worker holds); it runs when the worker yields, several at a
-  // time, and the process switches half as often per connection in close mode.
+  // time, and the process switches 40% less often per connection in close mode.
   int policy = SCHED_OTHER;
   sched_param saved{};
   if (int err = pthread_getschedparam(pthread_self(), &policy, &saved); err != 0) return -err;
