@@ -16,6 +16,9 @@ namespace ringlb {
 
 using Millis = std::chrono::milliseconds;
 
+// A configured duration in nanoseconds, the unit of the event loops' clocks.
+inline uint64_t to_ns(Millis d) { return static_cast<uint64_t>(d.count()) * 1'000'000ULL; }
+
 // Active health-check settings; a backend may override each.
 struct HealthConfig {
   Millis interval{2000};  // 0 turns active checks (and passive marking down) off

@@ -121,7 +121,7 @@ int Worker::setup() {
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
   waiters_.reserve(capacity * 2);
   tick_ts_ = to_timespec(kTickNs);
-  connect_ts_ = to_timespec(static_cast<uint64_t>(config_.connect_timeout.count()) * 1'000'000ULL);
+  connect_ts_ = to_timespec(to_ns(config_.connect_timeout));
   now_ns_ = monotonic_ns();
   now_us_ = micros32(now_ns_);
   arm_tick();
@@ -226,7 +226,7 @@ void Worker::on_control(uint32_t what) {
   if (what == kControlDiagnostics) return start_diagnostics();
   if (!draining_) {
     draining_ = true;
-    drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
+    drain_deadline_ns_ = now_ns_ + to_ns(config_.drain_timeout);
   }
 }
 
@@ -343,7 +343,7 @@ Worker::SnapshotRef* Worker::current_snapshot() {
     // Connections to a backend the new snapshot no longer has may finish, until the drain deadline.
     std::vector<bool> present(balancer::BackendRegistry::kCapacity, false);
     for (const balancer::BackendSpec& b : ref.snapshot->backends) present[b.id] = true;
-    const uint64_t deadline = now_ns_ + static_cast<uint64_t>(config_.drain_timeout.count()) * 1'000'000ULL;
+    const uint64_t deadline = now_ns_ + to_ns(config_.drain_timeout);
     for (Conn& conn : conns_) {
       if (conn.state == State::kFree || conn.backend_index < 0 || present[conn.backend_id]) continue;
       if (conn.deadline_ns == 0) conn.deadline_ns = deadline;
@@ -655,8 +655,8 @@ void Worker::arm_tick() {
 }
 
 void Worker::on_tick() {
-  const uint64_t idle_ns = static_cast<uint64_t>(config_.idle_timeout.count()) * 1'000'000ULL;
-  const uint64_t fin_ns = static_cast<uint64_t>(config_.fin_timeout.count()) * 1'000'000ULL;
+  const uint64_t idle_ns = to_ns(config_.idle_timeout);
+  const uint64_t fin_ns = to_ns(config_.fin_timeout);
   const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
   if (shared_.snapshot.version() != snapshot_version_) current_snapshot();  // a reload happened
   for (uint32_t id = 0; id < conns_.size(); ++id) {
