@@ -369,25 +369,36 @@ TEST(Proxy, HalfClosedConnectionIsClosedAfterFinTimeoutUnlessBytesFlow) {
   }));
 }
 
-// The threads of a ringlb process, by name (comm) -> Cpus_allowed_list; tid in `tids`.
-std::map<std::string, std::string> thread_cpus(pid_t pid, std::map<std::string, std::string>* tids) {
-  std::map<std::string, std::string> out;
+// Every thread of `pid`: {tid, name (comm)}.
+std::vector<std::pair<std::string, std::string>> threads_of(pid_t pid) {
+  std::vector<std::pair<std::string, std::string>> out;
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return out;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    std::ifstream comm(dir + "/" + e->d_name + "/comm"), status(dir + "/" + e->d_name + "/status");
-    std::string name, line, cpus;
+    std::ifstream comm(dir + "/" + e->d_name + "/comm");
+    std::string name;
     std::getline(comm, name);
+    out.emplace_back(e->d_name, name);
+  }
+  closedir(d);
+  return out;
+}
+
+// The threads of a ringlb process, by name (comm) -> Cpus_allowed_list; tid in `tids`.
+std::map<std::string, std::string> thread_cpus(pid_t pid, std::map<std::string, std::string>* tids) {
+  std::map<std::string, std::string> out;
+  for (auto [tid, name] : threads_of(pid)) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
+    std::string line, cpus;
     while (std::getline(status, line)) {
       if (line.rfind("Cpus_allowed_list:", 0) == 0) cpus = line.substr(line.find_first_not_of(" \t", 18));
     }
-    if (std::to_string(pid) == e->d_name) name = "acceptor";  // the main thread
+    if (std::to_string(pid) == tid) name = "acceptor";  // the main thread
     out[name] = cpus;
-    if (tids) (*tids)[name] = e->d_name;
+    if (tids) (*tids)[name] = tid;
   }
-  closedir(d);
   return out;
 }
 
@@ -405,15 +416,9 @@ int thread_policy(pid_t pid, const std::string& tid) {
 // The tids of every thread of `pid` named `name` (io-wq threads of one worker share a name).
 std::vector<std::string> tids_named(pid_t pid, const std::string& name) {
   std::vector<std::string> out;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    std::ifstream comm(dir + "/" + e->d_name + "/comm");
-    std::string comm_name;
-    if (e->d_name[0] != '.' && std::getline(comm, comm_name) && comm_name == name) out.push_back(e->d_name);
+  for (const auto& [tid, comm] : threads_of(pid)) {
+    if (comm == name) out.push_back(tid);
   }
-  closedir(d);
   return out;
 }
 
