@@ -18,19 +18,26 @@ constexpr uint64_t kTickNs = 50'000'000;
 
 HealthChecker::HealthChecker(SharedState& shared) : shared_(shared) {}
 
-void HealthChecker::run() {
-  pthread_setname_np(pthread_self(), "ringlb-health");
+int HealthChecker::setup() {
   uring::RingOptions options;
   options.entries = 256;
   options.cq_entries = 4096;
   if (int ret = ring_.init(options); ret < 0) {
     fprintf(stderr, "ringlb: health checker: io_uring_setup: %s; checks disabled\n", strerror(-ret));
-    return;
+    return ret;
   }
   if (int ret = table_.init(ring_, balancer::BackendRegistry::kCapacity); ret < 0) {
     fprintf(stderr, "ringlb: health checker: descriptor table: %s; checks disabled\n", strerror(-ret));
-    return;
+    return ret;
   }
+  return 0;
+}
+
+void HealthChecker::run(std::promise<void>* ready) {
+  pthread_setname_np(pthread_self(), "ringlb-health");
+  const int ret = setup();
+  ready->set_value();
+  if (ret < 0) return;
   tick_ts_.tv_nsec = static_cast<long long>(kTickNs);
   now_ns_ = monotonic_ns();
   now_us_ = micros32(now_ns_);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <future>
 #include <memory>
 
 #include "balancer/snapshot.h"
@@ -21,12 +22,16 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  // Thread body: checks until `stop()`; returns at once when no backend has checks enabled.
-  void run();
+  // On its own thread: sets up the checker's ring, then fulfils `ready` (checks run only if
+  // setting up worked; the proxy serves either way) and checks until stop().
+  void run(std::promise<void>* ready);
   // Any thread. Wakes the checker, which returns from run() within one tick.
   void stop() { stopping_.store(true); }
 
  private:
+  // The ring and its descriptor table. 0 or -errno (already reported).
+  int setup();
+
   struct Check {
     uint64_t next_due_ns = 0;
     uint64_t started_ns = 0;

@@ -191,7 +191,11 @@ int serve(const Config& config, int argc, char** argv) {
   });
 
   HealthChecker checker(shared);
-  std::thread checker_thread([&checker] { checker.run(); });
+  std::promise<void> checker_ready;
+  std::future<void> checker_set_up = checker_ready.get_future();
+  std::thread checker_thread([&checker, p = std::move(checker_ready)]() mutable { checker.run(&p); });
+  // Announced as running only once every thread has its ring: nothing is still being set up.
+  checker_set_up.wait();
 
   for (const Address& a : acceptor.bound()) {
     fprintf(stderr, "ringlb: listening on %s\n", a.to_string().c_str());

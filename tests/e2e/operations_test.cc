@@ -294,6 +294,7 @@ TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
   ASSERT_TRUE(read_exact(fd.get(), &name, 1));
   const uint16_t client_port = local_port(fd.get());
   const int fds_before = count_open_fds(lb.pid());
+  const std::string fds_before_list = list_open_fds(lb.pid());
   RunResult r = run_command({runfile("server/ringlb"), "ctl", sock, "connections"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string client_line = "peer=127.0.0.1:" + std::to_string(client_port);
@@ -302,7 +303,8 @@ TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
   EXPECT_NE(r.output.find("peer=" + a.address()), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rtt_us="), std::string::npos) << r.output;
   // Every regular fd made for the listing is closed again.
-  EXPECT_EQ(count_open_fds(lb.pid()), fds_before);
+  EXPECT_EQ(count_open_fds(lb.pid()), fds_before)
+      << "before: " << fds_before_list << "\nafter: " << list_open_fds(lb.pid());
   EXPECT_EQ(lb.metric("ringlb_slow_path_fd_installs_total", {"reason=\"diagnostics\""}), 2);
 }
 

@@ -1,7 +1,6 @@
 #include "tests/support/net.h"
 
 #include <arpa/inet.h>
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/tcp.h>
 #include <sys/time.h>
@@ -126,6 +125,21 @@ int count_open_fds(int pid) {
   }
   closedir(dir);
   return pid == 0 ? n - 1 : n;  // our own listing holds one fd open
+}
+
+std::string list_open_fds(int pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return "(cannot read " + path + ")";
+  std::string out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char target[256];
+    const ssize_t n = readlink((path + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
+    out += std::string(e->d_name) + "->" + (n > 0 ? std::string(target, static_cast<size_t>(n)) : "?") + " ";
+  }
+  closedir(dir);
+  return out;
 }
 
 }  // namespace ringlb::testing
