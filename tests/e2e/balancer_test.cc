@@ -42,16 +42,6 @@ std::string ask(uint16_t port, Fd* keep = nullptr, const char* from = nullptr) {
   return std::string(1, c);
 }
 
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 TEST(Balancer, WeightedRoundRobinSpreadsByWeight) {
   Trio t;
   RinglbProcess lb;

@@ -51,7 +51,7 @@ TEST(Metrics, PromtoolCleanAndCountersMatchTraffic) {
     sent += payload.size();
   }
   std::string text;
-  for (int i = 0; i < 100 && lb.metric("ringlb_connections_active") != 0; ++i) std::this_thread::sleep_for(20ms);
+  eventually([&] { return lb.metric("ringlb_connections_active") == 0; }, 2s);  // settled, then scraped
   text = lb.scrape();
   ASSERT_FALSE(text.empty());
   const std::string path = write_temp("metrics.txt", text);

@@ -27,16 +27,6 @@ std::string short_socket_path(const std::string& name) {
   return "/tmp/ringlb-test-" + std::to_string(getpid()) + "-" + name;
 }
 
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 // Bounded background load against port `port`: short connections one after another (each reads
 // the backend's name byte and a 4-byte echo), until stopped or 3000 done. Counts failures.
 class ShortLoad {

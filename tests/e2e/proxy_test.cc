@@ -32,17 +32,6 @@ uint64_t fnv1a(const char* data, size_t len, uint64_t h = 1469598103934665603ULL
   return h;
 }
 
-// Polls `pred` until true or the deadline; returns the final value.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 // Reads `fd` until ringlb closes it, expecting no bytes on the way, and returns how long that
 // took. The read gives up after 5 s, so a time near 5 s means nothing closed it.
 Clock::duration time_until_closed(int fd) {

@@ -6,9 +6,21 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ringlb::testing {
+
+// Polls `pred` every 20 ms until it is true or `timeout` has passed; returns its last value.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
 
 // Path of a binary built by Bazel and listed in the test's data, e.g. "server/ringlb".
 std::string runfile(const std::string& path);
