@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
+#include <vector>
 
 namespace ringlb::testing {
 
@@ -115,30 +117,40 @@ std::string read_to_eof(int fd, int timeout_ms) {
   return out;
 }
 
-int count_open_fds(int pid) {
-  std::string path = pid == 0 ? "/proc/self/fd" : "/proc/" + std::to_string(pid) + "/fd";
-  DIR* dir = opendir(path.c_str());
-  if (dir == nullptr) return -1;
-  int n = 0;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return pid == 0 ? n - 1 : n;  // our own listing holds one fd open
-}
+namespace {
 
-std::string list_open_fds(int pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+using FdList = std::vector<std::pair<std::string, std::string>>;
+
+// The entries of /proc/PID/fd (/proc/self/fd for 0), each with where it points. False if the
+// directory cannot be read.
+bool open_fds(int pid, FdList* out) {
+  const std::string path = pid == 0 ? "/proc/self/fd" : "/proc/" + std::to_string(pid) + "/fd";
   DIR* dir = opendir(path.c_str());
-  if (dir == nullptr) return "(cannot read " + path + ")";
-  std::string out;
+  if (dir == nullptr) return false;
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] == '.') continue;
     char target[256];
     const ssize_t n = readlink((path + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
-    out += std::string(e->d_name) + "->" + (n > 0 ? std::string(target, static_cast<size_t>(n)) : "?") + " ";
+    out->emplace_back(e->d_name, n > 0 ? std::string(target, static_cast<size_t>(n)) : "?");
   }
   closedir(dir);
+  return true;
+}
+
+}  // namespace
+
+int count_open_fds(int pid) {
+  FdList fds;
+  if (!open_fds(pid, &fds)) return -1;
+  const int n = static_cast<int>(fds.size());
+  return pid == 0 ? n - 1 : n;  // our own listing holds one fd open
+}
+
+std::string list_open_fds(int pid) {
+  FdList fds;
+  if (!open_fds(pid, &fds)) return "(cannot read /proc/" + std::to_string(pid) + "/fd)";
+  std::string out;
+  for (const auto& [fd, target] : fds) out += fd + "->" + target + " ";
   return out;
 }
 
