@@ -134,10 +134,14 @@ int Acceptor::open_control(const std::string& path, std::string* error) {
     return fd;
   }
   control_fd_ = fd;
+  arm_control_accept();
+  return 0;
+}
+
+void Acceptor::arm_control_accept() {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_multishot_accept(sqe, control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
   sqe->user_data = data(Tag::kControlAccept, 0);
-  return 0;
 }
 
 void Acceptor::arm_accept(uint32_t listener) {
@@ -352,11 +356,7 @@ void Acceptor::begin_drain() {
 }
 
 void Acceptor::on_control_accept(int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE) && control_fd_ >= 0 && !draining_) {
-    io_uring_sqe* sqe = ring_.sqe();
-    io_uring_prep_multishot_accept(sqe, control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    sqe->user_data = data(Tag::kControlAccept, 0);
-  }
+  if (!(flags & IORING_CQE_F_MORE) && control_fd_ >= 0 && !draining_) arm_control_accept();
   if (res < 0) return;
   if (control_conn_ >= 0 || draining_) {
     // One control client at a time; the slow path has no queue.
@@ -477,15 +477,8 @@ void Acceptor::on_diagnostics_done() {
     text += w->diagnostics;
   }
   if (text.empty()) text = "no live connections\n";
-  if (control_conn_ >= 0) {
-    // A small answer on a local socket: a blocking send is fine on this slow path.
-    size_t off = 0;
-    while (off < text.size()) {
-      ssize_t n = send(control_conn_, text.data() + off, text.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-  }
+  // A small answer on a local socket: a blocking send is fine on this slow path.
+  if (control_conn_ >= 0) write_all_fd(control_conn_, text);
   end_control_client();
 }
 

@@ -62,6 +62,7 @@ class Acceptor {
   void on_msg_ring_failed(int slot, int res);
   void close_slot(int slot);
   void begin_drain();
+  void arm_control_accept();  // multishot, on control_fd_
   void arm_control_recv();
   void on_control_accept(int res, uint32_t flags);
   void on_control_recv(int res);

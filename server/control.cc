@@ -41,6 +41,8 @@ int connect_unix(const std::string& path) {
   return fd;
 }
 
+}  // namespace
+
 bool write_all_fd(int fd, const std::string& s) {
   size_t off = 0;
   while (off < s.size()) {
@@ -51,8 +53,6 @@ bool write_all_fd(int fd, const std::string& s) {
   }
   return true;
 }
-
-}  // namespace
 
 int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds) {
   std::string text = "ringlb-listeners " + std::to_string(fds.size()) + "\n";

@@ -28,6 +28,10 @@ int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std
 int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
                       std::string* error);
 
+// Blocking send of all of `s` on a control connection (retried on EINTR); false on error, with
+// errno set.
+bool write_all_fd(int fd, const std::string& s);
+
 // Creates a listening Unix socket at `path`, replacing a stale file. Returns the fd or -errno.
 int listen_unix(const std::string& path);
 
