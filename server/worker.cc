@@ -25,6 +25,9 @@ constexpr uint64_t kTickNs = 200'000'000;
 // One quiet op in this many still posts its completion, so its latency is measured.
 constexpr uint32_t kSampleEvery = 64;
 constexpr uint16_t kBufferGroup = 0;
+// In a kDiagInstall's index, beside the connection id: the install is of its backend socket.
+// The top bit of the 24-bit index: connection ids stay below --max-connections (at most 10^6).
+constexpr uint32_t kDiagBackendSide = 1u << 23;
 
 // The op whose completion latency a tag measures, or kCount for none.
 Op op_of(Tag tag) {
@@ -188,7 +191,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kPeerName: return on_peer_name(id, cqe->res);
     case Tag::kControl: return on_control(id);
     case Tag::kDiagInstall:
-      return on_diagnostics_install(id & ~(1u << 23), (id >> 23) & 1, cqe->res);
+      return on_diagnostics_install(id & ~kDiagBackendSide, (id & kDiagBackendSide) != 0, cqe->res);
     case Tag::kTick: return on_tick();
     case Tag::kSocket: return on_socket(id, cqe->res);
     case Tag::kConnect: return on_connect(id, cqe->res);
@@ -241,7 +244,7 @@ void Worker::start_diagnostics() {
     for (const bool backend_side : {false, true}) {
       io_uring_sqe* sqe = ring_.sqe();
       uring::prep_fixed_fd_install(sqe, backend_side ? conn.backend : conn.client, 0);
-      sqe->user_data = data(Tag::kDiagInstall, id | (backend_side ? 1u << 23 : 0));
+      sqe->user_data = data(Tag::kDiagInstall, id | (backend_side ? kDiagBackendSide : 0));
       ++diagnostics_pending_;
     }
   }
