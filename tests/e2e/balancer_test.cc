@@ -163,7 +163,7 @@ TEST(Balancer, AllBackendsDownClosesClientsAtOnce) {
     EXPECT_EQ(ask(lb.port()), "");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
   }
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"no_backend\""}), 5);
+  EXPECT_EQ(lb.closed_total("no_backend"), 5);
 }
 
 TEST(Balancer, BadPolicySettingsExitTwo) {

@@ -60,7 +60,7 @@ TEST(Metrics, PromtoolCleanAndCountersMatchTraffic) {
   EXPECT_EQ(check.output, "") << "promtool warnings:\n" << check.output;
 
   EXPECT_EQ(lb.metric("ringlb_connections_accepted_total"), kConns);
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}), kConns);
+  EXPECT_EQ(lb.closed_total("client_eof"), kConns);
   EXPECT_EQ(lb.metric("ringlb_backend_sent_bytes_total"), static_cast<double>(sent));
   EXPECT_EQ(lb.metric("ringlb_backend_received_bytes_total"), static_cast<double>(sent));
   EXPECT_EQ(lb.metric("ringlb_backend_connect_attempts_total"), kConns);

@@ -154,7 +154,7 @@ TEST(Operations, ReloadClosesIdleConnectionToRemovedBackendAtDrainDeadline) {
   const auto waited = Clock::now() - t0;
   EXPECT_GE(waited, 350ms);
   EXPECT_LT(waited, 2s);
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"drain\""}), 1);
+  EXPECT_EQ(lb.closed_total("drain"), 1);
   Fd fresh = connect_loopback(lb.port());
   set_recv_timeout(fresh.get(), 5000);
   ASSERT_TRUE(read_exact(fresh.get(), &name, 1));

@@ -92,7 +92,7 @@ TEST(Proxy, ThirtyTwoStreamsOfFourMiBArriveIntactBothWays) {
   EXPECT_EQ(lb.metric("ringlb_connections_accepted_total"), kClients);
   EXPECT_EQ(lb.metric("ringlb_backend_sent_bytes_total"), double(kClients) * kBytes);
   EXPECT_EQ(lb.metric("ringlb_backend_received_bytes_total"), double(kClients) * kBytes);
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}), kClients);
+  EXPECT_EQ(lb.closed_total("client_eof"), kClients);
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
@@ -111,7 +111,7 @@ TEST(Proxy, HalfClosedClientStillReceivesWholeReply) {
     if (reply[i] != pattern_byte(i)) FAIL() << "byte " << i << " differs";
   }
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) == 1;
+    return lb.closed_total("client_eof") == 1;
   }));
 }
 
@@ -133,7 +133,7 @@ TEST(Proxy, RefusingBackendFailsOverToNextOne) {
                       {"backend=\"127.0.0.1:" + std::to_string(dead) + "\""}),
             0);
   EXPECT_EQ(good.accepted(), 200);
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"reset\""}), 0);
+  EXPECT_EQ(lb.closed_total("reset"), 0);
 }
 
 TEST(Proxy, AllBackendsRefusingClosesClientWithinConnectTimeout) {
@@ -150,11 +150,9 @@ TEST(Proxy, AllBackendsRefusingClosesClientWithinConnectTimeout) {
   // The first clients fail over and give up (connect_failed); once the failures mark both backends
   // down, later clients are closed without trying (no_backend).
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"connect_failed\""}) +
-               lb.metric("ringlb_connections_closed_total", {"reason=\"no_backend\""}) ==
-           5;
+    return lb.closed_total("connect_failed") + lb.closed_total("no_backend") == 5;
   }));
-  EXPECT_GE(lb.metric("ringlb_connections_closed_total", {"reason=\"connect_failed\""}), 1);
+  EXPECT_GE(lb.closed_total("connect_failed"), 1);
 }
 
 TEST(Proxy, UnansweredConnectTimesOutAndClosesClient) {
@@ -178,7 +176,7 @@ TEST(Proxy, UnansweredConnectTimesOutAndClosesClient) {
   EXPECT_GE(waited, 250ms);
   EXPECT_LT(waited, 2s);
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"connect_failed\""}) == 1;
+    return lb.closed_total("connect_failed") == 1;
   }));
 }
 
@@ -309,7 +307,7 @@ TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
   EXPECT_GE(waited, 500ms);
   EXPECT_LT(waited, 2s);
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"idle_timeout\""}) == 1;
+    return lb.closed_total("idle_timeout") == 1;
   }));
 }
 
@@ -351,9 +349,9 @@ TEST(Proxy, HalfClosedConnectionIsClosedAfterFinTimeoutUnlessBytesFlow) {
   reader.join();
   EXPECT_EQ(trickle, "tttttttt");  // 1.6 s of bytes with gaps under the fin timeout: all arrive
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"fin_timeout\""}) == 1 &&
-           lb.metric("ringlb_connections_closed_total", {"reason=\"backend_eof\""}) == 0 &&
-           lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) == 1 &&
+    return lb.closed_total("fin_timeout") == 1 &&
+           lb.closed_total("backend_eof") == 0 &&
+           lb.closed_total("client_eof") == 1 &&
            lb.metric("ringlb_connections_active") == 0;
   }));
 }
@@ -495,7 +493,7 @@ TEST(Proxy, MaxConnectionsClosesExtraAndResumes) {
   Fd extra = connect_loopback(lb.port());
   ASSERT_TRUE(extra);
   EXPECT_EQ(read_to_eof(extra.get(), 3000), "") << "a third connection must be closed at once";
-  EXPECT_EQ(lb.metric("ringlb_connections_closed_total", {"reason=\"max_connections\""}), 1);
+  EXPECT_EQ(lb.closed_total("max_connections"), 1);
   a.reset();
   ASSERT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 1; }));
   Fd again = connect_loopback(lb.port());
@@ -594,13 +592,11 @@ TEST(Proxy, ResettingPeersCloseOnlyTheirOwnConnection) {
   EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 1; }));
   EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_open_direct_slots") == 2; }));
   EXPECT_TRUE(eventually([&] {
-    return lb.metric("ringlb_connections_closed_total", {"reason=\"reset\""}) +
-               lb.metric("ringlb_connections_closed_total", {"reason=\"client_eof\""}) ==
-           20;
+    return lb.closed_total("reset") + lb.closed_total("client_eof") == 20;
   }));
   EXPECT_TRUE(eventually([&] { return lb2.metric("ringlb_connections_active") == 0; }));
   EXPECT_TRUE(eventually([&] { return lb2.metric("ringlb_open_direct_slots") == 0; }));
-  EXPECT_GE(lb2.metric("ringlb_connections_closed_total", {"reason=\"reset\""}), 1);
+  EXPECT_GE(lb2.closed_total("reset"), 1);
   EXPECT_EQ(lb.metric("ringlb_buffer_waits_total"), 0);
   healthy.reset();  // otherwise the stop below would wait out the drain for it
   EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 0; }));

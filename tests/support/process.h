@@ -60,6 +60,10 @@ class RinglbProcess {
   // Sum of the samples of `name` whose labels contain every `label=value` given (e.g.
   // {"worker=\"0\""}); -1 when no sample matched.
   double metric(const std::string& name, const std::vector<std::string>& labels = {}) const;
+  // ringlb_connections_closed_total for one close reason (e.g. "idle_timeout").
+  double closed_total(const std::string& reason) const {
+    return metric("ringlb_connections_closed_total", {"reason=\"" + reason + "\""});
+  }
 
  private:
   void drain_output(int timeout_ms);
