@@ -33,6 +33,9 @@ struct BackendSpec {
   uint32_t weight = 1;
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
+  // The PROXY protocol version sent to it before the client's bytes (send-proxy: 1,
+  // send-proxy-v2: 2), or 0 for none. Read by the workers; no policy looks at it.
+  uint8_t proxy_protocol = 0;
   // Active health checking (read by the health checker only); interval 0 = not checked.
   uint32_t check_interval_ms = 0;
   uint32_t check_timeout_ms = 0;

@@ -34,7 +34,7 @@ po::options_description describe() {
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
       ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on (repeatable; port 0 picks one)")
-      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
       ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
       ("maglev-table-size", po::value<std::string>()->default_value("65537"), "maglev lookup table size; must be prime")
@@ -173,6 +173,8 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
     uint64_t value = 0;
     if (item == "backup") {
       backend.backup = true;
+    } else if (item == "send-proxy" || item == "send-proxy-v2") {
+      backend.proxy_protocol = item == "send-proxy" ? ProxyProtocol::kV1 : ProxyProtocol::kV2;
     } else if (item.rfind("weight=", 0) == 0) {
       if (!parse_uint(item.substr(7), 1000, &value) || value == 0) {
         *error = "weight '" + item.substr(7) + "' must be 1 to 1000";
@@ -202,8 +204,8 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
       backend.max_connections = static_cast<uint32_t>(value);
     } else {
       *error = "unknown backend setting '" + item +
-               "' (weight=N, max-connections=N, backup, health-interval=D, health-timeout=D, "
-               "rise=N, fall=N)";
+               "' (weight=N, max-connections=N, backup, send-proxy, send-proxy-v2, "
+               "health-interval=D, health-timeout=D, rise=N, fall=N)";
       return false;
     }
   }

@@ -11,6 +11,7 @@
 #include "balancer/maglev.h"
 #include "balancer/snapshot.h"
 #include "server/address.h"
+#include "server/proxy_protocol.h"
 
 namespace ringlb {
 
@@ -33,6 +34,8 @@ struct BackendConfig {
   uint32_t weight = 1;
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
+  // send-proxy / send-proxy-v2: a PROXY protocol header goes to the backend before any byte.
+  ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
   // Per-backend overrides of the global health settings (unset = global).
   std::optional<Millis> health_interval, health_timeout;
   std::optional<uint32_t> health_rise, health_fall;
@@ -84,8 +87,8 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
 // "250ms", "5s", "1m", "2h". False (and *error) on anything else.
 bool parse_duration(const std::string& text, Millis* out, std::string* error);
 
-// "ADDR:PORT[,weight=N][,max-connections=N][,backup][,health-interval=D][,health-timeout=D]
-// [,rise=N][,fall=N]".
+// "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
+// [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".
 bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
 
 }  // namespace ringlb

@@ -112,6 +112,7 @@ int serve(const Config& config, int argc, char** argv) {
     if (takeover_conn >= 0) close(takeover_conn);  // the old process keeps serving
     return 2;
   }
+  shared.listen_bound = acceptor.bound();
   std::unique_ptr<metrics::Exporter> exporter;
   if (config.metrics_enabled) {
     exporter = metrics::Exporter::start(config.metrics_listen.to_string(), config.metrics_listen.get(),

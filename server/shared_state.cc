@@ -13,6 +13,7 @@ std::string publish_snapshot(const Config& config, uint64_t version, SharedState
     spec.weight = b.weight;
     spec.max_connections = b.max_connections;
     spec.backup = b.backup;
+    spec.proxy_protocol = static_cast<uint8_t>(b.proxy_protocol);
     spec.check_interval_ms =
         static_cast<uint32_t>(b.health_interval.value_or(config.health.interval).count());
     spec.check_timeout_ms =

@@ -39,6 +39,9 @@ struct SharedState {
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
+  // The listening addresses as bound (port 0 resolved), by listener index: the destination a
+  // PROXY protocol header names. Set before any worker starts.
+  std::vector<Address> listen_bound;
 
   uint64_t active_connections() const {
     uint64_t n = 0;

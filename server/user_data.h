@@ -22,6 +22,7 @@ enum class Tag : uint8_t {
   kRecvBackend,
   kSendClient,      // bytes written to the client
   kSendBackend,     // bytes written to the backend
+  kSendProxyHeader, // the PROXY protocol header, written to the backend before any client byte
   kShutdown,
   kCancel,
   // "Quiet" ops are submitted with IOSQE_CQE_SKIP_SUCCESS (but for a sample that feeds the latency

@@ -37,7 +37,8 @@ Op op_of(Tag tag) {
     case Tag::kRecvClient:
     case Tag::kRecvBackend: return Op::k_recv;
     case Tag::kSendClient:
-    case Tag::kSendBackend: return Op::k_send;
+    case Tag::kSendBackend:
+    case Tag::kSendProxyHeader: return Op::k_send;
     case Tag::kShutdown: return Op::k_shutdown;
     case Tag::kCancel: return Op::k_cancel;
     case Tag::kQuietClose: return Op::k_close;
@@ -202,6 +203,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kRecvBackend: return on_recv(id, kDown, cqe->res, cqe->flags);
     case Tag::kSendBackend: return on_send(id, kUp, cqe->res);
     case Tag::kSendClient: return on_send(id, kDown, cqe->res);
+    case Tag::kSendProxyHeader: return on_proxy_header(id, cqe->res);
     case Tag::kQuietSockopt:
       return;  // a failure cancels the linked connect, which reports it
     case Tag::kQuietConnectTimeout:
@@ -299,16 +301,17 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   conn = Conn{};
   conn.state = State::kConnecting;
   conn.client = res;
+  conn.listener = static_cast<uint16_t>(listener);
   conn.last_active_ns = now_ns_;
   conn.snap = current_snapshot();
   ++conn.snap->conns;
   ++live_;
   stats_.active.set(live_);
   slot_.active.store(live_, std::memory_order_relaxed);
-  if (conn.snap->snapshot->policy != balancer::Policy::kMaglev) return start_connect(id);
-  // Maglev hashes the client's address. Multishot accept cannot report it per connection, so
-  // ask the socket: getsockopt(SO_PEERNAME) through the socket uring_cmd. The length must be
-  // exactly the family's sockaddr size.
+  if (!conn.snap->needs_peer_name) return start_connect(id);
+  // Maglev hashes the client's address and a PROXY header carries it. Multishot accept cannot
+  // report it per connection, so ask the socket: getsockopt(SO_PEERNAME) through the socket
+  // uring_cmd. The length must be exactly the family's sockaddr size.
   const int family = shared_.config.listen[listener].family();
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, conn.client, SOL_SOCKET,
@@ -323,6 +326,7 @@ void Worker::on_peer_name(uint32_t id, int res) {
   --conn.inflight;
   if (conn.state == State::kClosing) return maybe_finish(id);
   if (res < 0) return close_conn(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
+  if (conn.snap->snapshot->policy != balancer::Policy::kMaglev) return start_connect(id);
   const sockaddr_in6& peer = peer_names_[id];
   const bool with_port = conn.snap->snapshot->hash_key == balancer::HashKey::kAddrPort;
   if (peer.sin6_family == AF_INET6) {
@@ -343,6 +347,10 @@ Worker::SnapshotRef* Worker::current_snapshot() {
     ref.picker = std::make_unique<balancer::Picker>(*ref.snapshot, index_,
                                                     0x9E3779B97F4A7C15ULL * (index_ + 1) ^ now_ns_);
     snapshot_version_ = ref.snapshot->version;
+    ref.needs_peer_name = ref.snapshot->policy == balancer::Policy::kMaglev;
+    for (const balancer::BackendSpec& b : ref.snapshot->backends) {
+      if (b.proxy_protocol != 0) ref.needs_peer_name = true;
+    }
     // Connections to a backend the new snapshot no longer has may finish, until the drain deadline.
     std::vector<bool> present(balancer::BackendRegistry::kCapacity, false);
     for (const balancer::BackendSpec& b : ref.snapshot->backends) present[b.id] = true;
@@ -442,13 +450,10 @@ void Worker::on_connect(uint32_t id, int res) {
     if (state.connect_failures_in_a_row.load(std::memory_order_relaxed) != 0) {
       state.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
     }
-    conn.state = State::kProxying;
-    conn.last_active_ns = now_ns_;
-    // Clients usually speak first and may have already; the backend has nothing to say yet.
-    conn.flow[kUp].expect_data = true;
-    arm_recv(id, kUp);
-    arm_recv(id, kDown);
-    return;
+    const auto proxy_protocol = static_cast<ProxyProtocol>(
+        conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].proxy_protocol);
+    if (proxy_protocol != ProxyProtocol::kNone) return send_proxy_header(id, proxy_protocol);
+    return start_proxying(id);
   }
   // Refused, unreachable or timed out (-ECANCELED from the linked timeout): try another backend.
   backend.connect_failures.add();
@@ -456,6 +461,54 @@ void Worker::on_connect(uint32_t id, int res) {
   close_slot(conn.backend);
   conn.backend = -1;
   start_connect(id);
+}
+
+void Worker::start_proxying(uint32_t id) {
+  Conn& conn = conns_[id];
+  conn.state = State::kProxying;
+  conn.last_active_ns = now_ns_;
+  // Clients usually speak first and may have already; the backend has nothing to say yet.
+  conn.flow[kUp].expect_data = true;
+  arm_recv(id, kUp);
+  arm_recv(id, kDown);
+}
+
+void Worker::send_proxy_header(uint32_t id, ProxyProtocol version) {
+  // Nothing is read from either side until the header is out, so it precedes every byte. The
+  // destination is the listening address: for a wildcard listener that is 0.0.0.0 or ::, since
+  // this kernel's socket uring_cmds cannot ask a direct descriptor for its local address.
+  if (proxy_headers_.empty()) proxy_headers_.resize(conns_.size());
+  ProxyHeader& header = proxy_headers_[id];
+  header.len = static_cast<uint8_t>(write_proxy_header(
+      version, reinterpret_cast<const sockaddr*>(&peer_names_[id]),
+      shared_.listen_bound[conns_[id].listener].get(), header.bytes));
+  header.off = 0;
+  submit_proxy_header(id);
+}
+
+void Worker::submit_proxy_header(uint32_t id) {
+  Conn& conn = conns_[id];
+  ProxyHeader& header = proxy_headers_[id];
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_send(sqe, conn.backend, header.bytes + header.off, header.len - header.off,
+                     MSG_NOSIGNAL);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->user_data = data(Tag::kSendProxyHeader, id);
+  ++conn.inflight;
+}
+
+void Worker::on_proxy_header(uint32_t id, int res) {
+  Conn& conn = conns_[id];
+  ProxyHeader& header = proxy_headers_[id];
+  --conn.inflight;
+  if (conn.state == State::kClosing || res <= 0) {
+    if (conn.state == State::kClosing) return maybe_finish(id);
+    return close_conn(id, res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset
+                                                              : CloseReason::k_error);
+  }
+  header.off = static_cast<uint8_t>(header.off + res);
+  if (header.off < header.len) return submit_proxy_header(id);  // short write: the rest, in order
+  start_proxying(id);
 }
 
 void Worker::connect_failed(Conn& conn) {

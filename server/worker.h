@@ -19,6 +19,7 @@
 
 #include "balancer/picker.h"
 #include "metrics/stats.h"
+#include "server/proxy_protocol.h"
 #include "server/shared_state.h"
 #include "server/uring/buf_ring.h"
 #include "server/uring/buffer_region.h"
@@ -63,6 +64,15 @@ class Worker {
     std::shared_ptr<const balancer::Snapshot> snapshot;
     std::unique_ptr<balancer::Picker> picker;
     uint32_t conns = 0;
+    // The client's address is asked for first: Maglev hashes it, a PROXY header carries it.
+    bool needs_peer_name = false;
+  };
+
+  // A PROXY protocol header on its way to the backend.
+  struct ProxyHeader {
+    char bytes[kMaxProxyHeader];
+    uint8_t len = 0;
+    uint8_t off = 0;
   };
 
   struct Conn {
@@ -72,6 +82,7 @@ class Worker {
     int backend = -1;
     int backend_index = -1;  // in snap->snapshot->backends
     uint32_t backend_id = 0; // registry id: stats and shared state
+    uint16_t listener = 0;   // the --listen address the client came in on
     SnapshotRef* snap = nullptr;
     uint64_t key_hash = 0;
     uint32_t attempts = 0;
@@ -102,6 +113,7 @@ class Worker {
   void on_peer_name(uint32_t id, int res);
   void on_socket(uint32_t id, int res);
   void on_connect(uint32_t id, int res);
+  void on_proxy_header(uint32_t id, int res);
   void on_recv(uint32_t id, Dir dir, int res, uint32_t flags);
   void on_send(uint32_t id, Dir dir, int res);
   void on_tick();
@@ -115,6 +127,10 @@ class Worker {
   void release_snapshot(SnapshotRef* ref);
   void count_backend(Conn& conn, bool on);
   void connect_failed(Conn& conn);
+  // send-proxy backends: the PROXY header goes out before start_proxying.
+  void send_proxy_header(uint32_t id, ProxyProtocol version);
+  void submit_proxy_header(uint32_t id);
+  void start_proxying(uint32_t id);
   void arm_recv(uint32_t id, Dir dir);
   void submit_send(uint32_t id, Dir dir);
   void release_buffer(int32_t buf);
@@ -141,7 +157,9 @@ class Worker {
   uring::BufRing buffers_;
   std::list<SnapshotRef> snapshots_;  // back() is the newest; older ones live while used
   uint64_t snapshot_version_ = 0;
-  std::vector<sockaddr_in6> peer_names_;  // by connection: the client's address (Maglev key)
+  std::vector<sockaddr_in6> peer_names_;  // by connection: the client's address
+  // By connection, sized on first use: only send-proxy backends need it.
+  std::vector<ProxyHeader> proxy_headers_;
 
   std::vector<Conn> conns_;
   std::vector<uint32_t> free_;

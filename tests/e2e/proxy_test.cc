@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -634,6 +637,135 @@ TEST(Proxy, IPv6ListenerAndBackend) {
   ASSERT_TRUE(read_exact(c.get(), buf, 3));
   EXPECT_EQ(std::string(buf, 3), "six");
   server.join();
+}
+
+// HAProxy's send-proxy / send-proxy-v2: a backend behind ringlb learns the client's address.
+TEST(Proxy, SendProxyPutsTheClientAddressBeforeItsFirstByte) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address() + ",send-proxy",
+                        "--workers", "1"}))
+      << lb.output();
+  for (const char* source : {"127.0.0.1", "127.0.0.2"}) {
+    Fd c = connect_loopback_from(source, lb.port());
+    ASSERT_TRUE(c);
+    // Written at once, while ringlb may still be connecting to the backend: these bytes must not
+    // overtake the header.
+    ASSERT_TRUE(write_all(c.get(), "hello", 5));
+    shutdown(c.get(), SHUT_WR);
+    // The echo backend returns everything it received, header included, then EOF.
+    EXPECT_EQ(read_to_eof(c.get(), 5000), "PROXY TCP4 " + std::string(source) + " 127.0.0.1 " +
+                                              std::to_string(local_port(c.get())) + " " +
+                                              std::to_string(lb.port()) + "\r\nhello");
+  }
+  EXPECT_EQ(lb.closed_total("client_eof"), 2);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+TEST(Proxy, SendProxyV2OverIPv6GoesOnlyToTheBackendsConfiguredForIt) {
+  Backend with_header(echo_handler()), without(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "[::1]:0", "--backend", with_header.address() + ",send-proxy-v2",
+                        "--backend", without.address(), "--workers", "1"}))
+      << lb.output();
+  std::vector<std::string> seen;
+  for (int i = 0; i < 2; ++i) {
+    Fd c(::socket(AF_INET6, SOCK_STREAM, 0));
+    sockaddr_in6 to{};
+    to.sin6_family = AF_INET6;
+    to.sin6_addr = in6addr_loopback;
+    to.sin6_port = htons(lb.port());
+    ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+    sockaddr_in6 me{};
+    socklen_t len = sizeof(me);
+    getsockname(c.get(), reinterpret_cast<sockaddr*>(&me), &len);
+    // Signature, v2 PROXY, TCP over IPv6, 36 bytes: source ::1 and port, destination ::1 and
+    // ringlb's port.
+    std::string header("\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24", 16);
+    header.append(reinterpret_cast<const char*>(&in6addr_loopback), 16);
+    header.append(reinterpret_cast<const char*>(&in6addr_loopback), 16);
+    header.append(reinterpret_cast<const char*>(&me.sin6_port), 2);
+    header.append(reinterpret_cast<const char*>(&to.sin6_port), 2);
+    ASSERT_TRUE(write_all(c.get(), "hello", 5));
+    shutdown(c.get(), SHUT_WR);
+    const std::string got = read_to_eof(c.get(), 5000);
+    seen.push_back(got == header + "hello" ? "header" : got == "hello" ? "plain" : "wrong");
+  }
+  // Round robin sends one client to each backend, in an order that depends on the worker's start.
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"header", "plain"}));
+  EXPECT_GE(with_header.accepted(), 1);
+  EXPECT_GE(without.accepted(), 1);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// The headers as a real PROXY protocol reader sees them: nginx (a Debian package, installed by
+// tools/setup.sh) accepts both versions on a `proxy_protocol` listener and answers each request
+// with the addresses it read from the header.
+TEST(Proxy, SendProxyHeadersOfBothVersionsAreReadByNginx) {
+  char dir[] = "/tmp/ringlb-nginx-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  uint16_t v1_port = 0, v2_port = 0;
+  {
+    // Free ports for nginx: bound and closed just before it binds them.
+    Fd a = listen_loopback(&v1_port), b = listen_loopback(&v2_port);
+  }
+  const std::string conf = std::string(dir) + "/nginx.conf";
+  {
+    std::ofstream f(conf);
+    f << "daemon off; master_process off; worker_processes 1;\n"
+      << "pid " << dir << "/nginx.pid; error_log " << dir << "/error.log;\n"
+      << "events { worker_connections 64; }\n"
+      << "http { access_log off;\n"
+      << "  server { listen 127.0.0.1:" << v1_port << " proxy_protocol; listen 127.0.0.1:" << v2_port
+      << " proxy_protocol;\n"
+      << "    location / { return 200 \"$server_port $proxy_protocol_addr $proxy_protocol_port "
+         "$proxy_protocol_server_addr $proxy_protocol_server_port\"; } } }\n";
+  }
+  const pid_t nginx = fork();
+  if (nginx == 0) {
+    execlp("nginx", "nginx", "-c", conf.c_str(), "-p", dir, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(nginx, 0);
+  struct Reap {
+    pid_t pid;
+    std::string dir;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      std::filesystem::remove_all(dir);
+    }
+  } reap{nginx, dir};
+  ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(v2_port)); }))
+      << "nginx did not start; see " << dir << "/error.log";
+
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend",
+                        "127.0.0.1:" + std::to_string(v1_port) + ",send-proxy", "--backend",
+                        "127.0.0.1:" + std::to_string(v2_port) + ",send-proxy-v2", "--workers", "1",
+                        "--health-interval", "0s"}))
+      << lb.output();
+  std::vector<std::string> answers;
+  for (const char* source : {"127.0.0.2", "127.0.0.3"}) {
+    Fd c = connect_loopback_from(source, lb.port());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(write_all(c.get(), "GET / HTTP/1.0\r\n\r\n", 18));
+    const std::string reply = read_to_eof(c.get(), 5000);
+    const size_t body = reply.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos) << reply;
+    const std::string client = std::string(source) + " " + std::to_string(local_port(c.get())) +
+                               " 127.0.0.1 " + std::to_string(lb.port());
+    // Which backend answered comes first; round robin's order depends on the worker's start.
+    const std::string answer = reply.substr(body + 4);
+    EXPECT_TRUE(answer == std::to_string(v1_port) + " " + client ||
+                answer == std::to_string(v2_port) + " " + client)
+        << answer << " (client " << client << ")";
+    answers.push_back(answer.substr(0, answer.find(' ')));
+  }
+  std::sort(answers.begin(), answers.end());
+  EXPECT_NE(answers[0], answers[1]) << "both versions must have been sent and read";
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
 }  // namespace

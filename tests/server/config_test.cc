@@ -49,8 +49,20 @@ TEST(Backend, Settings) {
   EXPECT_EQ(b.max_connections, 10u);
   EXPECT_TRUE(b.backup);
   EXPECT_EQ(b.text, "127.0.0.1:80");
+  EXPECT_EQ(b.proxy_protocol, ProxyProtocol::kNone);
   EXPECT_FALSE(parse_backend("127.0.0.1:80,weight=", &b, &err));
   EXPECT_FALSE(parse_backend("127.0.0.1:0", &b, &err));
+}
+
+TEST(Backend, SendProxy) {
+  BackendConfig b;
+  std::string err;
+  ASSERT_TRUE(parse_backend("127.0.0.1:80,send-proxy", &b, &err)) << err;
+  EXPECT_EQ(b.proxy_protocol, ProxyProtocol::kV1);
+  ASSERT_TRUE(parse_backend("[::1]:80,weight=2,send-proxy-v2", &b, &err)) << err;
+  EXPECT_EQ(b.proxy_protocol, ProxyProtocol::kV2);
+  EXPECT_FALSE(parse_backend("127.0.0.1:80,send-proxy-v3", &b, &err));
+  EXPECT_NE(err.find("'send-proxy-v3'"), std::string::npos) << err;
 }
 
 TEST(Config, CommandLine) {
