@@ -27,6 +27,8 @@ def main():
     ap.add_argument("--conns", default="10,100")
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--send-proxy", choices=("v1", "v2"),
+                    help="every proxy sends a PROXY header of this version to the backend")
     args = ap.parse_args()
     concs = [int(c) for c in args.conns.split(",")]
 
@@ -37,10 +39,12 @@ def main():
     for port, spec in enumerate(args.variants, start=18310):
         conf_dir = tempfile.mkdtemp(dir=tmp)  # one config file each
         if spec in ("haproxy", "haproxy-pinned"):
-            procs[spec] = (e2e.start_proxy("haproxy", conf_dir, 1, pin=spec == "haproxy-pinned", port=port), port)
+            procs[spec] = (e2e.start_proxy("haproxy", conf_dir, 1, pin=spec == "haproxy-pinned", port=port,
+                                           send_proxy=args.send_proxy), port)
             continue
         name, _, extra = spec.partition("=")
-        procs[name] = (e2e.start_proxy("ringlb", conf_dir, 1, port=port, extra=extra.split()), port)
+        procs[name] = (e2e.start_proxy("ringlb", conf_dir, 1, port=port, extra=extra.split(),
+                                       send_proxy=args.send_proxy), port)
     runs = []
     try:
         for rep in range(args.repeat):

@@ -27,6 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RINGLB = os.path.join(ROOT, "bazel-bin", "server", "ringlb")
 BACKEND_PORT = 18280
+# The same backend behind a `proxy_protocol` listener: for proxies that send a PROXY header.
+PROXY_PROTOCOL_BACKEND_PORT = 18281
 PROXY_PORT = {"ringlb": 18200, "haproxy": 18201, "nginx": 18202, "direct": BACKEND_PORT}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -95,7 +97,9 @@ def start_backend(tmp, workers):
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   client_header_timeout 300s;
-  server {{ listen 127.0.0.1:{BACKEND_PORT} backlog=4096; location / {{ return 200 "hello from the backend\\n"; }} }}
+  server {{ listen 127.0.0.1:{BACKEND_PORT} backlog=4096;
+           listen 127.0.0.1:{PROXY_PROTOCOL_BACKEND_PORT} backlog=4096 proxy_protocol;
+           location / {{ return 200 "hello from the backend\\n"; }} }}
 }}
 """)
     p = spawn(["nginx", "-c", conf, "-p", tmp])
@@ -104,15 +108,20 @@ def start_backend(tmp, workers):
     return p
 
 
-def start_proxy(name, tmp, threads, pin=False, port=None, extra=()):
+def start_proxy(name, tmp, threads, pin=False, port=None, extra=(), send_proxy=None):
     """pin: each proxy binds its threads to CPUs 0..threads-1 the way its documentation says
     (ringlb --cpu-affinity auto, HAProxy cpu-map, nginx worker_cpu_affinity auto).
-    port: instead of PROXY_PORT[name]; extra: more ringlb arguments."""
+    port: instead of PROXY_PORT[name]; extra: more ringlb arguments.
+    send_proxy: "v1" or "v2" to send a PROXY header (ringlb and HAProxy) to the backend's
+    proxy_protocol listener."""
     port = port or PROXY_PORT[name]
+    setting = {None: "", "v1": "send-proxy", "v2": "send-proxy-v2"}[send_proxy]
+    backend_port = PROXY_PROTOCOL_BACKEND_PORT if send_proxy else BACKEND_PORT
     if name == "direct":
         return None
     if name == "ringlb":
-        argv = [RINGLB, "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{BACKEND_PORT}",
+        argv = [RINGLB, "--listen", f"127.0.0.1:{port}", "--backend",
+                f"127.0.0.1:{backend_port}" + (f",{setting}" if setting else ""),
                 "--workers", str(threads), "--max-connections", "9500", "--metrics-listen", "none",
                 "--backlog", "4096"] + (["--cpu-affinity", "auto"] if pin else []) + list(extra)
     elif name == "haproxy":
@@ -132,11 +141,13 @@ frontend fe
   backlog 4096
   default_backend be
 backend be
-  server s1 127.0.0.1:{BACKEND_PORT}
+  server s1 127.0.0.1:{backend_port} {setting}
 """)
         # cpu-map takes effect in master-worker mode (-W) only: the pinned worker is a child.
         argv = ["haproxy", "-db", "-f", conf] + (["-W"] if pin else [])
     elif name == "nginx":
+        if send_proxy:
+            raise ValueError("send_proxy is measured for ringlb and HAProxy only")
         conf = os.path.join(tmp, "stream.conf")
         with open(conf, "w") as f:
             f.write("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" +
