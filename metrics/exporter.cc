@@ -201,6 +201,11 @@ std::vector<MetricFamily> Collector::Collect() const {
              static_cast<double>(r.health_checks.get()));
   add_single(&out, "ringlb_health_check_failures_total", "Active health checks that failed.",
              MetricType::Counter, static_cast<double>(r.health_check_failures.get()));
+  add_single(&out, "ringlb_access_log_lines_total", "Access log lines written (--access-log).",
+             MetricType::Counter, static_cast<double>(r.access_log_lines.get()));
+  add_single(&out, "ringlb_access_log_dropped_lines_total",
+             "Access log lines dropped: the writer was too far behind, or a write failed.",
+             MetricType::Counter, static_cast<double>(r.access_log_dropped_lines.get()));
   return out;
 }
 

@@ -123,6 +123,10 @@ struct Registry {
   LocalHistogram health_check_latency;  // written by the health checker
   LocalCounter health_checks;
   LocalCounter health_check_failures;
+  // --access-log lines written, and dropped (writer too far behind, or a failed write). Written
+  // under the access log's lock, so there is still one writer at a time.
+  LocalCounter access_log_lines;
+  LocalCounter access_log_dropped_lines;
   double start_time_seconds = 0;
 };
 

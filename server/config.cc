@@ -57,6 +57,7 @@ po::options_description describe() {
       ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
       ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none")
       ("control-socket", po::value<std::string>(), "Unix socket PATH for `ringlb ctl PATH connections` and for upgrades")
+      ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
       ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
   return desc;
 }
@@ -344,6 +345,13 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     return ParseStatus::kError;
   }
   if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();
+  if (vm.count("access-log")) {
+    c.access_log = vm["access-log"].as<std::string>();
+    if (c.access_log.empty()) {
+      *message = "--access-log needs a PATH (or - for standard output)";
+      return ParseStatus::kError;
+    }
+  }
   if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
   *config = c;
   return ParseStatus::kRun;

@@ -73,6 +73,7 @@ struct Config {
   Address metrics_listen;
   std::string config_file;
   std::string control_socket;  // --control-socket PATH ("" = none)
+  std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
 };
 

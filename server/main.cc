@@ -87,6 +87,16 @@ int serve(const Config& config, int argc, char** argv) {
     fprintf(stderr, "ringlb: %s\n", why.c_str());
     return 2;
   }
+  std::unique_ptr<AccessLog> access_log;
+  if (!config.access_log.empty()) {
+    std::string why;
+    access_log = AccessLog::open(config.access_log, shared.registry.get(), &why);
+    if (!access_log) {
+      fprintf(stderr, "ringlb: %s\n", why.c_str());
+      return 2;
+    }
+    shared.access_log = access_log.get();
+  }
   for (unsigned i = 0; i < config.workers; ++i) {
     shared.workers.push_back(std::make_unique<WorkerSlot>());
     shared.workers.back()->capacity = capacity;
@@ -173,6 +183,8 @@ int serve(const Config& config, int argc, char** argv) {
   }
   uint64_t version = 1;
   acceptor.set_reload([&shared, &version, argc, argv] {
+    // Log rotation: the file was moved away, or will be; write to a new one at the same path.
+    if (shared.access_log != nullptr) shared.access_log->reopen();
     Config fresh;
     std::string message;
     if (parse_config(argc, argv, &fresh, &message) != ParseStatus::kRun) {

@@ -13,6 +13,7 @@
 
 #include "balancer/snapshot.h"
 #include "metrics/stats.h"
+#include "server/access_log.h"
 #include "server/address.h"
 #include "server/config.h"
 
@@ -42,6 +43,7 @@ struct SharedState {
   // The listening addresses as bound (port 0 resolved), by listener index: the destination a
   // PROXY protocol header names. Set before any worker starts.
   std::vector<Address> listen_bound;
+  AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
 
   uint64_t active_connections() const {
     uint64_t n = 0;

@@ -70,6 +70,7 @@ void Worker::run(std::promise<int>* ready) {
   ready->set_value(ret < 0 ? ret : ring_.fd());
   if (ret < 0) return;
   loop();
+  flush_access_log();
   slot_.stopped.store(true);
 }
 
@@ -302,6 +303,7 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   conn.state = State::kConnecting;
   conn.client = res;
   conn.listener = static_cast<uint16_t>(listener);
+  conn.start_ns = now_ns_;
   conn.last_active_ns = now_ns_;
   conn.snap = current_snapshot();
   ++conn.snap->conns;
@@ -326,6 +328,7 @@ void Worker::on_peer_name(uint32_t id, int res) {
   --conn.inflight;
   if (conn.state == State::kClosing) return maybe_finish(id);
   if (res < 0) return close_conn(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
+  conn.has_peer_name = true;
   if (conn.snap->snapshot->policy != balancer::Policy::kMaglev) return start_connect(id);
   const sockaddr_in6& peer = peer_names_[id];
   const bool with_port = conn.snap->snapshot->hash_key == balancer::HashKey::kAddrPort;
@@ -347,7 +350,8 @@ Worker::SnapshotRef* Worker::current_snapshot() {
     ref.picker = std::make_unique<balancer::Picker>(*ref.snapshot, index_,
                                                     0x9E3779B97F4A7C15ULL * (index_ + 1) ^ now_ns_);
     snapshot_version_ = ref.snapshot->version;
-    ref.needs_peer_name = ref.snapshot->policy == balancer::Policy::kMaglev;
+    ref.needs_peer_name =
+        ref.snapshot->policy == balancer::Policy::kMaglev || shared_.access_log != nullptr;
     for (const balancer::BackendSpec& b : ref.snapshot->backends) {
       if (b.proxy_protocol != 0) ref.needs_peer_name = true;
     }
@@ -446,6 +450,7 @@ void Worker::on_connect(uint32_t id, int res) {
   metrics::BackendStats& backend = stats_.backends[conn.backend_id];
   balancer::BackendState& state = *conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].state;
   if (res == 0) {
+    conn.connected_ns = now_ns_;
     if (config_.metrics_enabled) backend.connect_latency.observe_ns(now_ns_ - conn.connect_start_ns);
     if (state.connect_failures_in_a_row.load(std::memory_order_relaxed) != 0) {
       state.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
@@ -562,6 +567,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
     flow.len = static_cast<uint32_t>(res);
     flow.off = 0;
     conn.last_active_ns = now_ns_;
+    conn.bytes[dir] += static_cast<uint64_t>(res);
     metrics::BackendStats& backend = stats_.backends[conn.backend_id];
     (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(static_cast<uint64_t>(res));
     return submit_send(id, dir);
@@ -654,6 +660,7 @@ void Worker::close_conn(uint32_t id, CloseReason reason) {
   if (conn.state == State::kClosing || conn.state == State::kFree) return;
   conn.state = State::kClosing;
   stats_.close(reason).add();
+  if (shared_.access_log != nullptr) log_access(id, reason);
   conn.flow[kUp].waiting = conn.flow[kDown].waiting = false;
   if (conn.inflight > 0) {
     // Outstanding recvs would otherwise wait for data forever; cancel everything on both slots.
@@ -666,6 +673,37 @@ void Worker::close_conn(uint32_t id, CloseReason reason) {
     }
   }
   maybe_finish(id);
+}
+
+void Worker::log_access(uint32_t id, CloseReason reason) {
+  const Conn& conn = conns_[id];
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  const int64_t now_unix_us = static_cast<int64_t>(wall.tv_sec) * 1'000'000 + wall.tv_nsec / 1000;
+  AccessRecord r;
+  r.start_unix_us = now_unix_us - static_cast<int64_t>((now_ns_ - conn.start_ns) / 1000);
+  r.client = conn.has_peer_name ? reinterpret_cast<const sockaddr*>(&peer_names_[id]) : nullptr;
+  r.listener = shared_.listen_bound[conn.listener].get();
+  if (conn.backend_index >= 0) {
+    r.backend = &conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].name;
+  }
+  r.worker = index_;
+  r.connect_attempts = conn.attempts;
+  if (conn.connected_ns != 0) r.connect_us = static_cast<int64_t>((conn.connected_ns - conn.connect_start_ns) / 1000);
+  r.duration_us = static_cast<int64_t>((now_ns_ - conn.start_ns) / 1000);
+  r.bytes_from_client = conn.bytes[kUp];
+  r.bytes_from_backend = conn.bytes[kDown];
+  r.close_reason = metrics::close_reason_name(reason);
+  append_access_line(r, &access_batch_);
+  ++access_lines_;
+  // Handed over at each tick, or sooner when a burst of closes makes the batch large.
+  if (access_batch_.size() >= 64 * 1024) flush_access_log();
+}
+
+void Worker::flush_access_log() {
+  if (access_lines_ == 0) return;
+  shared_.access_log->submit(&access_batch_, access_lines_);
+  access_lines_ = 0;
 }
 
 void Worker::maybe_finish(uint32_t id) {
@@ -730,6 +768,7 @@ void Worker::on_tick() {
   }
   // A safety net for buffer waiters: retry a few even if no buffer came back through a send.
   wake_waiters(8);
+  flush_access_log();
   if (!(draining_ && live_ == 0)) arm_tick();
 }
 

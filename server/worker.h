@@ -83,6 +83,7 @@ class Worker {
     int backend_index = -1;  // in snap->snapshot->backends
     uint32_t backend_id = 0; // registry id: stats and shared state
     uint16_t listener = 0;   // the --listen address the client came in on
+    bool has_peer_name = false;  // peer_names_[id] holds this client's address
     SnapshotRef* snap = nullptr;
     uint64_t key_hash = 0;
     uint32_t attempts = 0;
@@ -92,6 +93,10 @@ class Worker {
     uint64_t last_active_ns = 0;
     uint64_t connect_start_ns = 0;
     uint64_t deadline_ns = 0;  // set when a reload removed its backend: closed at the drain deadline
+    // For the access log.
+    uint64_t start_ns = 0;
+    uint64_t connected_ns = 0;  // 0: not connected to a backend
+    uint64_t bytes[2] = {0, 0}; // received from the client (kUp) and from the backend (kDown)
     Flow flow[2];
   };
 
@@ -137,6 +142,8 @@ class Worker {
   void wake_waiters(size_t n);
   void maybe_close_after_eof(uint32_t id);
   void close_conn(uint32_t id, metrics::CloseReason reason);
+  void log_access(uint32_t id, metrics::CloseReason reason);
+  void flush_access_log();
   void maybe_finish(uint32_t id);
   void free_conn(uint32_t id);
   // close_direct without a completion on success; the slot is counted closed at once.
@@ -166,6 +173,8 @@ class Worker {
   std::vector<FlowRef> waiters_;
   size_t waiters_head_ = 0;
   std::vector<FlowRef> shutdowns_;  // SHUT_WR to submit at the end of this batch
+  std::string access_batch_;        // access log lines not yet handed to the writer
+  uint64_t access_lines_ = 0;
   uint32_t live_ = 0;
   uint32_t sample_ = 0;
 

@@ -50,6 +50,10 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--buffers", "1000"}, "1000"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--metrics-listen", "localhost"}, "localhost"},
       {{"--config", "/nonexistent/ringlb.ini"}, "/nonexistent/ringlb.ini"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log", "/nonexistent/access.log"},
+       "/nonexistent/access.log"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log", ""}, "--access-log"},
+      {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,send-proxy-v3"}, "send-proxy-v3"},
   };
   for (const BadCase& c : cases) {
     RunResult r = run_ringlb(c.args);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -296,6 +297,86 @@ TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
   EXPECT_EQ(count_open_fds(lb.pid()), fds_before)
       << "before: " << fds_before_list << "\nafter: " << list_open_fds(lb.pid());
   EXPECT_EQ(lb.metric("ringlb_slow_path_fd_installs_total", {"reason=\"diagnostics\""}), 2);
+}
+
+std::vector<std::string> file_lines(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) lines.push_back(line);
+  return lines;
+}
+
+// --access-log: a line per connection, as HAProxy's tcplog or nginx stream's access_log gives,
+// and log rotation through SIGHUP.
+TEST(Operations, AccessLogHasALinePerConnectionAndFollowsRotation) {
+  char dir[] = "/tmp/ringlb-access-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/access.log";
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                        "--health-interval", "0s", "--access-log", path}))
+      << lb.output();
+  const auto talk = [&](const char* source, size_t bytes) {
+    Fd c = connect_loopback_from(source, lb.port());
+    const std::string sent(bytes, 'q');
+    EXPECT_TRUE(write_all(c.get(), sent.data(), sent.size()));
+    shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), sent);
+    return std::to_string(local_port(c.get()));
+  };
+  const std::string port_a = talk("127.0.0.2", 5);
+  const std::string port_b = talk("127.0.0.3", 70000);  // more than one buffer's worth
+  ASSERT_TRUE(eventually([&] { return file_lines(path).size() == 2; })) << file_lines(path).size();
+  const std::vector<std::string> lines = file_lines(path);
+  const std::string listener = " listener=127.0.0.1:" + std::to_string(lb.port()) +
+                               " backend=" + echo.address() + " worker=0 connect_attempts=1 connect_us=";
+  // Lines come in the order the connections closed: one after the other here.
+  EXPECT_NE(lines[0].find("Z client=127.0.0.2:" + port_a + listener), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find(" bytes_from_client=5 bytes_from_backend=5 close=client_eof"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("Z client=127.0.0.3:" + port_b + listener), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(" bytes_from_client=70000 bytes_from_backend=70000 close=client_eof"),
+            std::string::npos)
+      << lines[1];
+  EXPECT_EQ(lb.metric("ringlb_access_log_lines_total"), 2);
+
+  // logrotate: move the file away, SIGHUP; the next line goes to a new file at the same path.
+  ASSERT_EQ(std::rename(path.c_str(), (path + ".1").c_str()), 0);
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded") != std::string::npos; }))
+      << lb.output();
+  const std::string port_c = talk("127.0.0.4", 1);
+  ASSERT_TRUE(eventually([&] { return file_lines(path).size() == 1; }));
+  EXPECT_NE(file_lines(path)[0].find("client=127.0.0.4:" + port_c), std::string::npos);
+  EXPECT_EQ(file_lines(path + ".1").size(), 2u);
+  EXPECT_EQ(lb.metric("ringlb_access_log_dropped_lines_total"), 0);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Operations, AccessLogSaysWhenNoBackendAnswered) {
+  char dir[] = "/tmp/ringlb-access-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/access.log";
+  const std::string refused = "127.0.0.1:" + std::to_string(refused_port());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", refused, "--workers", "1",
+                        "--health-interval", "0s", "--connect-attempts", "1", "--access-log", path}))
+      << lb.output();
+  Fd c = connect_loopback(lb.port());
+  EXPECT_EQ(read_to_eof(c.get(), 5000), "");
+  // The line is written when ringlb stops, if not at its next tick.
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+  const std::vector<std::string> lines = file_lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find(" backend=" + refused + " worker=0 connect_attempts=1 connect_us=- "),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find(" bytes_from_client=0 bytes_from_backend=0 close=connect_failed"),
+            std::string::npos)
+      << lines[0];
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,181 @@
+#include "server/access_log.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace ringlb {
+namespace {
+
+void append_address(const sockaddr* sa, std::string* out) {
+  char ip[INET6_ADDRSTRLEN];
+  char text[INET6_ADDRSTRLEN + 16];
+  if (sa != nullptr && sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+    snprintf(text, sizeof(text), "%s:%u", ip, ntohs(in->sin_port));
+  } else if (sa != nullptr && sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+    snprintf(text, sizeof(text), "[%s]:%u", ip, ntohs(in6->sin6_port));
+  } else {
+    snprintf(text, sizeof(text), "-");
+  }
+  out->append(text);
+}
+
+// write() until all of `data` is out; 0 or -errno.
+int write_fully(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    const ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void append_access_line(const AccessRecord& r, std::string* out) {
+  const time_t secs = static_cast<time_t>(r.start_unix_us / 1'000'000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char text[128];
+  snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ client=", utc.tm_year + 1900,
+           utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+           static_cast<int>(r.start_unix_us % 1'000'000));
+  out->append(text);
+  append_address(r.client, out);
+  out->append(" listener=");
+  append_address(r.listener, out);
+  out->append(" backend=");
+  out->append(r.backend != nullptr ? *r.backend : std::string("-"));
+  snprintf(text, sizeof(text), " worker=%u connect_attempts=%u connect_us=", r.worker,
+           r.connect_attempts);
+  out->append(text);
+  if (r.connect_us >= 0) {
+    out->append(std::to_string(r.connect_us));
+  } else {
+    out->append("-");
+  }
+  snprintf(text, sizeof(text),
+           " duration_us=%" PRId64 " bytes_from_client=%" PRIu64 " bytes_from_backend=%" PRIu64
+           " close=",
+           r.duration_us, r.bytes_from_client, r.bytes_from_backend);
+  out->append(text);
+  out->append(r.close_reason);
+  out->push_back('\n');
+}
+
+std::unique_ptr<AccessLog> AccessLog::open(const std::string& path, metrics::Registry* stats,
+                                           std::string* error, size_t max_pending_bytes) {
+  std::unique_ptr<AccessLog> log(new AccessLog(path, -1, stats, max_pending_bytes));
+  log->fd_ = log->open_fd(error);
+  if (log->fd_ < 0) return nullptr;
+  log->writer_ = std::thread([raw = log.get()] { raw->run(); });
+  return log;
+}
+
+AccessLog::AccessLog(std::string path, int fd, metrics::Registry* stats, size_t max_pending_bytes)
+    : path_(std::move(path)), fd_(fd), stats_(stats), max_pending_bytes_(max_pending_bytes) {}
+
+int AccessLog::open_fd(std::string* error) const {
+  if (path_ == "-") return dup(STDOUT_FILENO);
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) *error = "cannot open --access-log '" + path_ + "': " + strerror(errno);
+  return fd;
+}
+
+AccessLog::~AccessLog() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
+  }
+  if (fd_ >= 0) close(fd_);
+}
+
+bool AccessLog::submit(std::string* batch, uint64_t lines) {
+  bool taken = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.size() + batch->size() <= max_pending_bytes_) {
+      pending_.append(*batch);
+      pending_lines_ += lines;
+      taken = true;
+    } else if (stats_ != nullptr) {
+      stats_->access_log_dropped_lines.add(lines);  // every writer of it holds mu_
+    }
+  }
+  batch->clear();
+  if (taken) wake_.notify_one();
+  return taken;
+}
+
+void AccessLog::reopen() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reopen_ = true;
+  }
+  wake_.notify_one();
+}
+
+void AccessLog::run() {
+  pthread_setname_np(pthread_self(), "ringlb-log");
+  std::string writing;
+  bool reported = false;  // a failing disk is said once, then only counted
+  for (;;) {
+    uint64_t lines = 0;
+    bool reopen = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return stopping_ || reopen_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) return;
+      writing.swap(pending_);
+      lines = pending_lines_;
+      pending_lines_ = 0;
+      reopen = reopen_;
+      reopen_ = false;
+    }
+    // Reopened before writing: what is handed over after a SIGHUP lands in the new file.
+    if (reopen) {
+      std::string error;
+      const int fd = open_fd(&error);
+      if (fd < 0) {
+        fprintf(stderr, "ringlb: %s; still writing to the old file\n", error.c_str());
+      } else {
+        close(fd_);
+        fd_ = fd;
+        reported = false;
+      }
+    }
+    if (!writing.empty()) {
+      const int ret = write_fully(fd_, writing.data(), writing.size());
+      writing.clear();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ret < 0) {
+        if (stats_ != nullptr) stats_->access_log_dropped_lines.add(lines);
+        if (!reported) fprintf(stderr, "ringlb: access log '%s': %s\n", path_.c_str(), strerror(-ret));
+        reported = true;
+      } else if (stats_ != nullptr) {
+        stats_->access_log_lines.add(lines);
+      }
+    }
+  }
+}
+
+}  // namespace ringlb

@@ -1,0 +1,84 @@
+// The access log (--access-log PATH): one line per client connection, written when it closes,
+// like HAProxy's tcplog and nginx stream's access_log.
+//
+// Workers never touch the file. Each formats its lines into a batch of its own and hands the
+// batch over a few times a second (or when it grows); one writer thread does the blocking
+// write()s. A disk that stalls therefore stalls only that thread: once it is kMaxPendingBytes
+// behind, further batches are dropped and counted instead of growing memory or slowing the
+// data path.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "metrics/stats.h"
+
+namespace ringlb {
+
+// What one line says about a connection.
+struct AccessRecord {
+  int64_t start_unix_us = 0;            // wall clock when the connection reached its worker
+  const sockaddr* client = nullptr;     // null: its address could not be read
+  const sockaddr* listener = nullptr;   // the address it connected to
+  const std::string* backend = nullptr; // the last backend picked; null: none
+  unsigned worker = 0;
+  unsigned connect_attempts = 0;        // backends tried (retries after refusals and timeouts)
+  int64_t connect_us = -1;              // the successful attempt's time; -1: never connected
+  int64_t duration_us = 0;
+  uint64_t bytes_from_client = 0;
+  uint64_t bytes_from_backend = 0;
+  const char* close_reason = "";
+};
+
+// Appends one line (logfmt: key=value, after an RFC 3339 UTC time of the connection's start):
+//   2026-11-22T05:38:10.123456Z client=127.0.0.2:51234 listener=127.0.0.1:8080
+//   backend=127.0.0.1:9000 worker=0 connect_attempts=1 connect_us=312 duration_us=12534
+//   bytes_from_client=123 bytes_from_backend=456 close=client_eof
+// (one line in the file). Unknown values are written as "-".
+void append_access_line(const AccessRecord& record, std::string* out);
+
+class AccessLog {
+ public:
+  static constexpr size_t kDefaultMaxPendingBytes = 8 << 20;
+
+  // Opens `path` for appending ("-": standard output) and starts the writer thread. Null and
+  // *error on failure. `stats` (may be null) counts lines written and dropped.
+  static std::unique_ptr<AccessLog> open(const std::string& path, metrics::Registry* stats,
+                                         std::string* error,
+                                         size_t max_pending_bytes = kDefaultMaxPendingBytes);
+  // Writes everything handed over so far, then stops the writer.
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  // Takes the `lines` lines in *batch (leaving it empty, its capacity kept). False when the
+  // writer is too far behind: the batch is dropped and counted.
+  bool submit(std::string* batch, uint64_t lines);
+  // Reopens the path (after logrotate moved the file); the writer switches between two writes.
+  void reopen();
+
+ private:
+  AccessLog(std::string path, int fd, metrics::Registry* stats, size_t max_pending_bytes);
+  void run();
+  int open_fd(std::string* error) const;
+
+  const std::string path_;
+  int fd_;
+  metrics::Registry* const stats_;
+  const size_t max_pending_bytes_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::string pending_;  // under mu_
+  uint64_t pending_lines_ = 0;
+  bool reopen_ = false;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+}  // namespace ringlb
