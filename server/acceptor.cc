@@ -96,7 +96,8 @@ int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, st
   pending_.resize(n + kAcceptSlots);
   std::vector<bool> used(inherited.size(), false);
   std::vector<bool> taken_slot(n + kAcceptSlots, false);
-  for (const Address& addr : shared_.config.listen) {
+  for (const ListenConfig& listen : shared_.config.listen) {
+    const Address& addr = listen.address;
     // The same address, or for port 0 the same host: the running process's socket moves here.
     int match = -1;
     for (size_t i = 0; i < inherited.size() && match < 0; ++i) {

@@ -33,7 +33,7 @@ po::options_description describe() {
       ("help,h", "print this help and exit")
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
-      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on (repeatable; port 0 picks one)")
+      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first (repeatable; port 0 picks one)")
       ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
       ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
@@ -256,12 +256,21 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     return ParseStatus::kError;
   }
   for (const std::string& text : vm["listen"].as<std::vector<std::string>>()) {
-    Address addr;
-    if (!parse_address(text, &addr, &error)) {
+    ListenConfig listen;
+    const size_t comma = text.find(',');
+    if (!parse_address(text.substr(0, comma), &listen.address, &error)) {
       *message = "invalid --listen address '" + text + "': " + error;
       return ParseStatus::kError;
     }
-    c.listen.push_back(addr);
+    if (comma != std::string::npos) {
+      const std::string setting = text.substr(comma + 1);
+      if (setting != "accept-proxy") {
+        *message = "unknown --listen setting '" + setting + "' in '" + text + "' (accept-proxy)";
+        return ParseStatus::kError;
+      }
+      listen.accept_proxy = true;
+    }
+    c.listen.push_back(listen);
   }
   if (!vm.count("backend")) {
     *message = "no --backend given: ringlb needs at least one";

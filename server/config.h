@@ -41,8 +41,15 @@ struct BackendConfig {
   std::optional<uint32_t> health_rise, health_fall;
 };
 
+struct ListenConfig {
+  Address address;
+  // accept-proxy: each client starts with a PROXY protocol header (ringlb is behind another
+  // proxy or load balancer); its addresses stand for the connection's own.
+  bool accept_proxy = false;
+};
+
 struct Config {
-  std::vector<Address> listen;
+  std::vector<ListenConfig> listen;
   std::vector<BackendConfig> backends;
   unsigned workers = 1;
   Millis connect_timeout{2000};

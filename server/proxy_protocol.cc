@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -69,7 +70,135 @@ size_t write_v2(const sockaddr* src, const sockaddr* dst, char (&out)[kMaxProxyH
   return sizeof(kV2Signature) + 4 + body;
 }
 
+// "65535" and nothing else: a decimal port without sign, spaces or leading zeros.
+bool parse_port(const char* text, size_t len, uint16_t* out) {
+  if (len == 0 || len > 5 || (len > 1 && text[0] == '0')) return false;
+  uint32_t v = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+    v = v * 10 + static_cast<uint32_t>(text[i] - '0');
+  }
+  if (v > 65535) return false;
+  *out = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool set_address(int family, const char* text, size_t len, uint16_t port, sockaddr_storage* out) {
+  char ip[INET6_ADDRSTRLEN];
+  if (len == 0 || len >= sizeof(ip)) return false;
+  memcpy(ip, text, len);
+  ip[len] = '\0';
+  *out = {};
+  if (family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(out);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    return inet_pton(AF_INET, ip, &in->sin_addr) == 1;
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  in6->sin6_family = AF_INET6;
+  in6->sin6_port = htons(port);
+  return inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1;
+}
+
+// "PROXY TCP4 1.2.3.4 5.6.7.8 1111 2222\r\n", "PROXY TCP6 ...", "PROXY UNKNOWN[ anything]\r\n".
+ParseResult parse_v1(const char* data, size_t len, ParsedProxyHeader* out) {
+  constexpr size_t kMaxV1 = 107;  // the spec's bound, CRLF included
+  const char* end = static_cast<const char*>(memchr(data, '\n', std::min(len, kMaxV1)));
+  if (end == nullptr) return len >= kMaxV1 ? ParseResult::kInvalid : ParseResult::kIncomplete;
+  if (end == data || end[-1] != '\r') return ParseResult::kInvalid;
+  const size_t line_len = static_cast<size_t>(end - data) - 1;  // without CRLF
+  // Split on single spaces.
+  const char* fields[7];
+  size_t lens[7];
+  size_t n = 0;
+  const char* p = data;
+  const char* line_end = data + line_len;
+  while (p <= line_end && n < 7) {
+    const char* space = static_cast<const char*>(memchr(p, ' ', static_cast<size_t>(line_end - p)));
+    const char* field_end = space != nullptr ? space : line_end;
+    fields[n] = p;
+    lens[n] = static_cast<size_t>(field_end - p);
+    ++n;
+    if (space == nullptr) break;
+    p = space + 1;
+  }
+  const auto is = [&](size_t i, const char* word) {
+    return lens[i] == strlen(word) && memcmp(fields[i], word, lens[i]) == 0;
+  };
+  if (n < 2 || !is(0, "PROXY")) return ParseResult::kInvalid;
+  out->length = line_len + 2;
+  if (is(1, "UNKNOWN")) {  // the sender did not know; the rest of the line is to be ignored
+    out->has_addresses = false;
+    return ParseResult::kComplete;
+  }
+  const int family = is(1, "TCP4") ? AF_INET : is(1, "TCP6") ? AF_INET6 : AF_UNSPEC;
+  uint16_t sport = 0, dport = 0;
+  if (family == AF_UNSPEC || n != 6 || !parse_port(fields[4], lens[4], &sport) ||
+      !parse_port(fields[5], lens[5], &dport) ||
+      !set_address(family, fields[2], lens[2], sport, &out->src) ||
+      !set_address(family, fields[3], lens[3], dport, &out->dst)) {
+    return ParseResult::kInvalid;
+  }
+  out->has_addresses = true;
+  return ParseResult::kComplete;
+}
+
+ParseResult parse_v2(const unsigned char* data, size_t len, ParsedProxyHeader* out) {
+  if (len < 16) return ParseResult::kIncomplete;
+  const unsigned version = data[12] >> 4, command = data[12] & 0x0F;
+  if (version != 2 || command > 1) return ParseResult::kInvalid;
+  const size_t body = (size_t{data[14]} << 8) | data[15];
+  if (16 + body > kMaxAcceptedProxyHeader) return ParseResult::kInvalid;
+  if (len < 16 + body) return ParseResult::kIncomplete;
+  out->length = 16 + body;
+  out->has_addresses = false;
+  // LOCAL (health checks of the sender itself), and families other than TCP over IPv4/IPv6
+  // (UDP, Unix sockets, unspecified): valid, but the connection's own addresses stand.
+  if (command == 0) return ParseResult::kComplete;
+  const unsigned family = data[13];
+  const unsigned char* a = data + 16;
+  if (family == 0x11) {
+    if (body < 12) return ParseResult::kInvalid;
+    auto* src = reinterpret_cast<sockaddr_in*>(&out->src);
+    auto* dst = reinterpret_cast<sockaddr_in*>(&out->dst);
+    *src = {};
+    *dst = {};
+    src->sin_family = dst->sin_family = AF_INET;
+    memcpy(&src->sin_addr, a, 4);
+    memcpy(&dst->sin_addr, a + 4, 4);
+    memcpy(&src->sin_port, a + 8, 2);
+    memcpy(&dst->sin_port, a + 10, 2);
+    out->has_addresses = true;
+  } else if (family == 0x21) {
+    if (body < 36) return ParseResult::kInvalid;
+    auto* src = reinterpret_cast<sockaddr_in6*>(&out->src);
+    auto* dst = reinterpret_cast<sockaddr_in6*>(&out->dst);
+    *src = {};
+    *dst = {};
+    src->sin6_family = dst->sin6_family = AF_INET6;
+    memcpy(&src->sin6_addr, a, 16);
+    memcpy(&dst->sin6_addr, a + 16, 16);
+    memcpy(&src->sin6_port, a + 32, 2);
+    memcpy(&dst->sin6_port, a + 34, 2);
+    out->has_addresses = true;
+  }
+  return ParseResult::kComplete;
+}
+
 }  // namespace
+
+ParseResult parse_proxy_header(const char* data, size_t len, ParsedProxyHeader* out) {
+  static constexpr char kV1Prefix[] = "PROXY ";
+  const size_t v1_prefix = sizeof(kV1Prefix) - 1;
+  if (memcmp(data, kV1Prefix, std::min(len, v1_prefix)) == 0) {
+    return len < v1_prefix ? ParseResult::kIncomplete : parse_v1(data, len, out);
+  }
+  if (memcmp(data, kV2Signature, std::min(len, sizeof(kV2Signature))) == 0) {
+    return parse_v2(reinterpret_cast<const unsigned char*>(data), len, out);
+  }
+  return ParseResult::kInvalid;
+}
 
 size_t write_proxy_header(ProxyProtocol version, const sockaddr* src, const sockaddr* dst,
                           char (&out)[kMaxProxyHeader]) {

@@ -1,6 +1,7 @@
-// The PROXY protocol header (HAProxy's spec, versions 1 and 2) that a backend configured with
-// send-proxy / send-proxy-v2 receives before the client's first byte, so it learns the client's
-// address although the connection comes from ringlb. Pure: no sockets, no io_uring.
+// The PROXY protocol header (HAProxy's spec, versions 1 and 2): written for backends configured
+// with send-proxy / send-proxy-v2, so they learn the client's address although the connection
+// comes from ringlb, and read on listeners configured with accept-proxy, where ringlb itself
+// sits behind another proxy or load balancer. Pure: no sockets, no io_uring.
 #pragma once
 
 #include <sys/socket.h>
@@ -22,5 +23,23 @@ inline constexpr size_t kMaxProxyHeader = 108;
 // tells the backend to use the connection's own addresses.
 size_t write_proxy_header(ProxyProtocol version, const sockaddr* src, const sockaddr* dst,
                           char (&out)[kMaxProxyHeader]);
+
+// The longest header accepted: v2 allows 16 + 65535 bytes of TLVs, but the addresses come first
+// and a header this long is either an attack or a mistake.
+inline constexpr size_t kMaxAcceptedProxyHeader = 4096;
+
+struct ParsedProxyHeader {
+  size_t length = 0;           // bytes of the header; what follows is the client's data
+  bool has_addresses = false;  // false for v1 UNKNOWN, v2 LOCAL, or a family other than TCP/IP
+  sockaddr_storage src{};      // the original client, when has_addresses
+  sockaddr_storage dst{};      // the address the client connected to, when has_addresses
+};
+
+enum class ParseResult { kComplete, kIncomplete, kInvalid };
+
+// Reads a v1 or v2 header at the start of `data` (the first `len` bytes received). kIncomplete:
+// nothing wrong so far, more bytes are needed. kInvalid: not a PROXY header, malformed, or
+// longer than kMaxAcceptedProxyHeader.
+ParseResult parse_proxy_header(const char* data, size_t len, ParsedProxyHeader* out);
 
 }  // namespace ringlb

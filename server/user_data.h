@@ -16,6 +16,7 @@ enum class Tag : uint8_t {
   kControl,         // a message from the acceptor: index kControlDrain or kControlDiagnostics
   kTick,            // periodic timer: idle timeouts, drain deadline
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
+  kRecvProxyHeader, // accept-proxy: bytes of the client's PROXY header
   kSocket,          // upstream socket_direct_alloc
   kConnect,
   kRecvClient,

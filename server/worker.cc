@@ -35,7 +35,8 @@ Op op_of(Tag tag) {
     case Tag::kSocket: return Op::k_socket;
     case Tag::kConnect: return Op::k_connect;
     case Tag::kRecvClient:
-    case Tag::kRecvBackend: return Op::k_recv;
+    case Tag::kRecvBackend:
+    case Tag::kRecvProxyHeader: return Op::k_recv;
     case Tag::kSendClient:
     case Tag::kSendBackend:
     case Tag::kSendProxyHeader: return Op::k_send;
@@ -191,6 +192,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
   switch (tag) {
     case Tag::kHandoff: return on_handoff(cqe->res, id, time_of(data));
     case Tag::kPeerName: return on_peer_name(id, cqe->res);
+    case Tag::kRecvProxyHeader: return on_client_header(id, cqe->res, cqe->flags);
     case Tag::kControl: return on_control(id);
     case Tag::kDiagInstall:
       return on_diagnostics_install(id & ~kDiagBackendSide, (id & kDiagBackendSide) != 0, cqe->res);
@@ -310,11 +312,99 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   ++live_;
   stats_.active.set(live_);
   slot_.active.store(live_, std::memory_order_relaxed);
+  if (shared_.config.listen[listener].accept_proxy) {
+    conn.state = State::kProxyHeader;
+    return arm_client_header_recv(id);
+  }
+  identify_client(id);
+}
+
+void Worker::arm_client_header_recv(uint32_t id) {
+  Conn& conn = conns_[id];
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_recv(sqe, conn.client, nullptr, config_.buffer_size, 0);
+  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  sqe->user_data = data(Tag::kRecvProxyHeader, id);
+  ++conn.inflight;
+}
+
+void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
+  Conn& conn = conns_[id];
+  --conn.inflight;
+  const int32_t buf = (flags & IORING_CQE_F_BUFFER) ? static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+  if (conn.state == State::kClosing) {
+    release_buffer(buf);
+    partial_headers_.erase(id);
+    return maybe_finish(id);
+  }
+  if (res == -ENOBUFS) {
+    stats_.buffer_waits.add();
+    conn.flow[kUp].waiting = true;
+    waiters_.push_back({id, kUp});
+    return;
+  }
+  if (res <= 0) {
+    release_buffer(buf);
+    partial_headers_.erase(id);
+    // EOF before a whole header is as bad as a malformed one (HAProxy says the same).
+    if (res == 0) return close_conn(id, CloseReason::k_bad_proxy_header);
+    return close_conn(id, res == -ECONNRESET ? CloseReason::k_reset : CloseReason::k_error);
+  }
+  conn.last_active_ns = now_ns_;
+  const char* chunk = reinterpret_cast<const char*>(buffers_.buffer(static_cast<uint16_t>(buf)));
+  const size_t len = static_cast<size_t>(res);
+  ParsedProxyHeader parsed;
+  ParseResult result;
+  size_t before = 0;  // header bytes from earlier pieces
+  auto partial = partial_headers_.find(id);
+  if (partial == partial_headers_.end()) {
+    result = parse_proxy_header(chunk, len, &parsed);
+  } else {
+    before = partial->second.size();
+    partial->second.append(chunk, len);
+    result = parse_proxy_header(partial->second.data(), partial->second.size(), &parsed);
+  }
+  if (result != ParseResult::kComplete) {
+    if (result == ParseResult::kIncomplete && partial == partial_headers_.end()) {
+      partial_headers_[id].assign(chunk, len);
+    }
+    release_buffer(buf);
+    if (result == ParseResult::kIncomplete) return arm_client_header_recv(id);
+    partial_headers_.erase(id);
+    return close_conn(id, CloseReason::k_bad_proxy_header);
+  }
+  if (partial != partial_headers_.end()) partial_headers_.erase(partial);
+  // The header ends in this piece; what follows it is the client's first data. It waits in
+  // the buffer until the backend is connected, then goes first (start_proxying).
+  const size_t header_here = parsed.length - before;
+  if (header_here < len) {
+    Flow& up = conn.flow[kUp];
+    up.buf = buf;
+    up.off = static_cast<uint32_t>(header_here);
+    up.len = static_cast<uint32_t>(len);
+    conn.bytes[kUp] += len - header_here;
+  } else {
+    release_buffer(buf);
+  }
+  conn.state = State::kConnecting;
+  if (!parsed.has_addresses) return identify_client(id);  // LOCAL or UNKNOWN: the socket's own
+  memcpy(&peer_names_[id], &parsed.src, sizeof(sockaddr_in6));
+  conn.has_peer_name = true;
+  if (proxied_dsts_.empty()) proxied_dsts_.resize(conns_.size());
+  memcpy(&proxied_dsts_[id], &parsed.dst, sizeof(sockaddr_in6));
+  conn.has_proxied_dst = true;
+  route(id);
+}
+
+void Worker::identify_client(uint32_t id) {
+  Conn& conn = conns_[id];
   if (!conn.snap->needs_peer_name) return start_connect(id);
-  // Maglev hashes the client's address and a PROXY header carries it. Multishot accept cannot
-  // report it per connection, so ask the socket: getsockopt(SO_PEERNAME) through the socket
-  // uring_cmd. The length must be exactly the family's sockaddr size.
-  const int family = shared_.config.listen[listener].family();
+  // Maglev hashes the client's address, and a PROXY header and the access log carry it.
+  // Multishot accept cannot report it per connection, so ask the socket: getsockopt
+  // (SO_PEERNAME) through the socket uring_cmd. The length must be exactly the family's
+  // sockaddr size.
+  const int family = shared_.config.listen[conn.listener].address.family();
   io_uring_sqe* sqe = ring_.sqe();
   uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, conn.client, SOL_SOCKET,
                               SO_PEERNAME, &peer_names_[id],
@@ -329,7 +419,14 @@ void Worker::on_peer_name(uint32_t id, int res) {
   if (conn.state == State::kClosing) return maybe_finish(id);
   if (res < 0) return close_conn(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
   conn.has_peer_name = true;
-  if (conn.snap->snapshot->policy != balancer::Policy::kMaglev) return start_connect(id);
+  route(id);
+}
+
+void Worker::route(uint32_t id) {
+  Conn& conn = conns_[id];
+  if (conn.snap->snapshot->policy != balancer::Policy::kMaglev || !conn.has_peer_name) {
+    return start_connect(id);
+  }
   const sockaddr_in6& peer = peer_names_[id];
   const bool with_port = conn.snap->snapshot->hash_key == balancer::HashKey::kAddrPort;
   if (peer.sin6_family == AF_INET6) {
@@ -474,7 +571,14 @@ void Worker::start_proxying(uint32_t id) {
   conn.last_active_ns = now_ns_;
   // Clients usually speak first and may have already; the backend has nothing to say yet.
   conn.flow[kUp].expect_data = true;
-  arm_recv(id, kUp);
+  Flow& up = conn.flow[kUp];
+  if (up.buf >= 0) {
+    // Bytes that came in behind an accept-proxy header: they go first.
+    stats_.backends[conn.backend_id].bytes_to_backend.add(up.len - up.off);
+    submit_send(id, kUp);
+  } else {
+    arm_recv(id, kUp);
+  }
   arm_recv(id, kDown);
 }
 
@@ -484,9 +588,12 @@ void Worker::send_proxy_header(uint32_t id, ProxyProtocol version) {
   // this kernel's socket uring_cmds cannot ask a direct descriptor for its local address.
   if (proxy_headers_.empty()) proxy_headers_.resize(conns_.size());
   ProxyHeader& header = proxy_headers_[id];
+  const Conn& conn = conns_[id];
+  // Behind another proxy (accept-proxy), the addresses its header named are passed on.
+  const sockaddr* dst = conn.has_proxied_dst ? reinterpret_cast<const sockaddr*>(&proxied_dsts_[id])
+                                             : shared_.listen_bound[conn.listener].get();
   header.len = static_cast<uint8_t>(write_proxy_header(
-      version, reinterpret_cast<const sockaddr*>(&peer_names_[id]),
-      shared_.listen_bound[conns_[id].listener].get(), header.bytes));
+      version, reinterpret_cast<const sockaddr*>(&peer_names_[id]), dst, header.bytes));
   header.off = 0;
   submit_proxy_header(id);
 }
@@ -645,8 +752,13 @@ void Worker::wake_waiters(size_t n) {
     Conn& conn = conns_[w.conn];
     if (!conn.flow[w.dir].waiting) continue;
     conn.flow[w.dir].waiting = false;
-    if (conn.state != State::kProxying) continue;
-    arm_recv(w.conn, w.dir);
+    if (conn.state == State::kProxyHeader) {
+      arm_client_header_recv(w.conn);
+    } else if (conn.state == State::kProxying) {
+      arm_recv(w.conn, w.dir);
+    } else {
+      continue;
+    }
     --n;
   }
   if (waiters_head_ == waiters_.size()) {
@@ -719,6 +831,12 @@ void Worker::maybe_finish(uint32_t id) {
 
 void Worker::free_conn(uint32_t id) {
   Conn& conn = conns_[id];
+  for (Flow& flow : conn.flow) {
+    // Only bytes read behind a PROXY header can still be held here: every other buffer goes
+    // back when its send completes.
+    release_buffer(flow.buf);
+    flow.buf = -1;
+  }
   if (conn.backend_index >= 0) count_backend(conn, false);
   release_snapshot(conn.snap);
   conn.snap = nullptr;
@@ -758,7 +876,8 @@ void Worker::on_tick() {
     if (conn.state == State::kFree || conn.state == State::kClosing) continue;
     if (drain_over || (conn.deadline_ns != 0 && now_ns_ >= conn.deadline_ns)) {
       close_conn(id, CloseReason::k_drain);
-    } else if (conn.state == State::kProxying) {
+    } else if (conn.state == State::kProxying || conn.state == State::kProxyHeader) {
+      // A client that never finishes its PROXY header is idle like any other.
       const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;
       const bool fin_first = half_closed && fin_ns < idle_ns;
       if (now_ns_ - conn.last_active_ns >= (fin_first ? fin_ns : idle_ns)) {

@@ -14,6 +14,7 @@
 
 #include <list>
 #include <memory>
+#include <unordered_map>
 
 #include <netinet/in.h>
 
@@ -44,7 +45,8 @@ class Worker {
   void run(std::promise<int>* ready);
 
  private:
-  enum class State : uint8_t { kFree, kConnecting, kProxying, kClosing };
+  // kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read.
+  enum class State : uint8_t { kFree, kProxyHeader, kConnecting, kProxying, kClosing };
   enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
 
   struct Flow {
@@ -84,6 +86,7 @@ class Worker {
     uint32_t backend_id = 0; // registry id: stats and shared state
     uint16_t listener = 0;   // the --listen address the client came in on
     bool has_peer_name = false;  // peer_names_[id] holds this client's address
+    bool has_proxied_dst = false;  // proxied_dsts_[id] holds where the client connected to
     SnapshotRef* snap = nullptr;
     uint64_t key_hash = 0;
     uint32_t attempts = 0;
@@ -115,7 +118,15 @@ class Worker {
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
   void on_handoff(int res, uint32_t listener, uint32_t stamp_us);
+  // accept-proxy: reads the client's PROXY header (several recvs if it arrives in pieces).
+  void arm_client_header_recv(uint32_t id);
+  void on_client_header(uint32_t id, int res, uint32_t flags);
+  // Asks the socket for the client's address when Maglev, a PROXY header or the access log need
+  // it, then routes.
+  void identify_client(uint32_t id);
   void on_peer_name(uint32_t id, int res);
+  // The client's address is known (or not needed): picks a backend and connects.
+  void route(uint32_t id);
   void on_socket(uint32_t id, int res);
   void on_connect(uint32_t id, int res);
   void on_proxy_header(uint32_t id, int res);
@@ -167,6 +178,10 @@ class Worker {
   std::vector<sockaddr_in6> peer_names_;  // by connection: the client's address
   // By connection, sized on first use: only send-proxy backends need it.
   std::vector<ProxyHeader> proxy_headers_;
+  // By connection, sized on first use: the destination an accept-proxy client's header named.
+  std::vector<sockaddr_in6> proxied_dsts_;
+  // The start of PROXY headers that arrived in pieces (rare), by connection.
+  std::unordered_map<uint32_t, std::string> partial_headers_;
 
   std::vector<Conn> conns_;
   std::vector<uint32_t> free_;

@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -766,6 +768,128 @@ TEST(Proxy, SendProxyHeadersOfBothVersionsAreReadByNginx) {
   std::sort(answers.begin(), answers.end());
   EXPECT_NE(answers[0], answers[1]) << "both versions must have been sent and read";
   EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// accept-proxy: ringlb behind another proxy or load balancer. The echo backend behind a
+// send-proxy server shows what ringlb understood: the header it received is stripped, and the
+// addresses it named are passed on.
+TEST(Proxy, AcceptProxyTakesTheClientAddressFromTheHeaderEvenInPieces) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
+                        echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+      << lb.output();
+  const std::string header = "PROXY TCP4 203.0.113.9 198.51.100.1 4444 443\r\n";
+  for (const bool in_pieces : {false, true}) {
+    Fd c = connect_loopback(lb.port());
+    ASSERT_TRUE(c);
+    const std::string sent = header + "hello";
+    if (in_pieces) {
+      // Separate segments: the header arrives over several recvs, the data behind its end.
+      int one = 1;
+      setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      for (const std::string& piece : {sent.substr(0, 3), sent.substr(3, 20), sent.substr(23)}) {
+        ASSERT_TRUE(write_all(c.get(), piece.data(), piece.size()));
+        std::this_thread::sleep_for(50ms);
+      }
+    } else {
+      ASSERT_TRUE(write_all(c.get(), sent.data(), sent.size()));
+    }
+    shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), header + "hello") << (in_pieces ? "in pieces" : "whole");
+  }
+  EXPECT_EQ(lb.closed_total("client_eof"), 2);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+TEST(Proxy, AcceptProxyLocalKeepsTheConnectionsOwnAddressAndBadHeadersAreClosed) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
+                        echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+      << lb.output();
+  {
+    // v2 LOCAL (a health check of the proxy in front): the socket's own addresses stand.
+    Fd c = connect_loopback_from("127.0.0.5", lb.port());
+    const std::string local = std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16) + "hi";
+    ASSERT_TRUE(write_all(c.get(), local.data(), local.size()));
+    shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), "PROXY TCP4 127.0.0.5 127.0.0.1 " +
+                                              std::to_string(local_port(c.get())) + " " +
+                                              std::to_string(lb.port()) + "\r\nhi");
+  }
+  const int accepted = echo.accepted();
+  for (const std::string& bad : {std::string("GET / HTTP/1.0\r\n\r\n"), std::string("PROXY TCP4 1.2.3.4\r\n"),
+                                 std::string("PROXY TCP4 1.2")}) {
+    Fd c = connect_loopback(lb.port());
+    ASSERT_TRUE(write_all(c.get(), bad.data(), bad.size()));
+    // The last one stops short of a whole header and then closes its side.
+    if (bad == "PROXY TCP4 1.2") shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), "") << bad;
+  }
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("bad_proxy_header") == 3; }))
+      << lb.closed_total("bad_proxy_header");
+  EXPECT_EQ(echo.accepted(), accepted) << "a bad header must not reach a backend";
+  EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_open_direct_slots") == 0; }));
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// Two ringlbs in a chain, and HAProxy in front of ringlb: each sender's v2 header is read, and
+// the address of the client at the very front reaches the backend at the very back.
+TEST(Proxy, AcceptProxyBehindRinglbAndBehindHaproxy) {
+  Backend echo(echo_handler());
+  RinglbProcess back;
+  ASSERT_TRUE(back.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
+                          echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+      << back.output();
+  const std::string back_address = "127.0.0.1:" + std::to_string(back.port());
+  RinglbProcess front;
+  ASSERT_TRUE(front.start({"--listen", "127.0.0.1:0", "--backend", back_address + ",send-proxy-v2",
+                           "--workers", "1", "--health-interval", "0s"}))
+      << front.output();
+
+  char dir[] = "/tmp/ringlb-haproxy-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  uint16_t haproxy_port = 0;
+  { Fd free_port = listen_loopback(&haproxy_port); }
+  const std::string conf = std::string(dir) + "/haproxy.cfg";
+  {
+    std::ofstream f(conf);
+    f << "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"
+      << "listen front\n  bind 127.0.0.1:" << haproxy_port << "\n  server back " << back_address
+      << " send-proxy-v2\n";
+  }
+  const pid_t haproxy = fork();
+  if (haproxy == 0) {
+    execlp("haproxy", "haproxy", "-db", "-f", conf.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(haproxy, 0);
+  struct Reap {
+    pid_t pid;
+    std::string dir;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      std::filesystem::remove_all(dir);
+    }
+  } reap{haproxy, dir};
+  ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(haproxy_port)); }));
+
+  for (const auto& [name, port] : {std::pair<std::string, uint16_t>{"ringlb", front.port()},
+                                   std::pair<std::string, uint16_t>{"haproxy", haproxy_port}}) {
+    Fd c = connect_loopback_from("127.0.0.6", port);
+    ASSERT_TRUE(c) << name;
+    ASSERT_TRUE(write_all(c.get(), "chained", 7));
+    shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), "PROXY TCP4 127.0.0.6 127.0.0.1 " +
+                                              std::to_string(local_port(c.get())) + " " +
+                                              std::to_string(port) + "\r\nchained")
+        << "through " << name;
+  }
+  EXPECT_EQ(back.closed_total("bad_proxy_header"), 0);
+  EXPECT_EQ(front.stop(SIGTERM), 0);
+  EXPECT_EQ(back.stop(SIGTERM), 0);
 }
 
 }  // namespace

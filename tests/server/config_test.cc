@@ -54,6 +54,21 @@ TEST(Backend, Settings) {
   EXPECT_FALSE(parse_backend("127.0.0.1:0", &b, &err));
 }
 
+TEST(Config, ListenAcceptProxy) {
+  const char* argv[] = {"ringlb", "--listen", "127.0.0.1:1,accept-proxy", "--listen", "[::1]:2",
+                        "--backend", "127.0.0.1:3"};
+  Config c;
+  std::string message;
+  ASSERT_EQ(parse_config(7, argv, &c, &message), ParseStatus::kRun) << message;
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].address.to_string(), "127.0.0.1:1");
+  EXPECT_TRUE(c.listen[0].accept_proxy);
+  EXPECT_FALSE(c.listen[1].accept_proxy);
+  const char* bad[] = {"ringlb", "--listen", "127.0.0.1:1,accept-proxy-v2", "--backend", "127.0.0.1:3"};
+  EXPECT_EQ(parse_config(5, bad, &c, &message), ParseStatus::kError);
+  EXPECT_NE(message.find("'accept-proxy-v2'"), std::string::npos) << message;
+}
+
 TEST(Backend, SendProxy) {
   BackendConfig b;
   std::string err;
@@ -72,7 +87,9 @@ TEST(Config, CommandLine) {
   Config c;
   std::string msg;
   ASSERT_EQ(parse_config(std::size(argv), argv, &c, &msg), ParseStatus::kRun) << msg;
-  EXPECT_EQ(c.listen.size(), 2u);
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[1].address.to_string(), "[::1]:2");
+  EXPECT_FALSE(c.listen[1].accept_proxy);
   EXPECT_EQ(c.backends.at(0).weight, 2u);
   EXPECT_EQ(c.workers, 3u);
   EXPECT_EQ(c.drain_timeout.count(), 60000);

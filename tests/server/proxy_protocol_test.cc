@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <string>
+#include <vector>
 
 namespace ringlb {
 namespace {
@@ -81,6 +82,97 @@ TEST(ProxyProtocol, MixedFamiliesFallBackToTheUnknownForm) {
 TEST(ProxyProtocol, NoneWritesNothing) {
   const sockaddr_in src = v4("192.0.2.7", 1), dst = v4("10.0.0.1", 2);
   EXPECT_EQ(header(ProxyProtocol::kNone, &src, &dst), "");
+}
+
+ParseResult parse(const std::string& bytes, ParsedProxyHeader* out) {
+  return parse_proxy_header(bytes.data(), bytes.size(), out);
+}
+
+std::string address_text(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN];
+  if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    inet_ntop(AF_INET, &in.sin_addr, ip, sizeof(ip));
+    return std::string(ip) + ":" + std::to_string(ntohs(in.sin_port));
+  }
+  const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+  inet_ntop(AF_INET6, &in6.sin6_addr, ip, sizeof(ip));
+  return "[" + std::string(ip) + "]:" + std::to_string(ntohs(in6.sin6_port));
+}
+
+TEST(ProxyProtocolParse, ReadsBackWhatItWritesFollowedByData) {
+  const sockaddr_in src4 = v4("192.0.2.7", 51234), dst4 = v4("10.1.2.3", 443);
+  const sockaddr_in6 src6 = v6("2001:db8::7", 40000), dst6 = v6("2001:db8::1", 8443);
+  for (ProxyProtocol version : {ProxyProtocol::kV1, ProxyProtocol::kV2}) {
+    for (bool ipv6 : {false, true}) {
+      const std::string h = ipv6 ? header(version, &src6, &dst6) : header(version, &src4, &dst4);
+      ParsedProxyHeader p;
+      ASSERT_EQ(parse(h + "GET / HTTP/1.1\r\n", &p), ParseResult::kComplete) << h;
+      EXPECT_EQ(p.length, h.size());
+      ASSERT_TRUE(p.has_addresses);
+      EXPECT_EQ(address_text(p.src), ipv6 ? "[2001:db8::7]:40000" : "192.0.2.7:51234");
+      EXPECT_EQ(address_text(p.dst), ipv6 ? "[2001:db8::1]:8443" : "10.1.2.3:443");
+      // Every shorter prefix asks for more, never fails: headers may arrive in pieces.
+      for (size_t n = 0; n < h.size(); ++n) {
+        EXPECT_EQ(parse(h.substr(0, n), &p), ParseResult::kIncomplete) << n << " of " << h;
+      }
+    }
+  }
+}
+
+TEST(ProxyProtocolParse, UnknownAndLocalCarryNoAddresses) {
+  ParsedProxyHeader p;
+  ASSERT_EQ(parse("PROXY UNKNOWN\r\nxyz", &p), ParseResult::kComplete);
+  EXPECT_EQ(p.length, 15u);
+  EXPECT_FALSE(p.has_addresses);
+  ASSERT_EQ(parse("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", &p), ParseResult::kComplete);
+  EXPECT_FALSE(p.has_addresses);
+  const std::string local = kSignature + std::string("\x20\x00\x00\x00", 4);
+  ASSERT_EQ(parse(local, &p), ParseResult::kComplete);
+  EXPECT_EQ(p.length, 16u);
+  EXPECT_FALSE(p.has_addresses);
+  // A v2 PROXY over a Unix socket (family 0x31, 216 bytes of addresses): valid, no TCP addresses.
+  const std::string unix_header = kSignature + std::string("\x21\x31\x00\xD8", 4) + std::string(216, 'u');
+  ASSERT_EQ(parse(unix_header, &p), ParseResult::kComplete);
+  EXPECT_EQ(p.length, 232u);
+  EXPECT_FALSE(p.has_addresses);
+}
+
+TEST(ProxyProtocolParse, V2TlvsAreSkipped) {
+  // TCP/IPv4 with 12 bytes of addresses and a 7-byte TLV (type 0x04 NOOP, length 4).
+  const std::string h = kSignature + std::string("\x21\x11\x00\x13", 4) +
+                        std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x00\x50\x01\xBB", 12) +
+                        std::string("\x04\x00\x04zzzz", 7);
+  ParsedProxyHeader p;
+  ASSERT_EQ(parse(h + "data", &p), ParseResult::kComplete);
+  EXPECT_EQ(p.length, h.size());
+  EXPECT_EQ(address_text(p.src), "1.2.3.4:80");
+  EXPECT_EQ(address_text(p.dst), "5.6.7.8:443");
+}
+
+TEST(ProxyProtocolParse, RejectsWhatIsNotAHeader) {
+  const std::vector<std::string> bad = {
+      "GET / HTTP/1.1\r\n",
+      "PROXY TCP4 1.2.3.4 5.6.7.8 1111\r\n",          // a port missing
+      "PROXY TCP4 1.2.3.4 5.6.7.8 1111 65536\r\n",    // port out of range
+      "PROXY TCP4 1.2.3.4 5.6.7.8 01111 2222\r\n",    // leading zero
+      "PROXY TCP4 1.2.3.4  5.6.7.8 1111 2222\r\n",    // two spaces
+      "PROXY TCP4 ::1 ::2 1111 2222\r\n",             // IPv6 addresses under TCP4
+      "PROXY TCP6 1.2.3.4 5.6.7.8 1111 2222\r\n",     // and the reverse
+      "PROXY TCP4 1.2.3.4 5.6.7.8 1111 2222\n",        // no CR
+      "PROXY UDP4 1.2.3.4 5.6.7.8 1111 2222\r\n",
+      "PROXY TCP4 1.2.3.4 5.6.7.8 1111 2222 extra\r\n",
+      "PROXY " + std::string(120, 'x'),                 // no end within the spec's 107 bytes
+      kSignature + std::string("\x11\x11\x00\x0C", 4) + std::string(12, '\0'),  // version 1
+      kSignature + std::string("\x22\x11\x00\x0C", 4) + std::string(12, '\0'),  // command 2
+      kSignature + std::string("\x21\x11\x00\x08", 4) + std::string(8, '\0'),   // short TCP4
+      kSignature + std::string("\x21\x21\x00\x0C", 4) + std::string(12, '\0'),  // short TCP6
+      kSignature + std::string("\x21\x11\x10\x00", 4),  // 4096 bytes of body: over the limit
+  };
+  for (const std::string& b : bad) {
+    ParsedProxyHeader p;
+    EXPECT_EQ(parse(b, &p), ParseResult::kInvalid) << b;
+  }
 }
 
 }  // namespace
