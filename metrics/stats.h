@@ -47,6 +47,7 @@ const char* op_name(Op op);
   X(no_backend)                 \
   X(max_connections)            \
   X(drain)                      \
+  X(max_duration)               \
   X(bad_proxy_header)           \
   X(error)
 

@@ -48,6 +48,7 @@ po::options_description describe() {
       ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("max-connection-duration", po::value<std::string>()->default_value("0s"), "close any connection this long after it arrived, busy or not, so long-lived clients reconnect and rebalance; 0s: never")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
       ("iowq-scheduling", po::value<std::string>()->default_value("batch"), "batch (each worker's io-wq thread, which runs its half-close SHUTDOWNs, is SCHED_BATCH: it waits for the worker to yield instead of preempting it, and runs queued SHUTDOWNs together) or normal")
@@ -295,6 +296,7 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       !get_duration(vm, "idle-timeout", &c.idle_timeout, message) ||
       !get_duration(vm, "fin-timeout", &c.fin_timeout, message) ||
       !get_duration(vm, "drain-timeout", &c.drain_timeout, message) ||
+      !get_duration(vm, "max-connection-duration", &c.max_connection_duration, message) ||
       !get_uint(vm, "maglev-table-size", 2, 10'000'019, &c.maglev_size, message) ||
       !get_duration(vm, "health-interval", &c.health.interval, message) ||
       !get_duration(vm, "health-timeout", &c.health.timeout, message) ||

@@ -58,6 +58,9 @@ struct Config {
   // without traffic: half-closed sockets must not linger until the idle timeout.
   Millis fin_timeout{30000};
   Millis drain_timeout{10000};
+  // Envoy's max_downstream_connection_duration: long-lived connections are closed after this
+  // long, busy or not, so clients reconnect and spread over backends added since. 0 = never.
+  Millis max_connection_duration{0};
   unsigned max_connections = 4096;
   // --cpu-affinity: worker i runs (with its io-wq threads) on cpus[i % size], the acceptor on
   // cpus[0]. Empty: the scheduler places every thread.

@@ -869,6 +869,7 @@ void Worker::arm_tick() {
 void Worker::on_tick() {
   const uint64_t idle_ns = to_ns(config_.idle_timeout);
   const uint64_t fin_ns = to_ns(config_.fin_timeout);
+  const uint64_t max_ns = to_ns(config_.max_connection_duration);
   const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
   if (shared_.snapshot.version() != snapshot_version_) current_snapshot();  // a reload happened
   for (uint32_t id = 0; id < conns_.size(); ++id) {
@@ -876,6 +877,8 @@ void Worker::on_tick() {
     if (conn.state == State::kFree || conn.state == State::kClosing) continue;
     if (drain_over || (conn.deadline_ns != 0 && now_ns_ >= conn.deadline_ns)) {
       close_conn(id, CloseReason::k_drain);
+    } else if (max_ns != 0 && now_ns_ - conn.start_ns >= max_ns) {
+      close_conn(id, CloseReason::k_max_duration);
     } else if (conn.state == State::kProxying || conn.state == State::kProxyHeader) {
       // A client that never finishes its PROXY header is idle like any other.
       const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;

@@ -316,6 +316,31 @@ TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
   }));
 }
 
+// Envoy's max_downstream_connection_duration: a busy long-lived connection is closed too, so
+// its client reconnects (and may land on a backend added since).
+TEST(Proxy, MaxConnectionDurationClosesEvenABusyConnection) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                        "--max-connection-duration", "600ms"}));
+  Fd fd = connect_loopback(lb.port());
+  set_recv_timeout(fd.get(), 5000);
+  const auto t0 = Clock::now();
+  int echoed = 0;
+  // A byte every 50 ms, each echoed: never idle. Bounded at 5 s.
+  while (Clock::now() - t0 < 5s) {
+    char c = 'b';
+    if (!write_all(fd.get(), &c, 1) || !read_exact(fd.get(), &c, 1)) break;
+    ++echoed;
+    std::this_thread::sleep_for(50ms);
+  }
+  const auto lived = Clock::now() - t0;
+  EXPECT_GE(lived, 550ms);
+  EXPECT_LT(lived, 2s);
+  EXPECT_GE(echoed, 5);
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("max_duration") == 1; }));
+}
+
 // HAProxy's client-fin/server-fin timeouts; Envoy #41086: half-closed sockets must not linger until
 // the (long) idle timeout. Quiet half-closed connections go at --fin-timeout; ones still carrying
 // bytes the other way are left alone.
