@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side A/B of ringlb settings (and HAProxy) under wrk, one mode at a time.
 
-Each variant is a ringlb started with extra arguments ("name=ARGS", ARGS split on spaces);
+Each variant is a ringlb started with extra arguments ("name=ARGS", ARGS split on spaces; a word
+BIN:PATH runs the ringlb binary at PATH instead of this tree's, e.g. one built from an older
+commit, to compare two versions side by side);
 "haproxy" adds HAProxy 2.6 mode tcp, "haproxy-pinned" the same with its thread on CPU 0
 (cpu-map, as ringlb's --cpu-affinity auto places a single worker). Every variant runs against the same nginx backend, in
 alternating order, repeated; the table shows medians of the proxy's CPU time per request (the
@@ -43,8 +45,15 @@ def main():
                                            send_proxy=args.send_proxy), port)
             continue
         name, _, extra = spec.partition("=")
-        procs[name] = (e2e.start_proxy("ringlb", conf_dir, 1, port=port, extra=extra.split(),
-                                       send_proxy=args.send_proxy), port)
+        words = extra.split()
+        binary = [w[len("BIN:"):] for w in words if w.startswith("BIN:")]
+        words = [w for w in words if not w.startswith("BIN:")]
+        saved, e2e.RINGLB = e2e.RINGLB, (binary[0] if binary else e2e.RINGLB)
+        try:
+            procs[name] = (e2e.start_proxy("ringlb", conf_dir, 1, port=port, extra=words,
+                                           send_proxy=args.send_proxy), port)
+        finally:
+            e2e.RINGLB = saved
     runs = []
     try:
         for rep in range(args.repeat):
