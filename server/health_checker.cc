@@ -80,7 +80,11 @@ void HealthChecker::run(std::promise<void>* ready) {
           break;
         case Tag::kCheckConnect:
           shared_.registry->health_check_latency.observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          finish(id, cqe->res == 0);
+          on_connect(id, cqe->res);
+          break;
+        case Tag::kCheckProxyHeader:
+          // A short write of a few bytes to a fresh connection means it is already failing.
+          finish(id, cqe->res == c.proxy_header_len);
           break;
         case Tag::kCheckTimeout:
           --in_flight_;
@@ -122,6 +126,18 @@ void HealthChecker::start(uint32_t id) {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_socket_direct_alloc(sqe, shared_.backend_addresses[id].family(), SOCK_STREAM, 0, 0);
   sqe->user_data = data(Tag::kCheckSocket, id);
+}
+
+void HealthChecker::on_connect(uint32_t id, int res) {
+  Check& c = checks_[id];
+  const auto version = c.spec != nullptr ? static_cast<ProxyProtocol>(c.spec->proxy_protocol)
+                                         : ProxyProtocol::kNone;
+  if (res != 0 || version == ProxyProtocol::kNone || stopping_.load()) return finish(id, res == 0);
+  c.proxy_header_len = static_cast<uint8_t>(write_proxy_header_local(version, c.proxy_header));
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_send(sqe, c.slot, c.proxy_header, c.proxy_header_len, MSG_NOSIGNAL);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->user_data = data(Tag::kCheckProxyHeader, id);
 }
 
 void HealthChecker::finish(uint32_t id, bool ok) {

@@ -1,5 +1,6 @@
 // Active TCP health checks on an io_uring ring of their own: for each backend, every interval,
-// a direct socket connects with a linked timeout and is closed. `rise` successes in a row bring
+// a direct socket connects with a linked timeout (and, for a send-proxy backend, sends a LOCAL
+// PROXY header) and is closed. `rise` successes in a row bring
 // a down backend up; `fall` failures in a row take it down. Workers see the result through the
 // backend's shared state (one relaxed load per pick).
 #pragma once
@@ -9,6 +10,7 @@
 #include <memory>
 
 #include "balancer/snapshot.h"
+#include "server/proxy_protocol.h"
 #include "server/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
@@ -42,10 +44,15 @@ class HealthChecker {
     bool last_seen_up = true;
     const balancer::BackendSpec* spec = nullptr;  // from the snapshot being checked
     __kernel_timespec timeout{};
+    // A send-proxy backend expects a PROXY header on every connection, checks included (as
+    // HAProxy sends one by default): the LOCAL form, naming no client.
+    char proxy_header[kMaxProxyHeader];
+    uint8_t proxy_header_len = 0;
   };
 
   void tick();
   void start(uint32_t id);
+  void on_connect(uint32_t id, int res);
   void finish(uint32_t id, bool ok);
   uint64_t data(Tag tag, uint32_t id) const { return encode(tag, id, now_us_); }
 

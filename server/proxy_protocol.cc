@@ -29,12 +29,23 @@ uint16_t port_of(const sockaddr* sa) {
                                   : reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port;
 }
 
+size_t write_v1_unknown(char (&out)[kMaxProxyHeader]) {
+  static constexpr char kUnknown[] = "PROXY UNKNOWN\r\n";
+  memcpy(out, kUnknown, sizeof(kUnknown) - 1);
+  return sizeof(kUnknown) - 1;
+}
+
+size_t write_v2_local(char (&out)[kMaxProxyHeader]) {
+  memcpy(out, kV2Signature, sizeof(kV2Signature));
+  unsigned char* p = reinterpret_cast<unsigned char*>(out) + sizeof(kV2Signature);
+  p[0] = 0x20;  // version 2, LOCAL: the receiver keeps the connection's own addresses
+  p[1] = 0x00;  // AF_UNSPEC
+  p[2] = p[3] = 0;
+  return sizeof(kV2Signature) + 4;
+}
+
 size_t write_v1(const sockaddr* src, const sockaddr* dst, char (&out)[kMaxProxyHeader]) {
-  if (!same_ip_family(src, dst)) {
-    static constexpr char kUnknown[] = "PROXY UNKNOWN\r\n";
-    memcpy(out, kUnknown, sizeof(kUnknown) - 1);
-    return sizeof(kUnknown) - 1;
-  }
+  if (!same_ip_family(src, dst)) return write_v1_unknown(out);
   char src_ip[INET6_ADDRSTRLEN], dst_ip[INET6_ADDRSTRLEN];
   inet_ntop(src->sa_family, ip_of(src), src_ip, sizeof(src_ip));
   inet_ntop(dst->sa_family, ip_of(dst), dst_ip, sizeof(dst_ip));
@@ -46,14 +57,9 @@ size_t write_v1(const sockaddr* src, const sockaddr* dst, char (&out)[kMaxProxyH
 }
 
 size_t write_v2(const sockaddr* src, const sockaddr* dst, char (&out)[kMaxProxyHeader]) {
+  if (!same_ip_family(src, dst)) return write_v2_local(out);
   memcpy(out, kV2Signature, sizeof(kV2Signature));
   unsigned char* p = reinterpret_cast<unsigned char*>(out) + sizeof(kV2Signature);
-  if (!same_ip_family(src, dst)) {
-    p[0] = 0x20;  // version 2, LOCAL: the receiver keeps the connection's own addresses
-    p[1] = 0x00;  // AF_UNSPEC
-    p[2] = p[3] = 0;
-    return sizeof(kV2Signature) + 4;
-  }
   const bool v4 = src->sa_family == AF_INET;
   const size_t ip_len = v4 ? 4 : 16;
   const uint16_t body = static_cast<uint16_t>(2 * ip_len + 4);
@@ -198,6 +204,15 @@ ParseResult parse_proxy_header(const char* data, size_t len, ParsedProxyHeader* 
     return parse_v2(reinterpret_cast<const unsigned char*>(data), len, out);
   }
   return ParseResult::kInvalid;
+}
+
+size_t write_proxy_header_local(ProxyProtocol version, char (&out)[kMaxProxyHeader]) {
+  switch (version) {
+    case ProxyProtocol::kV1: return write_v1_unknown(out);
+    case ProxyProtocol::kV2: return write_v2_local(out);
+    case ProxyProtocol::kNone: break;
+  }
+  return 0;
 }
 
 size_t write_proxy_header(ProxyProtocol version, const sockaddr* src, const sockaddr* dst,

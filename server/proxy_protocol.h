@@ -24,6 +24,10 @@ inline constexpr size_t kMaxProxyHeader = 108;
 size_t write_proxy_header(ProxyProtocol version, const sockaddr* src, const sockaddr* dst,
                           char (&out)[kMaxProxyHeader]);
 
+// The header a sender puts on connections of its own (health checks): v1 "PROXY UNKNOWN", v2
+// LOCAL. It tells the receiver the connection carries no client. Returns its length.
+size_t write_proxy_header_local(ProxyProtocol version, char (&out)[kMaxProxyHeader]);
+
 // The longest header accepted: v2 allows 16 + 65535 bytes of TLVs, but the addresses come first
 // and a header this long is either an attack or a mistake.
 inline constexpr size_t kMaxAcceptedProxyHeader = 4096;

@@ -38,6 +38,7 @@ enum class Tag : uint8_t {
   kCheckTick,
   kCheckSocket,
   kCheckConnect,
+  kCheckProxyHeader,  // the LOCAL PROXY header a check sends to a send-proxy backend
   kCheckTimeout,
   // Acceptor.
   kAccept,

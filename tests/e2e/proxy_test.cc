@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -724,6 +725,41 @@ TEST(Proxy, SendProxyV2OverIPv6GoesOnlyToTheBackendsConfiguredForIt) {
   EXPECT_GE(with_header.accepted(), 1);
   EXPECT_GE(without.accepted(), 1);
   EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// A send-proxy backend expects a header on every connection, health checks included (HAProxy
+// sends one with its checks by default): the LOCAL form, which names no client.
+TEST(Proxy, HealthChecksOfSendProxyBackendsSendALocalHeader) {
+  std::mutex mu;
+  std::vector<std::string> received;  // what each connection sent before closing
+  const auto record = [&](int fd, const std::atomic<bool>&) {
+    set_recv_timeout(fd, 5000);
+    const std::string got = read_to_eof(fd, 5000);
+    std::lock_guard<std::mutex> lock(mu);
+    received.push_back(got);
+  };
+  Backend v1(record), v2(record), plain(record);
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", v1.address() + ",send-proxy",
+                        "--backend", v2.address() + ",send-proxy-v2", "--backend", plain.address(),
+                        "--workers", "1", "--health-interval", "100ms"}))
+      << lb.output();
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return received.size() >= 9;
+  }));
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+  const std::string v2_local = std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
+  std::lock_guard<std::mutex> lock(mu);
+  std::map<std::string, int> kinds;
+  for (const std::string& r : received) {
+    ++kinds[r == "PROXY UNKNOWN\r\n" ? "v1" : r == v2_local ? "v2" : r.empty() ? "plain" : "other: " + r];
+  }
+  EXPECT_GE(kinds["v1"], 3);
+  EXPECT_GE(kinds["v2"], 3);
+  EXPECT_GE(kinds["plain"], 3);
+  EXPECT_EQ(kinds.size(), 3u);
+  EXPECT_GE(v1.accepted(), 3);
 }
 
 // The headers as a real PROXY protocol reader sees them: nginx (a Debian package, installed by

@@ -79,6 +79,15 @@ TEST(ProxyProtocol, MixedFamiliesFallBackToTheUnknownForm) {
   EXPECT_EQ(header(ProxyProtocol::kV2, &src, &dst), kSignature + std::string("\x20\x00\x00\x00", 4));
 }
 
+TEST(ProxyProtocol, LocalFormForTheSendersOwnConnections) {
+  char out[kMaxProxyHeader];
+  size_t n = write_proxy_header_local(ProxyProtocol::kV1, out);
+  EXPECT_EQ(std::string(out, n), "PROXY UNKNOWN\r\n");
+  n = write_proxy_header_local(ProxyProtocol::kV2, out);
+  EXPECT_EQ(std::string(out, n), kSignature + std::string("\x20\x00\x00\x00", 4));
+  EXPECT_EQ(write_proxy_header_local(ProxyProtocol::kNone, out), 0u);
+}
+
 TEST(ProxyProtocol, NoneWritesNothing) {
   const sockaddr_in src = v4("192.0.2.7", 1), dst = v4("10.0.0.1", 2);
   EXPECT_EQ(header(ProxyProtocol::kNone, &src, &dst), "");
