@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -112,17 +111,9 @@ TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {
       "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
       "scrape_configs:\n  - job_name: ringlb\n    static_configs:\n      - targets: ['127.0.0.1:" +
           std::to_string(lb.metrics_port()) + "']\n");
-  pid_t prom = fork();
-  if (prom == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execlp("prometheus", "prometheus", ("--config.file=" + config).c_str(),
-           ("--storage.tsdb.path=" + dir).c_str(),
-           ("--web.listen-address=127.0.0.1:" + std::to_string(prom_port)).c_str(), nullptr);
-    _exit(127);
-  }
-  ASSERT_GT(prom, 0);
+  ChildProcess prom({"prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir,
+                     "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)});
+  ASSERT_TRUE(prom.started());
   // Steady traffic for the scrapes to see: a short connection every 50 ms, for at most 20 s.
   std::atomic<bool> stop{false};
   std::thread load([&] {
@@ -150,8 +141,6 @@ TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {
   }
   stop = true;
   load.join();
-  kill(prom, SIGTERM);
-  waitpid(prom, nullptr, 0);
   EXPECT_TRUE(found) << "no p99 for op=\"accept\"; last answer: " << answer;
 }
 

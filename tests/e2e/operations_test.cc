@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -309,9 +308,9 @@ std::vector<std::string> file_lines(const std::string& path) {
 // --access-log: a line per connection, as HAProxy's tcplog or nginx stream's access_log gives,
 // and log rotation through SIGHUP.
 TEST(Operations, AccessLogHasALinePerConnectionAndFollowsRotation) {
-  char dir[] = "/tmp/ringlb-access-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/access.log";
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/access.log";
   Backend echo(echo_handler());
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
@@ -352,13 +351,12 @@ TEST(Operations, AccessLogHasALinePerConnectionAndFollowsRotation) {
   EXPECT_EQ(file_lines(path + ".1").size(), 2u);
   EXPECT_EQ(lb.metric("ringlb_access_log_dropped_lines_total"), 0);
   EXPECT_EQ(lb.stop(SIGTERM), 0);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Operations, AccessLogSaysWhenNoBackendAnswered) {
-  char dir[] = "/tmp/ringlb-access-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/access.log";
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/access.log";
   const std::string refused = "127.0.0.1:" + std::to_string(refused_port());
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", refused, "--workers", "1",
@@ -376,7 +374,6 @@ TEST(Operations, AccessLogSaysWhenNoBackendAnswered) {
   EXPECT_NE(lines[0].find(" bytes_from_client=0 bytes_from_backend=0 close=connect_failed"),
             std::string::npos)
       << lines[0];
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

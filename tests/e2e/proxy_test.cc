@@ -6,12 +6,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -766,14 +764,15 @@ TEST(Proxy, HealthChecksOfSendProxyBackendsSendALocalHeader) {
 // tools/setup.sh) accepts both versions on a `proxy_protocol` listener and answers each request
 // with the addresses it read from the header.
 TEST(Proxy, SendProxyHeadersOfBothVersionsAreReadByNginx) {
-  char dir[] = "/tmp/ringlb-nginx-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
+  TempDir tmp;
+  const std::string& dir = tmp.path();
+  ASSERT_FALSE(dir.empty());
   uint16_t v1_port = 0, v2_port = 0;
   {
     // Free ports for nginx: bound and closed just before it binds them.
     Fd a = listen_loopback(&v1_port), b = listen_loopback(&v2_port);
   }
-  const std::string conf = std::string(dir) + "/nginx.conf";
+  const std::string conf = dir + "/nginx.conf";
   {
     std::ofstream f(conf);
     f << "daemon off; master_process off; worker_processes 1;\n"
@@ -785,21 +784,8 @@ TEST(Proxy, SendProxyHeadersOfBothVersionsAreReadByNginx) {
       << "    location / { return 200 \"$server_port $proxy_protocol_addr $proxy_protocol_port "
          "$proxy_protocol_server_addr $proxy_protocol_server_port\"; } } }\n";
   }
-  const pid_t nginx = fork();
-  if (nginx == 0) {
-    execlp("nginx", "nginx", "-c", conf.c_str(), "-p", dir, static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ASSERT_GT(nginx, 0);
-  struct Reap {
-    pid_t pid;
-    std::string dir;
-    ~Reap() {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      std::filesystem::remove_all(dir);
-    }
-  } reap{nginx, dir};
+  ChildProcess nginx({"nginx", "-c", conf, "-p", dir});
+  ASSERT_TRUE(nginx.started());
   ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(v2_port)); }))
       << "nginx did not start; see " << dir << "/error.log";
 
@@ -909,32 +895,19 @@ TEST(Proxy, AcceptProxyBehindRinglbAndBehindHaproxy) {
                            "--workers", "1", "--health-interval", "0s"}))
       << front.output();
 
-  char dir[] = "/tmp/ringlb-haproxy-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
   uint16_t haproxy_port = 0;
   { Fd free_port = listen_loopback(&haproxy_port); }
-  const std::string conf = std::string(dir) + "/haproxy.cfg";
+  const std::string conf = tmp.path() + "/haproxy.cfg";
   {
     std::ofstream f(conf);
     f << "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"
       << "listen front\n  bind 127.0.0.1:" << haproxy_port << "\n  server back " << back_address
       << " send-proxy-v2\n";
   }
-  const pid_t haproxy = fork();
-  if (haproxy == 0) {
-    execlp("haproxy", "haproxy", "-db", "-f", conf.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ASSERT_GT(haproxy, 0);
-  struct Reap {
-    pid_t pid;
-    std::string dir;
-    ~Reap() {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      std::filesystem::remove_all(dir);
-    }
-  } reap{haproxy, dir};
+  ChildProcess haproxy({"haproxy", "-db", "-f", conf});
+  ASSERT_TRUE(haproxy.started());
   ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(haproxy_port)); }));
 
   for (const auto& [name, port] : {std::pair<std::string, uint16_t>{"ringlb", front.port()},

@@ -9,16 +9,18 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "metrics/stats.h"
+#include "tests/support/process.h"
 
 namespace ringlb {
 namespace {
+
+using testing::TempDir;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -26,19 +28,6 @@ std::string read_file(const std::string& path) {
   s << f.rdbuf();
   return s.str();
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char dir[] = "/tmp/ringlb-log-XXXXXX";
-    path_ = mkdtemp(dir);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 TEST(AccessLine, EveryField) {
   sockaddr_in client{};

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -18,21 +19,26 @@
 namespace ringlb::testing {
 namespace {
 
+// Starts argv[0] (a path, or a name looked up in PATH) with stdout and stderr going to the
+// returned *out_fd, or to /dev/null when out_fd is null.
 pid_t spawn(const std::vector<std::string>& argv, int* out_fd) {
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return -1;
+  int pipefd[2] = {-1, -1};
+  if (out_fd != nullptr && pipe2(pipefd, O_CLOEXEC) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(pipefd[1], 1);
-    dup2(pipefd[1], 2);
+    const int out = out_fd != nullptr ? pipefd[1] : open("/dev/null", O_WRONLY);
+    dup2(out, 1);
+    dup2(out, 2);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());
     _exit(127);
   }
-  close(pipefd[1]);
-  *out_fd = pipefd[0];
+  if (out_fd != nullptr) {
+    close(pipefd[1]);
+    *out_fd = pipefd[0];
+  }
   return pid;
 }
 
@@ -62,6 +68,23 @@ int wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
 }
 
 }  // namespace
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv) : pid_(spawn(argv, nullptr)) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+}
+
+TempDir::TempDir() {
+  char path[] = "/tmp/ringlb-test-XXXXXX";
+  if (mkdtemp(path) != nullptr) path_ = path;
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) std::filesystem::remove_all(path_);
+}
 
 std::string runfile(const std::string& path) {
   const char* srcdir = getenv("TEST_SRCDIR");

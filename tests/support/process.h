@@ -34,6 +34,34 @@ struct RunResult {
 RunResult run_command(const std::vector<std::string>& argv,
                       std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+// A helper program (nginx, HAProxy, Prometheus) for the length of a test: started by the
+// constructor (argv[0] looked up in PATH, output discarded), killed and reaped by the destructor.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  bool started() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_;
+};
+
+// A fresh directory under /tmp (short enough for Unix socket paths), removed with everything in
+// it when the scope ends. path() is empty if it could not be made.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 class RinglbProcess {
  public:
   RinglbProcess() = default;
