@@ -820,11 +820,15 @@ TEST(Proxy, SendProxyHeadersOfBothVersionsAreReadByNginx) {
 // accept-proxy: ringlb behind another proxy or load balancer. The echo backend behind a
 // send-proxy server shows what ringlb understood: the header it received is stripped, and the
 // addresses it named are passed on.
+std::vector<std::string> accept_proxy_in_front_of(const Backend& echo) {
+  return {"--listen", "127.0.0.1:0,accept-proxy", "--backend", echo.address() + ",send-proxy",
+          "--workers", "1", "--health-interval", "0s"};
+}
+
 TEST(Proxy, AcceptProxyTakesTheClientAddressFromTheHeaderEvenInPieces) {
   Backend echo(echo_handler());
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
-                        echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+  ASSERT_TRUE(lb.start(accept_proxy_in_front_of(echo)))
       << lb.output();
   const std::string header = "PROXY TCP4 203.0.113.9 198.51.100.1 4444 443\r\n";
   for (const bool in_pieces : {false, true}) {
@@ -852,8 +856,7 @@ TEST(Proxy, AcceptProxyTakesTheClientAddressFromTheHeaderEvenInPieces) {
 TEST(Proxy, AcceptProxyLocalKeepsTheConnectionsOwnAddressAndBadHeadersAreClosed) {
   Backend echo(echo_handler());
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
-                        echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+  ASSERT_TRUE(lb.start(accept_proxy_in_front_of(echo)))
       << lb.output();
   {
     // v2 LOCAL (a health check of the proxy in front): the socket's own addresses stand.
@@ -886,8 +889,7 @@ TEST(Proxy, AcceptProxyLocalKeepsTheConnectionsOwnAddressAndBadHeadersAreClosed)
 TEST(Proxy, AcceptProxyBehindRinglbAndBehindHaproxy) {
   Backend echo(echo_handler());
   RinglbProcess back;
-  ASSERT_TRUE(back.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
-                          echo.address() + ",send-proxy", "--workers", "1", "--health-interval", "0s"}))
+  ASSERT_TRUE(back.start(accept_proxy_in_front_of(echo)))
       << back.output();
   const std::string back_address = "127.0.0.1:" + std::to_string(back.port());
   RinglbProcess front;
