@@ -59,16 +59,40 @@ uint64_t Picker::next_random() {
   return rng_ * 2685821657736338717ULL;
 }
 
-bool Picker::eligible(size_t i, uint64_t tried, bool backup) const {
+bool Picker::eligible_if_not_full(size_t i, uint64_t tried, bool backup) const {
   const BackendSpec& b = snapshot_.backends[i];
   if (b.backup != backup || b.weight == 0) return false;
   if (i < 64 && (tried >> i) & 1) return false;
-  if (!b.state->up.load(std::memory_order_relaxed)) return false;
+  return b.state->up.load(std::memory_order_relaxed) != 0;
+}
+
+bool Picker::eligible(size_t i, uint64_t tried, bool backup) const {
+  if (!eligible_if_not_full(i, tried, backup)) return false;
+  const BackendSpec& b = snapshot_.backends[i];
   if (b.max_connections != 0 &&
       b.state->active.load(std::memory_order_relaxed) >= static_cast<int32_t>(b.max_connections)) {
     return false;
   }
   return true;
+}
+
+bool Picker::can_take(uint64_t tried) const {
+  for (bool backup : {false, true}) {
+    for (size_t i = 0; i < snapshot_.backends.size(); ++i) {
+      if (eligible(i, tried, backup)) return true;
+    }
+  }
+  return false;
+}
+
+bool Picker::only_full(uint64_t tried) const {
+  if (can_take(tried)) return false;
+  for (bool backup : {false, true}) {
+    for (size_t i = 0; i < snapshot_.backends.size(); ++i) {
+      if (eligible_if_not_full(i, tried, backup)) return true;
+    }
+  }
+  return false;
 }
 
 int Picker::pick(uint64_t key_hash, uint64_t tried) {

@@ -20,10 +20,20 @@ class Picker {
   // (backends past the 64th are never excluded). Backups are used only when no primary can be.
   int pick(uint64_t key_hash, uint64_t tried);
 
+  // Whether pick() would find a backend now (and so, with no side effects, whether a queued
+  // client may go).
+  bool can_take(uint64_t tried) const;
+  // No backend can take the client only because those that are up are at their
+  // max-connections: waiting in a queue may help (HAProxy's maxconn queue). False when they are
+  // down or there are none.
+  bool only_full(uint64_t tried) const;
+
   const Snapshot& snapshot() const { return snapshot_; }
 
  private:
   bool eligible(size_t i, uint64_t tried, bool backup) const;
+  // Eligible but for max-connections.
+  bool eligible_if_not_full(size_t i, uint64_t tried, bool backup) const;
   int pick_tier(uint64_t key_hash, uint64_t tried, bool backup);
   int least_loaded(uint64_t tried, bool backup);
   int round_robin(uint64_t tried, bool backup);

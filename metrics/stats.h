@@ -48,6 +48,7 @@ const char* op_name(Op op);
   X(max_connections)            \
   X(drain)                      \
   X(max_duration)               \
+  X(queue_timeout)              \
   X(bad_proxy_header)           \
   X(error)
 
@@ -84,6 +85,7 @@ struct BackendStats {
 struct alignas(64) WorkerStats {
   WorkerStats() : backends(balancer::BackendRegistry::kCapacity) {}
   LocalCounter active;      // gauge: live client connections
+  LocalCounter queued;      // gauge: clients waiting for a backend below its max-connections
   LocalCounter open_slots;  // gauge: direct descriptors open in this worker's table
   LocalCounter received;    // connections that arrived by msg_ring
   std::array<LocalCounter, static_cast<size_t>(CloseReason::kCount)> closed{};

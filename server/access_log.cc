@@ -61,8 +61,8 @@ void append_access_line(const AccessRecord& r, std::string* out) {
   append_address(r.listener, out);
   out->append(" backend=");
   out->append(r.backend != nullptr ? *r.backend : std::string("-"));
-  snprintf(text, sizeof(text), " worker=%u connect_attempts=%u connect_us=", r.worker,
-           r.connect_attempts);
+  snprintf(text, sizeof(text), " worker=%u queue_us=%" PRId64 " connect_attempts=%u connect_us=",
+           r.worker, r.queue_us, r.connect_attempts);
   out->append(text);
   if (r.connect_us >= 0) {
     out->append(std::to_string(r.connect_us));

@@ -28,6 +28,7 @@ struct AccessRecord {
   const sockaddr* listener = nullptr;   // the address it connected to
   const std::string* backend = nullptr; // the last backend picked; null: none
   unsigned worker = 0;
+  int64_t queue_us = 0;                 // time waiting for a backend below its max-connections
   unsigned connect_attempts = 0;        // backends tried (retries after refusals and timeouts)
   int64_t connect_us = -1;              // the successful attempt's time; -1: never connected
   int64_t duration_us = 0;
@@ -38,7 +39,7 @@ struct AccessRecord {
 
 // Appends one line (logfmt: key=value, after an RFC 3339 UTC time of the connection's start):
 //   2026-11-22T05:38:10.123456Z client=127.0.0.2:51234 listener=127.0.0.1:8080
-//   backend=127.0.0.1:9000 worker=0 connect_attempts=1 connect_us=312 duration_us=12534
+//   backend=127.0.0.1:9000 worker=0 queue_us=0 connect_attempts=1 connect_us=312 duration_us=12534
 //   bytes_from_client=123 bytes_from_backend=456 close=client_eof
 // (one line in the file). Unknown values are written as "-".
 void append_access_line(const AccessRecord& record, std::string* out);

@@ -48,6 +48,7 @@ po::options_description describe() {
       ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("queue-timeout", po::value<std::string>(), "how long a client waits when every backend is at its max-connections before it is closed; 0s: closed at once (default: the connect timeout)")
       ("max-connection-duration", po::value<std::string>()->default_value("0s"), "close any connection this long after it arrived, busy or not, so long-lived clients reconnect and rebalance; 0s: never")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
@@ -341,6 +342,8 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     *message = "invalid value '0ms' for --connect-timeout: must be above zero";
     return ParseStatus::kError;
   }
+  c.queue_timeout = c.connect_timeout;  // HAProxy's default for timeout queue
+  if (!get_duration(vm, "queue-timeout", &c.queue_timeout, message)) return ParseStatus::kError;
   if (!parse_scheduling(vm, "acceptor-scheduling", &c.acceptor_batch, message) ||
       !parse_scheduling(vm, "iowq-scheduling", &c.iowq_batch, message)) {
     return ParseStatus::kError;

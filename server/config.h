@@ -61,6 +61,10 @@ struct Config {
   // Envoy's max_downstream_connection_duration: long-lived connections are closed after this
   // long, busy or not, so clients reconnect and spread over backends added since. 0 = never.
   Millis max_connection_duration{0};
+  // HAProxy's timeout queue: a client finding every backend that is up at its max-connections
+  // waits this long for a turn (first come, first served), then is closed. 0 = closed at once.
+  // Unset, it is the connect timeout, as in HAProxy.
+  Millis queue_timeout{2000};
   unsigned max_connections = 4096;
   // --cpu-affinity: worker i runs (with its io-wq threads) on cpus[i % size], the acceptor on
   // cpus[0]. Empty: the scheduler places every thread.

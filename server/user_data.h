@@ -15,6 +15,7 @@ enum class Tag : uint8_t {
   kHandoff,         // a client descriptor arrived from the acceptor (msg_ring)
   kControl,         // a message from the acceptor: index kControlDrain or kControlDiagnostics
   kTick,            // periodic timer: idle timeouts, drain deadline
+  kQueuePoll,       // short timer while clients are queued: room made by other workers
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kRecvProxyHeader, // accept-proxy: bytes of the client's PROXY header
   kSocket,          // upstream socket_direct_alloc

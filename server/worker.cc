@@ -22,6 +22,7 @@ using metrics::CloseReason;
 using metrics::Op;
 
 constexpr uint64_t kTickNs = 200'000'000;
+constexpr uint64_t kQueuePollNs = 10'000'000;
 // One quiet op in this many still posts its completion, so its latency is measured.
 constexpr uint32_t kSampleEvery = 64;
 constexpr uint16_t kBufferGroup = 0;
@@ -127,6 +128,7 @@ int Worker::setup() {
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
   waiters_.reserve(capacity * 2);
   tick_ts_ = to_timespec(kTickNs);
+  queue_poll_ts_ = to_timespec(kQueuePollNs);
   connect_ts_ = to_timespec(to_ns(config_.connect_timeout));
   now_ns_ = monotonic_ns();
   now_us_ = micros32(now_ns_);
@@ -177,6 +179,7 @@ void Worker::loop() {
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
     ring_.reap([this](const io_uring_cqe* cqe) { handle(cqe); });
+    if (queued_ > 0) dispatch_queue();
     if (draining_ && live_ == 0) break;
   }
 }
@@ -197,6 +200,11 @@ void Worker::handle(const io_uring_cqe* cqe) {
     case Tag::kDiagInstall:
       return on_diagnostics_install(id & ~kDiagBackendSide, (id & kDiagBackendSide) != 0, cqe->res);
     case Tag::kTick: return on_tick();
+    case Tag::kQueuePoll:
+      queue_poll_armed_ = false;
+      dispatch_queue();
+      if (queued_ > 0) arm_queue_poll();
+      return;
     case Tag::kSocket: return on_socket(id, cqe->res);
     case Tag::kConnect: return on_connect(id, cqe->res);
     case Tag::kCancel:
@@ -306,6 +314,7 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   conn.client = res;
   conn.listener = static_cast<uint16_t>(listener);
   conn.start_ns = now_ns_;
+  conn.accept_us = stamp_us;
   conn.last_active_ns = now_ns_;
   conn.snap = current_snapshot();
   ++conn.snap->conns;
@@ -492,6 +501,11 @@ void Worker::start_connect(uint32_t id) {
   const int b = conn.attempts < config_.connect_attempts ? conn.snap->picker->pick(conn.key_hash, conn.tried)
                                                          : -1;
   if (b < 0) {
+    // Before a first attempt, full backends are worth waiting for (HAProxy's maxconn queue).
+    if (conn.attempts == 0 && config_.queue_timeout.count() > 0 && !draining_ &&
+        conn.snap->picker->only_full(conn.tried)) {
+      return enqueue(id);
+    }
     return close_conn(id, conn.attempts == 0 ? CloseReason::k_no_backend
                                              : CloseReason::k_connect_failed);
   }
@@ -563,6 +577,48 @@ void Worker::on_connect(uint32_t id, int res) {
   close_slot(conn.backend);
   conn.backend = -1;
   start_connect(id);
+}
+
+void Worker::enqueue(uint32_t id) {
+  Conn& conn = conns_[id];
+  conn.state = State::kQueued;
+  conn.queued_ns = now_ns_;
+  conn.queue_ticket = next_ticket_++;
+  // In accept order, not arrival order: hand-offs that reach this ring together are installed
+  // last first (observed: of two clients accepted moments apart, the second arrived first).
+  // The stamp is the acceptor's loop time, so clients accepted in one batch tie and keep their
+  // arrival order. Wrap-safe comparison of the 32-bit microsecond stamps.
+  auto at = queue_.end();
+  while (at != queue_.begin() && static_cast<int32_t>(std::prev(at)->accept_us - conn.accept_us) > 0) --at;
+  queue_.insert(at, {id, conn.accept_us, conn.queue_ticket});
+  stats_.queued.set(++queued_);
+  if (!queue_poll_armed_) arm_queue_poll();
+}
+
+void Worker::dispatch_queue() {
+  while (!queue_.empty()) {
+    const QueueEntry e = queue_.front();
+    Conn& conn = conns_[e.conn];
+    if (conn.state != State::kQueued || conn.queue_ticket != e.ticket) {
+      queue_.pop_front();  // closed while it waited (or the slot now holds another client)
+      continue;
+    }
+    // First come, first served: when the head cannot go yet, nobody behind it goes either.
+    if (!conn.snap->picker->can_take(conn.tried)) return;
+    queue_.pop_front();
+    stats_.queued.set(--queued_);
+    conn.state = State::kConnecting;
+    conn.queue_wait_ns = now_ns_ - conn.queued_ns;
+    conn.queue_ticket = 0;
+    start_connect(e.conn);
+  }
+}
+
+void Worker::arm_queue_poll() {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_timeout(sqe, &queue_poll_ts_, 0, 0);
+  sqe->user_data = data(Tag::kQueuePoll, 0);
+  queue_poll_armed_ = true;
 }
 
 void Worker::start_proxying(uint32_t id) {
@@ -770,6 +826,11 @@ void Worker::wake_waiters(size_t n) {
 void Worker::close_conn(uint32_t id, CloseReason reason) {
   Conn& conn = conns_[id];
   if (conn.state == State::kClosing || conn.state == State::kFree) return;
+  if (conn.state == State::kQueued) {
+    stats_.queued.set(--queued_);
+    conn.queue_wait_ns = now_ns_ - conn.queued_ns;
+    if (queued_ == 0) queue_.clear();  // only entries of clients gone are left
+  }
   conn.state = State::kClosing;
   stats_.close(reason).add();
   if (shared_.access_log != nullptr) log_access(id, reason);
@@ -800,6 +861,7 @@ void Worker::log_access(uint32_t id, CloseReason reason) {
     r.backend = &conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].name;
   }
   r.worker = index_;
+  r.queue_us = static_cast<int64_t>(conn.queue_wait_ns / 1000);
   r.connect_attempts = conn.attempts;
   if (conn.connected_ns != 0) r.connect_us = static_cast<int64_t>((conn.connected_ns - conn.connect_start_ns) / 1000);
   r.duration_us = static_cast<int64_t>((now_ns_ - conn.start_ns) / 1000);
@@ -870,6 +932,7 @@ void Worker::on_tick() {
   const uint64_t idle_ns = to_ns(config_.idle_timeout);
   const uint64_t fin_ns = to_ns(config_.fin_timeout);
   const uint64_t max_ns = to_ns(config_.max_connection_duration);
+  const uint64_t queue_ns = to_ns(config_.queue_timeout);
   const bool drain_over = draining_ && now_ns_ >= drain_deadline_ns_;
   if (shared_.snapshot.version() != snapshot_version_) current_snapshot();  // a reload happened
   for (uint32_t id = 0; id < conns_.size(); ++id) {
@@ -879,6 +942,8 @@ void Worker::on_tick() {
       close_conn(id, CloseReason::k_drain);
     } else if (max_ns != 0 && now_ns_ - conn.start_ns >= max_ns) {
       close_conn(id, CloseReason::k_max_duration);
+    } else if (conn.state == State::kQueued) {
+      if (now_ns_ - conn.queued_ns >= queue_ns) close_conn(id, CloseReason::k_queue_timeout);
     } else if (conn.state == State::kProxying || conn.state == State::kProxyHeader) {
       // A client that never finishes its PROXY header is idle like any other.
       const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;

@@ -8,6 +8,7 @@
 // idle connection holds no buffer at all.
 #pragma once
 
+#include <deque>
 #include <future>
 #include <string>
 #include <vector>
@@ -46,7 +47,8 @@ class Worker {
 
  private:
   // kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read.
-  enum class State : uint8_t { kFree, kProxyHeader, kConnecting, kProxying, kClosing };
+  // kQueued: every backend that is up is at its max-connections; waiting for a turn.
+  enum class State : uint8_t { kFree, kProxyHeader, kQueued, kConnecting, kProxying, kClosing };
   enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
 
   struct Flow {
@@ -98,6 +100,10 @@ class Worker {
     uint64_t deadline_ns = 0;  // set when a reload removed its backend: closed at the drain deadline
     // For the access log.
     uint64_t start_ns = 0;
+    uint32_t accept_us = 0;     // when the acceptor took it (its clock's low 32 bits)
+    uint64_t queued_ns = 0;     // when it entered the queue (kQueued), or 0
+    uint64_t queue_wait_ns = 0; // time spent queued
+    uint64_t queue_ticket = 0;  // its entry in queue_ while kQueued
     uint64_t connected_ns = 0;  // 0: not connected to a backend
     uint64_t bytes[2] = {0, 0}; // received from the client (kUp) and from the backend (kDown)
     Flow flow[2];
@@ -139,6 +145,12 @@ class Worker {
   void finish_diagnostics();
 
   void start_connect(uint32_t id);
+  // The maxconn queue: clients wait in arrival order; dispatch_queue lets them go as backends
+  // get room (checked after every batch of completions, and every kQueuePollNs while any wait,
+  // for room made by other workers).
+  void enqueue(uint32_t id);
+  void dispatch_queue();
+  void arm_queue_poll();
   SnapshotRef* current_snapshot();
   void release_snapshot(SnapshotRef* ref);
   void count_backend(Conn& conn, bool on);
@@ -188,6 +200,16 @@ class Worker {
   std::vector<FlowRef> waiters_;
   size_t waiters_head_ = 0;
   std::vector<FlowRef> shutdowns_;  // SHUT_WR to submit at the end of this batch
+  struct QueueEntry {
+    uint32_t conn;
+    uint32_t accept_us;  // the queue is in accept order
+    uint64_t ticket;     // matches Conn::queue_ticket while the entry is current
+  };
+  std::deque<QueueEntry> queue_;
+  uint64_t next_ticket_ = 1;
+  uint32_t queued_ = 0;
+  bool queue_poll_armed_ = false;
+  __kernel_timespec queue_poll_ts_{};
   std::string access_batch_;        // access log lines not yet handed to the writer
   uint64_t access_lines_ = 0;
   uint32_t live_ = 0;

@@ -1,6 +1,7 @@
 // Balancing policies and health checking, through ringlb, with three real backends that answer
 // with their name.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <chrono>
 #include <map>
@@ -164,6 +165,83 @@ TEST(Balancer, AllBackendsDownClosesClientsAtOnce) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
   }
   EXPECT_EQ(lb.closed_total("no_backend"), 5);
+}
+
+// True when `fd` has something to read (or EOF) within `ms`.
+bool readable_within(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, ms) > 0;
+}
+
+// HAProxy's maxconn queue: clients finding every backend at its max-connections wait for a
+// turn, first come first served, instead of being turned away.
+TEST(Balancer, ClientsWaitForABackendAtMaxConnectionsInArrivalOrder) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address() + ",max-connections=1",
+                        "--workers", "1", "--health-interval", "0s", "--queue-timeout", "10s"}))
+      << lb.output();
+  std::vector<Fd> clients;
+  for (char name : {'a', 'b', 'c'}) {
+    clients.push_back(connect_loopback(lb.port()));
+    ASSERT_TRUE(write_all(clients.back().get(), &name, 1));
+    set_recv_timeout(clients.back().get(), 5000);
+    if (name == 'a') {
+      char back = 0;
+      ASSERT_TRUE(read_exact(clients[0].get(), &back, 1));  // connected: the backend is now full
+    }
+    // Apart, so the acceptor takes them in different batches: the queue's order is the
+    // acceptor's clock, and clients accepted in one batch tie.
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(eventually([&] { return lb.metric("ringlb_queued_connections") == 2; }));
+  EXPECT_FALSE(readable_within(clients[1].get(), 200)) << "b must wait while a holds the backend";
+  for (size_t i = 0; i + 1 < clients.size(); ++i) {
+    // The one being served leaves; the next in line gets its echo, the one after still waits.
+    shutdown(clients[i].get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(clients[i].get(), 5000), "");
+    char back = 0;
+    ASSERT_TRUE(read_exact(clients[i + 1].get(), &back, 1)) << "client " << i + 1;
+    EXPECT_EQ(back, "abc"[i + 1]);
+    if (i + 2 < clients.size()) {
+      EXPECT_FALSE(readable_within(clients[i + 2].get(), 200)) << "client " << i + 2 << " overtook";
+    }
+  }
+  EXPECT_EQ(lb.metric("ringlb_queued_connections"), 0);
+  EXPECT_EQ(lb.closed_total("queue_timeout"), 0);
+  EXPECT_EQ(lb.closed_total("no_backend"), 0);
+}
+
+TEST(Balancer, QueuedClientIsClosedAtQueueTimeoutOrAtOnceWithoutAQueue) {
+  Backend echo(echo_handler());
+  for (const bool queue : {true, false}) {
+    RinglbProcess lb;
+    ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend",
+                          echo.address() + ",max-connections=1", "--workers", "1",
+                          "--health-interval", "0s", "--queue-timeout", queue ? "500ms" : "0s"}))
+        << lb.output();
+    Fd holder = connect_loopback(lb.port());
+    char c = 'h';
+    ASSERT_TRUE(write_all(holder.get(), &c, 1));
+    set_recv_timeout(holder.get(), 5000);
+    ASSERT_TRUE(read_exact(holder.get(), &c, 1));
+    Fd waiter = connect_loopback(lb.port());
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(read_to_eof(waiter.get(), 5000), "");
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    if (queue) {
+      EXPECT_GE(waited, 450ms);
+      EXPECT_LT(waited, 2s);
+      EXPECT_TRUE(eventually([&] { return lb.closed_total("queue_timeout") == 1; }));
+    } else {
+      EXPECT_LT(waited, 300ms);
+      EXPECT_TRUE(eventually([&] { return lb.closed_total("no_backend") == 1; }));
+    }
+    // The one holding the backend is untouched.
+    ASSERT_TRUE(write_all(holder.get(), &c, 1));
+    EXPECT_TRUE(read_exact(holder.get(), &c, 1));
+    EXPECT_EQ(lb.metric("ringlb_queued_connections"), 0);
+  }
 }
 
 TEST(Balancer, BadPolicySettingsExitTwo) {

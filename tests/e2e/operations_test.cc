@@ -329,7 +329,7 @@ TEST(Operations, AccessLogHasALinePerConnectionAndFollowsRotation) {
   ASSERT_TRUE(eventually([&] { return file_lines(path).size() == 2; })) << file_lines(path).size();
   const std::vector<std::string> lines = file_lines(path);
   const std::string listener = " listener=127.0.0.1:" + std::to_string(lb.port()) +
-                               " backend=" + echo.address() + " worker=0 connect_attempts=1 connect_us=";
+                               " backend=" + echo.address() + " worker=0 queue_us=0 connect_attempts=1 connect_us=";
   // Lines come in the order the connections closed: one after the other here.
   EXPECT_NE(lines[0].find("Z client=127.0.0.2:" + port_a + listener), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find(" bytes_from_client=5 bytes_from_backend=5 close=client_eof"), std::string::npos)
@@ -368,7 +368,7 @@ TEST(Operations, AccessLogSaysWhenNoBackendAnswered) {
   EXPECT_EQ(lb.stop(SIGTERM), 0);
   const std::vector<std::string> lines = file_lines(path);
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_NE(lines[0].find(" backend=" + refused + " worker=0 connect_attempts=1 connect_us=- "),
+  EXPECT_NE(lines[0].find(" backend=" + refused + " worker=0 queue_us=0 connect_attempts=1 connect_us=- "),
             std::string::npos)
       << lines[0];
   EXPECT_NE(lines[0].find(" bytes_from_client=0 bytes_from_backend=0 close=connect_failed"),

@@ -45,6 +45,7 @@ TEST(AccessLine, EveryField) {
   r.listener = reinterpret_cast<const sockaddr*>(&listener);
   r.backend = &backend;
   r.worker = 1;
+  r.queue_us = 1500;
   r.connect_attempts = 2;
   r.connect_us = 312;
   r.duration_us = 12534;
@@ -55,7 +56,7 @@ TEST(AccessLine, EveryField) {
   append_access_line(r, &line);
   EXPECT_EQ(line,
             "2026-11-22T05:38:10.123456Z client=192.0.2.7:51234 listener=[2001:db8::1]:443 "
-            "backend=10.0.0.5:80 worker=1 connect_attempts=2 connect_us=312 duration_us=12534 "
+            "backend=10.0.0.5:80 worker=1 queue_us=1500 connect_attempts=2 connect_us=312 duration_us=12534 "
             "bytes_from_client=123 bytes_from_backend=4567890123 close=client_eof\n");
 }
 
@@ -67,7 +68,7 @@ TEST(AccessLine, UnknownValuesAreDashes) {
   append_access_line(r, &line);  // appends
   EXPECT_EQ(line,
             "first\n1970-01-01T00:00:00.000000Z client=- listener=- backend=- worker=0 "
-            "connect_attempts=0 connect_us=- duration_us=0 bytes_from_client=0 "
+            "queue_us=0 connect_attempts=0 connect_us=- duration_us=0 bytes_from_client=0 "
             "bytes_from_backend=0 close=no_backend\n");
 }
 
