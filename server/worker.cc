@@ -360,7 +360,8 @@ void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
     if (res == 0) return close_conn(id, CloseReason::k_bad_proxy_header);
     return close_conn(id, res == -ECONNRESET ? CloseReason::k_reset : CloseReason::k_error);
   }
-  conn.last_active_ns = now_ns_;
+  // last_active_ns is left at the hand-off: a header trickled in a byte at a time must still be
+  // whole within the idle timeout, counted from the start.
   const char* chunk = reinterpret_cast<const char*>(buffers_.buffer(static_cast<uint16_t>(buf)));
   const size_t len = static_cast<size_t>(res);
   ParsedProxyHeader parsed;
@@ -384,6 +385,7 @@ void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
     return close_conn(id, CloseReason::k_bad_proxy_header);
   }
   if (partial != partial_headers_.end()) partial_headers_.erase(partial);
+  conn.last_active_ns = now_ns_;
   // The header ends in this piece; what follows it is the client's first data. It waits in
   // the buffer until the backend is connected, then goes first (start_proxying).
   const size_t header_here = parsed.length - before;

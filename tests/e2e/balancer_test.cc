@@ -1,7 +1,6 @@
 // Balancing policies and health checking, through ringlb, with three real backends that answer
 // with their name.
 #include <gtest/gtest.h>
-#include <poll.h>
 
 #include <chrono>
 #include <map>
@@ -165,12 +164,6 @@ TEST(Balancer, AllBackendsDownClosesClientsAtOnce) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 200ms);
   }
   EXPECT_EQ(lb.closed_total("no_backend"), 5);
-}
-
-// True when `fd` has something to read (or EOF) within `ms`.
-bool readable_within(int fd, int ms) {
-  pollfd p{fd, POLLIN, 0};
-  return poll(&p, 1, ms) > 0;
 }
 
 // HAProxy's maxconn queue: clients finding every backend at its max-connections wait for a

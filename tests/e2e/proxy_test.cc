@@ -884,6 +884,30 @@ TEST(Proxy, AcceptProxyLocalKeepsTheConnectionsOwnAddressAndBadHeadersAreClosed)
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
+// Slowloris on the header: a byte every 150 ms keeps the connection busy, but the header must be
+// whole within the idle timeout counted from the start.
+TEST(Proxy, AcceptProxyHeaderTrickledInIsClosedAtTheIdleTimeout) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  std::vector<std::string> args = accept_proxy_in_front_of(echo);
+  args.insert(args.end(), {"--idle-timeout", "600ms"});
+  ASSERT_TRUE(lb.start(args)) << lb.output();
+  Fd c = connect_loopback(lb.port());
+  const std::string header = "PROXY TCP4 203.0.113.9 198.51.100.1 4444 443\r\n";
+  const auto t0 = Clock::now();
+  size_t sent = 0;
+  while (sent < header.size() && Clock::now() - t0 < 5s && write_all(c.get(), &header[sent], 1)) {
+    ++sent;
+    if (readable_within(c.get(), 150)) break;  // closed
+  }
+  EXPECT_EQ(read_to_eof(c.get(), 5000), "");
+  const auto lived = Clock::now() - t0;
+  EXPECT_GE(lived, 550ms);
+  EXPECT_LT(lived, 2s);
+  EXPECT_LT(sent, header.size());
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("idle_timeout") == 1; }));
+}
+
 // Two ringlbs in a chain, and HAProxy in front of ringlb: each sender's v2 header is read, and
 // the address of the client at the very front reaches the backend at the very back.
 TEST(Proxy, AcceptProxyBehindRinglbAndBehindHaproxy) {

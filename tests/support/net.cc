@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -102,6 +103,11 @@ bool read_exact(int fd, void* data, size_t len) {
 void set_recv_timeout(int fd, int timeout_ms) {
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+bool readable_within(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, timeout_ms) > 0;
 }
 
 std::string read_to_eof(int fd, int timeout_ms) {

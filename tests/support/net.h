@@ -54,6 +54,8 @@ bool read_exact(int fd, void* data, size_t len);
 // Reads until EOF (or error) into a string, with a receive timeout in ms (0 = none).
 std::string read_to_eof(int fd, int timeout_ms = 0);
 void set_recv_timeout(int fd, int timeout_ms);
+// True when `fd` has something to read (or EOF) within `timeout_ms`.
+bool readable_within(int fd, int timeout_ms);
 // Number of entries in /proc/self/fd (or /proc/PID/fd).
 int count_open_fds(int pid = 0);
 // "fd->target " for each entry of /proc/PID/fd: what an fd-count assertion prints when it fails.
