@@ -46,6 +46,7 @@ const char* op_name(Op op);
   X(connect_failed)             \
   X(no_backend)                 \
   X(max_connections)            \
+  X(denied)                     \
   X(drain)                      \
   X(max_duration)               \
   X(queue_timeout)              \

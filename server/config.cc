@@ -59,6 +59,8 @@ po::options_description describe() {
       ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
       ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none")
       ("control-socket", po::value<std::string>(), "Unix socket PATH for `ringlb ctl PATH connections` and for upgrades")
+      ("allow", po::value<std::vector<std::string>>(), "CIDR (repeatable): when given, only clients from these networks are served")
+      ("deny", po::value<std::vector<std::string>>(), "CIDR (repeatable): clients from these networks are closed at once (deny wins over allow)")
       ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
       ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
   return desc;
@@ -359,6 +361,18 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     return ParseStatus::kError;
   }
   if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();
+  for (const char* name : {"allow", "deny"}) {
+    if (!vm.count(name)) continue;
+    for (const std::string& text : vm[name].as<std::vector<std::string>>()) {
+      Cidr cidr;
+      std::string why;
+      if (!parse_cidr(text, &cidr, &why)) {
+        *message = std::string("invalid --") + name + " '" + text + "': " + why;
+        return ParseStatus::kError;
+      }
+      (name[0] == 'a' ? c.allow : c.deny).push_back(cidr);
+    }
+  }
   if (vm.count("access-log")) {
     c.access_log = vm["access-log"].as<std::string>();
     if (c.access_log.empty()) {

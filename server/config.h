@@ -10,6 +10,7 @@
 
 #include "balancer/maglev.h"
 #include "balancer/snapshot.h"
+#include "server/acl.h"
 #include "server/address.h"
 #include "server/proxy_protocol.h"
 
@@ -88,6 +89,9 @@ struct Config {
   std::string config_file;
   std::string control_socket;  // --control-socket PATH ("" = none)
   std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
+  // --allow / --deny: source addresses refused before any backend is tried. Reloadable.
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
 };
 

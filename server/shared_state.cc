@@ -27,6 +27,10 @@ std::string publish_snapshot(const Config& config, uint64_t version, SharedState
   for (size_t i = 0; i < config.backends.size(); ++i) {
     shared->backend_addresses[snapshot->backends[i].id] = config.backends[i].address;
   }
+  {
+    std::lock_guard<std::mutex> lock(shared->acl_mu);
+    shared->acl = std::make_shared<const Acl>(config.allow, config.deny);
+  }
   shared->snapshot.publish(std::move(snapshot));
   return {};
 }

@@ -14,6 +14,7 @@
 #include "balancer/snapshot.h"
 #include "metrics/stats.h"
 #include "server/access_log.h"
+#include "server/acl.h"
 #include "server/address.h"
 #include "server/config.h"
 
@@ -44,6 +45,10 @@ struct SharedState {
   // PROXY protocol header names. Set before any worker starts.
   std::vector<Address> listen_bound;
   AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
+  // --allow/--deny, replaced by a reload just before the snapshot it goes with is published;
+  // workers copy it when they see the new snapshot version.
+  std::mutex acl_mu;
+  std::shared_ptr<const Acl> acl = std::make_shared<const Acl>();
 
   uint64_t active_connections() const {
     uint64_t n = 0;

@@ -435,6 +435,10 @@ void Worker::on_peer_name(uint32_t id, int res) {
 
 void Worker::route(uint32_t id) {
   Conn& conn = conns_[id];
+  if (conn.has_peer_name &&
+      !conn.snap->acl->allows(reinterpret_cast<const sockaddr*>(&peer_names_[id]))) {
+    return close_conn(id, CloseReason::k_denied);
+  }
   if (conn.snap->snapshot->policy != balancer::Policy::kMaglev || !conn.has_peer_name) {
     return start_connect(id);
   }
@@ -458,8 +462,12 @@ Worker::SnapshotRef* Worker::current_snapshot() {
     ref.picker = std::make_unique<balancer::Picker>(*ref.snapshot, index_,
                                                     0x9E3779B97F4A7C15ULL * (index_ + 1) ^ now_ns_);
     snapshot_version_ = ref.snapshot->version;
-    ref.needs_peer_name =
-        ref.snapshot->policy == balancer::Policy::kMaglev || shared_.access_log != nullptr;
+    {
+      std::lock_guard<std::mutex> lock(shared_.acl_mu);
+      ref.acl = shared_.acl;
+    }
+    ref.needs_peer_name = ref.snapshot->policy == balancer::Policy::kMaglev ||
+                          shared_.access_log != nullptr || !ref.acl->empty();
     for (const balancer::BackendSpec& b : ref.snapshot->backends) {
       if (b.proxy_protocol != 0) ref.needs_peer_name = true;
     }

@@ -68,8 +68,10 @@ class Worker {
     std::shared_ptr<const balancer::Snapshot> snapshot;
     std::unique_ptr<balancer::Picker> picker;
     uint32_t conns = 0;
-    // The client's address is asked for first: Maglev hashes it, a PROXY header carries it.
+    // The client's address is asked for first: Maglev hashes it, a PROXY header carries it,
+    // the ACL checks it.
     bool needs_peer_name = false;
+    std::shared_ptr<const Acl> acl;  // published with this snapshot
   };
 
   // A PROXY protocol header on its way to the backend.

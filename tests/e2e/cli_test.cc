@@ -55,6 +55,8 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log", ""}, "--access-log"},
       {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,send-proxy-v3"}, "send-proxy-v3"},
       {{"--listen", "127.0.0.1:0,send-proxy", "--backend", ok_backend}, "send-proxy"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--deny", "10.0.0.1/8"}, "10.0.0.1/8"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--allow", "intranet"}, "intranet"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--max-connection-duration", "1y"}, "'1y'"},
   };
   for (const BadCase& c : cases) {

@@ -161,6 +161,26 @@ TEST(Operations, ReloadClosesIdleConnectionToRemovedBackendAtDrainDeadline) {
   EXPECT_EQ(name, 'b');
 }
 
+TEST(Operations, ReloadChangesTheDenyList) {
+  Backend echo(echo_handler());
+  const std::string ini = write_config(::testing::TempDir() + "/acl.ini", {echo.address()},
+                                       "deny = 127.0.0.7\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", ini})) << lb.output();
+  const auto served = [&] {
+    Fd c = connect_loopback_from("127.0.0.7", lb.port());
+    write_all(c.get(), "x", 1);
+    shutdown(c.get(), SHUT_WR);
+    return read_to_eof(c.get(), 5000) == "x";
+  };
+  EXPECT_FALSE(served());
+  write_config(ini, {echo.address()}, "deny = 127.0.0.8/32\n");
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded") != std::string::npos; }));
+  EXPECT_TRUE(served());
+  EXPECT_EQ(lb.closed_total("denied"), 1);
+}
+
 TEST(Operations, InvalidConfigOnReloadKeepsServing) {
   Backend a(name_then_echo_handler('a'));
   const std::string ini = write_config(::testing::TempDir() + "/bad.ini", {a.address()});

@@ -315,6 +315,27 @@ TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
   }));
 }
 
+// nginx stream's allow/deny: refused sources are closed before any backend is tried.
+TEST(Proxy, AllowAndDenyBySourceAddress) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",
+                        "--health-interval", "0s", "--allow", "127.0.0.0/24", "--deny",
+                        "127.0.0.2"}))
+      << lb.output();
+  for (const auto& [source, served] : std::vector<std::pair<const char*, bool>>{
+           {"127.0.0.1", true}, {"127.0.0.2", false}, {"127.0.1.1", false}, {"127.0.0.3", true}}) {
+    Fd c = connect_loopback_from(source, lb.port());
+    ASSERT_TRUE(c) << source;
+    write_all(c.get(), "hi", 2);
+    shutdown(c.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get(), 5000), served ? "hi" : "") << source;
+  }
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("denied") == 2; }));
+  EXPECT_EQ(echo.accepted(), 2) << "a refused client must not reach a backend";
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
 // Envoy's max_downstream_connection_duration: a busy long-lived connection is closed too, so
 // its client reconnects (and may land on a backend added since).
 TEST(Proxy, MaxConnectionDurationClosesEvenABusyConnection) {
