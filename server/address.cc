@@ -1,6 +1,9 @@
 #include "server/address.h"
 
 #include <arpa/inet.h>
+#include <sys/un.h>
+
+#include <cstddef>
 
 #include <charconv>
 #include <cstring>
@@ -8,11 +11,13 @@
 namespace ringlb {
 
 uint16_t Address::port() const {
+  if (family() == AF_UNIX) return 0;
   if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
 }
 
 void Address::set_port(uint16_t port) {
+  if (family() == AF_UNIX) return;
   if (family() == AF_INET6) {
     reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port);
   } else {
@@ -21,6 +26,9 @@ void Address::set_port(uint16_t port) {
 }
 
 std::string Address::to_string() const {
+  if (family() == AF_UNIX) {
+    return "unix:" + std::string(reinterpret_cast<const sockaddr_un*>(&storage)->sun_path);
+  }
   char host[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, host,
@@ -89,6 +97,27 @@ bool parse_address(std::string_view text, Address* out, std::string* error) {
     addr.length = sizeof(sockaddr_in);
   }
   addr.set_port(static_cast<uint16_t>(port));
+  *out = addr;
+  return true;
+}
+
+bool parse_backend_address(std::string_view text, Address* out, std::string* error) {
+  constexpr std::string_view kUnix = "unix:";
+  if (text.substr(0, kUnix.size()) != kUnix) return parse_address(text, out, error);
+  const std::string_view path = text.substr(kUnix.size());
+  Address addr;
+  auto* sun = reinterpret_cast<sockaddr_un*>(&addr.storage);
+  if (path.empty() || path.front() != '/') {
+    *error = "a Unix socket path must be absolute";
+    return false;
+  }
+  if (path.size() >= sizeof(sun->sun_path)) {
+    *error = "a Unix socket path is at most " + std::to_string(sizeof(sun->sun_path) - 1) + " bytes";
+    return false;
+  }
+  sun->sun_family = AF_UNIX;
+  memcpy(sun->sun_path, path.data(), path.size());
+  addr.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
   *out = addr;
   return true;
 }

@@ -34,7 +34,7 @@ po::options_description describe() {
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
       ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first (repeatable; port 0 picks one)")
-      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT or unix:/PATH, then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
       ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
       ("maglev-table-size", po::value<std::string>()->default_value("65537"), "maglev lookup table size; must be prime")
@@ -169,8 +169,8 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
   std::getline(parts, item, ',');
   BackendConfig backend;
   backend.text = item;
-  if (!parse_address(item, &backend.address, error)) return false;
-  if (backend.address.port() == 0) {
+  if (!parse_backend_address(item, &backend.address, error)) return false;
+  if (backend.address.family() != AF_UNIX && backend.address.port() == 0) {
     *error = "backend port 0 is not connectable";
     return false;
   }

@@ -544,14 +544,18 @@ void Worker::on_socket(uint32_t id, int res) {
   }
   if (conn.state == State::kClosing) return maybe_finish(id);
   if (res < 0) return close_conn(id, CloseReason::k_error);
-  static const int kOne = 1;
-  // Proxied bytes must not wait for Nagle; the client side inherits it from the listener.
-  io_uring_sqe* sqe = ring_.sqe();
-  uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, conn.backend, IPPROTO_TCP,
-                              TCP_NODELAY, const_cast<int*>(&kOne), sizeof(kOne));
-  sqe->flags |= IOSQE_IO_LINK;
-  quiet(sqe, Tag::kQuietSockopt);
   const Address& addr = shared_.backend_addresses[conn.backend_id];
+  io_uring_sqe* sqe;
+  if (addr.family() != AF_UNIX) {
+    static const int kOne = 1;
+    // Proxied bytes must not wait for Nagle; the client side inherits it from the listener.
+    // (A Unix socket has no Nagle, and would fail the option, and with it the linked connect.)
+    sqe = ring_.sqe();
+    uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, conn.backend, IPPROTO_TCP,
+                                TCP_NODELAY, const_cast<int*>(&kOne), sizeof(kOne));
+    sqe->flags |= IOSQE_IO_LINK;
+    quiet(sqe, Tag::kQuietSockopt);
+  }
   sqe = ring_.sqe();
   io_uring_prep_connect(sqe, conn.backend, addr.get(), addr.length);
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;

@@ -6,10 +6,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -652,6 +655,48 @@ TEST(Proxy, ResettingPeersCloseOnlyTheirOwnConnection) {
   EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 0; }));
   EXPECT_EQ(lb.stop(SIGTERM), 0);
   EXPECT_EQ(lb2.stop(SIGTERM), 0);
+}
+
+// HAProxy's `server s1 /run/app.sock`, nginx's `proxy_pass unix:...`: a local service on a Unix
+// socket, health-checked and proxied like any other backend.
+TEST(Proxy, UnixSocketBackend) {
+  TempDir dir;
+  const std::string path = dir.path() + "/echo.sock";
+  Fd listener(::socket(AF_UNIX, SOCK_STREAM, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener.get(), 64), 0);
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    // Echoes each connection to EOF, one at a time; health checks connect and close.
+    while (!stop.load()) {
+      if (!readable_within(listener.get(), 50)) continue;
+      Fd c(accept(listener.get(), nullptr, nullptr));
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(c.get(), buf, sizeof(buf))) > 0) write_all(c.get(), buf, static_cast<size_t>(n));
+    }
+  });
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", "unix:" + path, "--workers", "1",
+                        "--health-interval", "100ms"}))
+      << lb.output();
+  const std::string data(100000, 'u');
+  Fd c = connect_loopback(lb.port());
+  std::thread writer([&] {
+    write_all(c.get(), data.data(), data.size());
+    shutdown(c.get(), SHUT_WR);
+  });
+  EXPECT_EQ(read_to_eof(c.get(), 5000), data);
+  writer.join();
+  EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_health_checks_total") >= 3; }));
+  EXPECT_EQ(lb.metric("ringlb_health_check_failures_total"), 0);
+  EXPECT_EQ(lb.metric("ringlb_backend_up", {"backend=\"unix:" + path + "\""}), 1);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+  stop = true;
+  server.join();
 }
 
 TEST(Proxy, IPv6ListenerAndBackend) {

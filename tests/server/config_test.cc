@@ -69,6 +69,23 @@ TEST(Config, ListenAcceptProxy) {
   EXPECT_NE(message.find("'accept-proxy-v2'"), std::string::npos) << message;
 }
 
+TEST(Backend, UnixSocket) {
+  BackendConfig b;
+  std::string err;
+  ASSERT_TRUE(parse_backend("unix:/run/app.sock,weight=3", &b, &err)) << err;
+  EXPECT_EQ(b.address.family(), AF_UNIX);
+  EXPECT_EQ(b.address.to_string(), "unix:/run/app.sock");
+  EXPECT_EQ(b.text, "unix:/run/app.sock");
+  EXPECT_EQ(b.weight, 3u);
+  EXPECT_FALSE(parse_backend("unix:run/app.sock", &b, &err));
+  EXPECT_NE(err.find("absolute"), std::string::npos) << err;
+  EXPECT_FALSE(parse_backend("unix:/" + std::string(120, 'x'), &b, &err));
+  EXPECT_FALSE(parse_backend("unix:", &b, &err));
+  // Listeners stay TCP.
+  Address a;
+  EXPECT_FALSE(parse_address("unix:/run/app.sock", &a, &err));
+}
+
 TEST(Backend, SendProxy) {
   BackendConfig b;
   std::string err;
