@@ -117,9 +117,7 @@ TEST(Proxy, HalfClosedClientStillReceivesWholeReply) {
   for (size_t i = 0; i < kReply; ++i) {
     if (reply[i] != pattern_byte(i)) FAIL() << "byte " << i << " differs";
   }
-  EXPECT_TRUE(eventually([&] {
-    return lb.closed_total("client_eof") == 1;
-  }));
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("client_eof") == 1; }));
 }
 
 TEST(Proxy, RefusingBackendFailsOverToNextOne) {
@@ -182,9 +180,7 @@ TEST(Proxy, UnansweredConnectTimesOutAndClosesClient) {
   const auto waited = time_until_closed(fd.get());
   EXPECT_GE(waited, 250ms);
   EXPECT_LT(waited, 2s);
-  EXPECT_TRUE(eventually([&] {
-    return lb.closed_total("connect_failed") == 1;
-  }));
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("connect_failed") == 1; }));
 }
 
 TEST(Proxy, ThousandConnectionsOverTwoWorkersLeaveNothingBehind) {
@@ -313,9 +309,7 @@ TEST(Proxy, IdleConnectionIsClosedAfterIdleTimeout) {
   const auto waited = time_until_closed(fd.get());
   EXPECT_GE(waited, 500ms);
   EXPECT_LT(waited, 2s);
-  EXPECT_TRUE(eventually([&] {
-    return lb.closed_total("idle_timeout") == 1;
-  }));
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("idle_timeout") == 1; }));
 }
 
 // nginx stream's allow/deny: refused sources are closed before any backend is tried.
