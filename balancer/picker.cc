@@ -85,8 +85,7 @@ bool Picker::can_take(uint64_t tried) const {
   return false;
 }
 
-bool Picker::only_full(uint64_t tried) const {
-  if (can_take(tried)) return false;
+bool Picker::waiting_helps(uint64_t tried) const {
   for (bool backup : {false, true}) {
     for (size_t i = 0; i < snapshot_.backends.size(); ++i) {
       if (eligible_if_not_full(i, tried, backup)) return true;

@@ -23,10 +23,10 @@ class Picker {
   // Whether pick() would find a backend now (and so, with no side effects, whether a queued
   // client may go).
   bool can_take(uint64_t tried) const;
-  // No backend can take the client only because those that are up are at their
-  // max-connections: waiting in a queue may help (HAProxy's maxconn queue). False when they are
-  // down or there are none.
-  bool only_full(uint64_t tried) const;
+  // Some backend not yet tried is up, full or not: when pick() found none with room (they are at
+  // their max-connections, or one was freed by another worker a moment later), waiting in a
+  // queue may help (HAProxy's maxconn queue). False when they are down or there are none.
+  bool waiting_helps(uint64_t tried) const;
 
   const Snapshot& snapshot() const { return snapshot_; }
 

@@ -120,17 +120,20 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily f = family("ringlb_connections_active", "Live client connections, by worker.", MetricType::Gauge);
     MetricFamily slots = family("ringlb_open_direct_slots", "Direct descriptors open in each worker's table.", MetricType::Gauge);
     MetricFamily waits = family("ringlb_buffer_waits_total", "Receives that found every proxy buffer of the worker in use.", MetricType::Counter);
+    MetricFamily in_use = family("ringlb_proxy_buffers_in_use", "Proxy buffers holding received bytes not yet sent, by worker (of --buffers each).", MetricType::Gauge);
     MetricFamily queued = family("ringlb_queued_connections", "Clients waiting for a backend that is at its max-connections, by worker.", MetricType::Gauge);
     for (size_t i = 0; i < r.workers.size(); ++i) {
       const std::string w = std::to_string(i);
       f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->active.get()), {{"worker", w}}));
       slots.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->open_slots.get()), {{"worker", w}}));
       waits.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.workers[i]->buffer_waits.get()), {{"worker", w}}));
+      in_use.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->buffers_in_use.get()), {{"worker", w}}));
       queued.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->queued.get()), {{"worker", w}}));
     }
     out.push_back(std::move(f));
     out.push_back(std::move(slots));
     out.push_back(std::move(waits));
+    out.push_back(std::move(in_use));
     out.push_back(std::move(queued));
   }
   {

@@ -93,6 +93,7 @@ struct alignas(64) WorkerStats {
   std::array<LocalHistogram, static_cast<size_t>(Op::kCount)> cqe_latency{};
   LocalHistogram handoff_latency;
   LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
+  LocalCounter buffers_in_use;  // gauge: provided buffers holding bytes not yet sent
   LocalCounter fd_installs_diagnostics;  // slow path: regular fds made for `ctl connections`
   std::vector<BackendStats> backends;  // by backend registry id
 

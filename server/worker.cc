@@ -341,7 +341,7 @@ void Worker::arm_client_header_recv(uint32_t id) {
 void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
   Conn& conn = conns_[id];
   --conn.inflight;
-  const int32_t buf = (flags & IORING_CQE_F_BUFFER) ? static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+  const int32_t buf = take_buffer(flags);
   if (conn.state == State::kClosing) {
     release_buffer(buf);
     partial_headers_.erase(id);
@@ -511,9 +511,10 @@ void Worker::start_connect(uint32_t id) {
   const int b = conn.attempts < config_.connect_attempts ? conn.snap->picker->pick(conn.key_hash, conn.tried)
                                                          : -1;
   if (b < 0) {
-    // Before a first attempt, full backends are worth waiting for (HAProxy's maxconn queue).
-    if (conn.attempts == 0 && config_.queue_timeout.count() > 0 && !draining_ &&
-        conn.snap->picker->only_full(conn.tried)) {
+    // Full backends not yet tried are worth waiting for (HAProxy's maxconn queue), also
+    // after another backend refused.
+    if (conn.attempts < config_.connect_attempts && config_.queue_timeout.count() > 0 &&
+        !draining_ && conn.snap->picker->waiting_helps(conn.tried)) {
       return enqueue(id);
     }
     return close_conn(id, conn.attempts == 0 ? CloseReason::k_no_backend
@@ -622,7 +623,7 @@ void Worker::dispatch_queue() {
     queue_.pop_front();
     stats_.queued.set(--queued_);
     conn.state = State::kConnecting;
-    conn.queue_wait_ns = now_ns_ - conn.queued_ns;
+    conn.queue_wait_ns += now_ns_ - conn.queued_ns;
     conn.queue_ticket = 0;
     start_connect(e.conn);
   }
@@ -733,7 +734,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
   Conn& conn = conns_[id];
   Flow& flow = conn.flow[dir];
   --conn.inflight;
-  const int32_t buf = (flags & IORING_CQE_F_BUFFER) ? static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+  const int32_t buf = take_buffer(flags);
   if (conn.state == State::kClosing) {
     release_buffer(buf);
     return maybe_finish(id);
@@ -810,9 +811,16 @@ void Worker::maybe_close_after_eof(uint32_t id) {
   }
 }
 
+int32_t Worker::take_buffer(uint32_t cqe_flags) {
+  if (!(cqe_flags & IORING_CQE_F_BUFFER)) return -1;
+  stats_.buffers_in_use.add();
+  return static_cast<int32_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
 void Worker::release_buffer(int32_t buf) {
   if (buf < 0) return;
   buffers_.recycle(static_cast<uint16_t>(buf));
+  stats_.buffers_in_use.sub();
   wake_waiters(1);
 }
 
@@ -842,7 +850,7 @@ void Worker::close_conn(uint32_t id, CloseReason reason) {
   if (conn.state == State::kClosing || conn.state == State::kFree) return;
   if (conn.state == State::kQueued) {
     stats_.queued.set(--queued_);
-    conn.queue_wait_ns = now_ns_ - conn.queued_ns;
+    conn.queue_wait_ns += now_ns_ - conn.queued_ns;
     if (queued_ == 0) queue_.clear();  // only entries of clients gone are left
   }
   conn.state = State::kClosing;

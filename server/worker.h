@@ -104,7 +104,7 @@ class Worker {
     uint64_t start_ns = 0;
     uint32_t accept_us = 0;     // when the acceptor took it (its clock's low 32 bits)
     uint64_t queued_ns = 0;     // when it entered the queue (kQueued), or 0
-    uint64_t queue_wait_ns = 0; // time spent queued
+    uint64_t queue_wait_ns = 0; // time spent queued, in all its turns
     uint64_t queue_ticket = 0;  // its entry in queue_ while kQueued
     uint64_t connected_ns = 0;  // 0: not connected to a backend
     uint64_t bytes[2] = {0, 0}; // received from the client (kUp) and from the backend (kDown)
@@ -163,6 +163,8 @@ class Worker {
   void start_proxying(uint32_t id);
   void arm_recv(uint32_t id, Dir dir);
   void submit_send(uint32_t id, Dir dir);
+  // The provided buffer a recv completion carries (-1: none), counted in use until released.
+  int32_t take_buffer(uint32_t cqe_flags);
   void release_buffer(int32_t buf);
   void wake_waiters(size_t n);
   void maybe_close_after_eof(uint32_t id);

@@ -106,27 +106,27 @@ TEST(Picker, DownFullTriedAndBackup) {
   EXPECT_EQ(p.pick(0, 0), -1);
 }
 
-TEST(Picker, CanTakeAndOnlyFullTellWhetherQueueingHelps) {
+TEST(Picker, CanTakeAndWaitingHelpsTellWhetherToQueue) {
   Fixture f(Policy::kRoundRobin, {1, 1});
   Picker p(f.snapshot, 0, 1);
   f.snapshot.backends[0].max_connections = 1;
   f.snapshot.backends[1].max_connections = 1;
   EXPECT_TRUE(p.can_take(0));
-  EXPECT_FALSE(p.only_full(0));
   f.state(0).active = 1;
   EXPECT_TRUE(p.can_take(0));  // the second still has room
   f.state(1).active = 1;
   EXPECT_FALSE(p.can_take(0));
-  EXPECT_TRUE(p.only_full(0));  // both up and full: a queued client will get a turn
   EXPECT_EQ(p.pick(0, 0), -1);
+  EXPECT_TRUE(p.waiting_helps(0));  // both up and full: a queued client will get a turn
   f.state(1).up = 0;
-  EXPECT_TRUE(p.only_full(0));  // one full is enough
+  EXPECT_TRUE(p.waiting_helps(0));  // one full is enough
   f.state(0).up = 0;
-  EXPECT_FALSE(p.only_full(0));  // all down: waiting does not help
+  EXPECT_FALSE(p.waiting_helps(0));  // all down: waiting does not help
   f.state(0).up = 1;
-  EXPECT_FALSE(p.only_full(0b01));  // the full one was already tried
+  EXPECT_FALSE(p.waiting_helps(0b01));  // the full one was already tried
   f.state(0).active = 0;
   EXPECT_TRUE(p.can_take(0));
+  EXPECT_TRUE(p.waiting_helps(0));  // room again (freed by another worker after a failed pick)
   EXPECT_EQ(p.pick(0, 0), 0);
 }
 

@@ -333,6 +333,90 @@ TEST(Proxy, AllowAndDenyBySourceAddress) {
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
+// Everything at once, for a bounded 4 s: PROXY headers whole and in pieces, plain clients on a
+// second listener, garbage headers, resets, clients that give up while queued, a backend that
+// refuses, backends at their max-connections, a buffer pool small enough to run dry. Every
+// stream that completes must come back byte for byte, and afterwards nothing may be left:
+// no connection, queue entry, descriptor slot or proxy buffer.
+TEST(Proxy, MixedMisbehaviourLeavesNothingBehindAndLosesNoByte) {
+  TempDir dir;
+  const std::string access_log = dir.path() + "/access.log";
+  Backend a(echo_handler()), b(echo_handler());
+  const std::string refused = "127.0.0.1:" + std::to_string(refused_port());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--listen", "127.0.0.1:0",
+                        "--backend", a.address() + ",max-connections=4", "--backend",
+                        b.address() + ",max-connections=4", "--backend", refused,
+                        "--health-interval", "0s", "--workers", "2", "--buffers", "16",
+                        "--buffer-size", "4096", "--queue-timeout", "3s", "--idle-timeout", "3s", "--access-log", access_log}))
+      << lb.output();
+  std::atomic<int> intact{0}, corrupted{0}, other{0};
+  const auto deadline = Clock::now() + 4s;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 16; ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t) * 7919u + 1);
+      while (Clock::now() < deadline) {
+        const int kind = static_cast<int>(rng() % 10);
+        const bool proxied = kind < 6 && kind % 2 == 0;
+        Fd c = connect_loopback(lb.port(proxied || kind >= 7 ? 0 : 1));
+        if (!c) continue;
+        set_recv_timeout(c.get(), 8000);
+        std::string header = proxied ? "PROXY TCP4 198.51.100." + std::to_string(t) + " 203.0.113.1 " +
+                                           std::to_string(1000 + rng() % 60000) + " 443\r\n"
+                                     : "";
+        if (kind < 6) {  // a whole stream, echoed back intact
+          std::string payload(1 + rng() % 60000, '\0');
+          for (char& ch : payload) ch = static_cast<char>(rng());
+          std::string sent = header + payload;
+          std::thread writer([&] {
+            size_t at = 0;
+            while (at < sent.size()) {  // uneven pieces, so headers and data split anywhere
+              const size_t n = std::min(sent.size() - at, size_t{1} + rng() % 9000);
+              if (!write_all(c.get(), sent.data() + at, n)) return;
+              at += n;
+            }
+            shutdown(c.get(), SHUT_WR);
+          });
+          const std::string back = read_to_eof(c.get(), 8000);
+          writer.join();
+          (back == payload ? intact : corrupted) += 1;
+        } else if (kind == 6) {  // a reset halfway
+          std::string junk(1 + rng() % 20000, 'r');
+          write_all(c.get(), junk.data(), junk.size());
+          linger hard{1, 0};
+          setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+          ++other;
+        } else if (kind == 7) {  // not a PROXY header at all
+          write_all(c.get(), "GET / HTTP/1.0\r\n\r\n", 18);
+          read_to_eof(c.get(), 8000);
+          ++other;
+        } else {  // gives up at once, perhaps while queued
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& th : clients) th.join();
+  EXPECT_GT(intact.load(), 20);
+  EXPECT_EQ(corrupted.load(), 0);
+  EXPECT_GT(other.load(), 10);
+  for (const char* gauge : {"ringlb_connections_active", "ringlb_queued_connections",
+                            "ringlb_open_direct_slots", "ringlb_proxy_buffers_in_use"}) {
+    EXPECT_TRUE(eventually([&] { return lb.metric(gauge) == 0; }, 10s))
+        << gauge << " = " << lb.metric(gauge);
+  }
+  EXPECT_GT(lb.closed_total("bad_proxy_header"), 0);
+  EXPECT_EQ(lb.closed_total("error"), 0);
+  EXPECT_EQ(lb.closed_total("queue_timeout"), 0);
+  EXPECT_EQ(lb.closed_total("connect_failed"), 0) << "a refused connect fails over (or queues)";
+  // Every connection accepted was closed and logged, once.
+  EXPECT_TRUE(eventually([&] {
+    return lb.metric("ringlb_access_log_lines_total") == lb.metric("ringlb_connections_accepted_total");
+  }));
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
 // Envoy's max_downstream_connection_duration: a busy long-lived connection is closed too, so
 // its client reconnects (and may land on a backend added since).
 TEST(Proxy, MaxConnectionDurationClosesEvenABusyConnection) {
@@ -942,6 +1026,25 @@ TEST(Proxy, AcceptProxyLocalKeepsTheConnectionsOwnAddressAndBadHeadersAreClosed)
   EXPECT_EQ(echo.accepted(), accepted) << "a bad header must not reach a backend";
   EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_open_direct_slots") == 0; }));
   EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// The bytes behind a PROXY header wait in their buffer while the backend connects; when no
+// backend answers, that buffer goes back all the same.
+TEST(Proxy, AcceptProxyDataHeldDuringAFailedConnectIsReleased) {
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--backend",
+                        "127.0.0.1:" + std::to_string(refused_port()), "--workers", "1",
+                        "--health-interval", "0s", "--connect-attempts", "1"}))
+      << lb.output();
+  for (int i = 0; i < 3; ++i) {
+    Fd c = connect_loopback(lb.port());
+    const std::string sent = "PROXY TCP4 203.0.113.9 198.51.100.1 4444 443\r\nearly data";
+    ASSERT_TRUE(write_all(c.get(), sent.data(), sent.size()));  // one segment: one recv
+    EXPECT_EQ(read_to_eof(c.get(), 5000), "");
+  }
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("connect_failed") == 3; }));
+  EXPECT_EQ(lb.metric("ringlb_proxy_buffers_in_use"), 0);
+  EXPECT_EQ(lb.metric("ringlb_open_direct_slots"), 0);
 }
 
 // Slowloris on the header: a byte every 150 ms keeps the connection busy, but the header must be
