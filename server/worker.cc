@@ -921,6 +921,9 @@ void Worker::free_conn(uint32_t id) {
     release_buffer(flow.buf);
     flow.buf = -1;
   }
+  // A header still in pieces (its client closed while waiting for a buffer): the next client
+  // in this slot must not inherit it.
+  if (!partial_headers_.empty()) partial_headers_.erase(id);
   if (conn.backend_index >= 0) count_backend(conn, false);
   release_snapshot(conn.snap);
   conn.snap = nullptr;

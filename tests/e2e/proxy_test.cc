@@ -1047,6 +1047,46 @@ TEST(Proxy, AcceptProxyDataHeldDuringAFailedConnectIsReleased) {
   EXPECT_EQ(lb.metric("ringlb_open_direct_slots"), 0);
 }
 
+// A header in pieces whose client is closed while it waits for a buffer must not be inherited
+// by the next client in the same connection slot (slots are reused last-freed first).
+TEST(Proxy, AcceptProxyPartialHeaderDiesWithItsConnection) {
+  std::atomic<uint64_t> written{0};
+  Backend hose(firehose_handler(&written));
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0,accept-proxy", "--listen", "127.0.0.1:0",
+                        "--backend", hose.address(), "--workers", "1", "--health-interval", "0s",
+                        "--buffers", "8", "--buffer-size", "1024", "--max-connection-duration",
+                        "1s"}))
+      << lb.output();
+  // P: the first piece of a header, stored while buffers are free.
+  Fd p = connect_loopback(lb.port(0));
+  ASSERT_TRUE(write_all(p.get(), "PROX", 4));
+  std::this_thread::sleep_for(500ms);
+  // Eight readers that stop reading take the whole pool (each holds a buffer it cannot send).
+  std::vector<Fd> readers;
+  for (int i = 0; i < 8; ++i) {
+    readers.push_back(connect_loopback(lb.port(1)));
+    char c;
+    set_recv_timeout(readers.back().get(), 5000);
+    ASSERT_TRUE(read_exact(readers.back().get(), &c, 1));
+  }
+  ASSERT_TRUE(eventually([&] { return lb.metric("ringlb_proxy_buffers_in_use") == 8; }))
+      << lb.metric("ringlb_proxy_buffers_in_use");
+  // The rest of P's header finds no buffer; P reaches its 1 s lifetime while it waits.
+  const std::string rest = "Y TCP4 203.0.113.9 198.51.100.1 4444 443\r\n";
+  ASSERT_TRUE(write_all(p.get(), rest.data(), rest.size()));
+  EXPECT_EQ(read_to_eof(p.get(), 5000), "");
+  // Q takes P's slot, waits for a buffer like P did, and gets one when the readers reach their
+  // own lifetime. Its header must be read as sent, not glued to P's "PROX".
+  Fd q = connect_loopback(lb.port(0));
+  const std::string header = "PROXY TCP4 203.0.113.7 198.51.100.1 5555 443\r\n";
+  ASSERT_TRUE(write_all(q.get(), header.data(), header.size()));
+  set_recv_timeout(q.get(), 5000);
+  char c;
+  EXPECT_TRUE(read_exact(q.get(), &c, 1)) << "Q was not served";
+  EXPECT_EQ(lb.closed_total("bad_proxy_header"), 0);
+}
+
 // Slowloris on the header: a byte every 150 ms keeps the connection busy, but the header must be
 // whole within the idle timeout counted from the start.
 TEST(Proxy, AcceptProxyHeaderTrickledInIsClosedAtTheIdleTimeout) {
