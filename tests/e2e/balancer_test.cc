@@ -116,6 +116,37 @@ TEST(Balancer, MaglevIsStickyAndTwoProcessesAgree) {
   EXPECT_EQ(spread.size(), 3u) << "40 client addresses should reach all three backends";
 }
 
+// Behind another load balancer (accept-proxy), Maglev hashes the client the PROXY header names,
+// not the proxy in front: one original client sticks to one backend whatever address it comes
+// through, and different original clients still spread.
+TEST(Balancer, MaglevBehindAcceptProxyHashesTheHeadersClient) {
+  Trio t;
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start(join({"--listen", "127.0.0.1:0,accept-proxy", "--workers", "2", "--balance",
+                             "maglev", "--health-interval", "0s"},
+                            t.args())))
+      << lb.output();
+  const auto ask_as = [&](const std::string& client, const char* via) {
+    Fd fd = connect_loopback_from(via, lb.port());
+    const std::string header = "PROXY TCP4 " + client + " 198.51.100.1 40000 443\r\n";
+    if (!fd || !write_all(fd.get(), header.data(), header.size())) return std::string("send failed");
+    set_recv_timeout(fd.get(), 5000);
+    char c = 0;
+    return read_exact(fd.get(), &c, 1) ? std::string(1, c) : std::string();
+  };
+  std::map<std::string, int> spread;
+  for (int host = 1; host <= 30; ++host) {
+    const std::string client = "203.0.113." + std::to_string(host);
+    const std::string first = ask_as(client, "127.0.0.2");
+    ASSERT_TRUE(first == "a" || first == "b" || first == "c") << client << ": " << first;
+    for (const char* via : {"127.0.0.3", "127.0.0.4", "127.0.0.5"}) {
+      EXPECT_EQ(ask_as(client, via), first) << client << " via " << via;
+    }
+    spread[first]++;
+  }
+  EXPECT_EQ(spread.size(), 3u) << "30 original clients, all through one proxy address, should reach all three backends";
+}
+
 TEST(Balancer, HealthChecksTakeStoppedBackendOutAndBringItBack) {
   auto a = std::make_unique<Backend>(name_handler("a"));
   Backend b(name_handler("b"));
