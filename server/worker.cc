@@ -323,19 +323,10 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   slot_.active.store(live_, std::memory_order_relaxed);
   if (shared_.config.listen[listener].accept_proxy) {
     conn.state = State::kProxyHeader;
-    return arm_client_header_recv(id);
+    conn.flow[kUp].expect_data = true;  // the proxy in front sends its header at once
+    return arm_recv(id, kUp);
   }
   identify_client(id);
-}
-
-void Worker::arm_client_header_recv(uint32_t id) {
-  Conn& conn = conns_[id];
-  io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_recv(sqe, conn.client, nullptr, config_.buffer_size, 0);
-  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
-  sqe->buf_group = kBufferGroup;
-  sqe->user_data = data(Tag::kRecvProxyHeader, id);
-  ++conn.inflight;
 }
 
 void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
@@ -347,12 +338,7 @@ void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
     partial_headers_.erase(id);
     return maybe_finish(id);
   }
-  if (res == -ENOBUFS) {
-    stats_.buffer_waits.add();
-    conn.flow[kUp].waiting = true;
-    waiters_.push_back({id, kUp});
-    return;
-  }
+  if (res == -ENOBUFS) return wait_for_buffer(id, kUp);
   if (res <= 0) {
     release_buffer(buf);
     partial_headers_.erase(id);
@@ -380,7 +366,7 @@ void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
       partial_headers_[id].assign(chunk, len);
     }
     release_buffer(buf);
-    if (result == ParseResult::kIncomplete) return arm_client_header_recv(id);
+    if (result == ParseResult::kIncomplete) return arm_recv(id, kUp);
     partial_headers_.erase(id);
     return close_conn(id, CloseReason::k_bad_proxy_header);
   }
@@ -604,8 +590,11 @@ void Worker::enqueue(uint32_t id) {
   // The stamp is the acceptor's loop time, so clients accepted in one batch tie and keep their
   // arrival order. Wrap-safe comparison of the 32-bit microsecond stamps.
   auto at = queue_.end();
-  while (at != queue_.begin() && static_cast<int32_t>(std::prev(at)->accept_us - conn.accept_us) > 0) --at;
-  queue_.insert(at, {id, conn.accept_us, conn.queue_ticket});
+  while (at != queue_.begin() &&
+         static_cast<int32_t>(conns_[std::prev(at)->conn].accept_us - conn.accept_us) > 0) {
+    --at;
+  }
+  queue_.insert(at, {id, conn.queue_ticket});
   stats_.queued.set(++queued_);
   if (!queue_poll_armed_) arm_queue_poll();
 }
@@ -713,8 +702,18 @@ void Worker::arm_recv(uint32_t id, Dir dir) {
   if (!conn.flow[dir].expect_data) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
-  sqe->user_data = data(dir == kUp ? Tag::kRecvClient : Tag::kRecvBackend, id);
+  const Tag tag = conn.state == State::kProxyHeader ? Tag::kRecvProxyHeader
+                  : dir == kUp                      ? Tag::kRecvClient
+                                                    : Tag::kRecvBackend;
+  sqe->user_data = data(tag, id);
   ++conn.inflight;
+}
+
+void Worker::wait_for_buffer(uint32_t id, Dir dir) {
+  // Every buffer of this worker is waiting to be sent somewhere: wait for one to come back.
+  stats_.buffer_waits.add();
+  conns_[id].flow[dir].waiting = true;
+  waiters_.push_back({id, dir});
 }
 
 void Worker::submit_send(uint32_t id, Dir dir) {
@@ -769,13 +768,7 @@ void Worker::on_recv(uint32_t id, Dir dir, int res, uint32_t flags) {
     ++conn.inflight;
     return;
   }
-  if (res == -ENOBUFS) {
-    // Every buffer of this worker is waiting to be sent somewhere: wait for one to come back.
-    stats_.buffer_waits.add();
-    flow.waiting = true;
-    waiters_.push_back({id, dir});
-    return;
-  }
+  if (res == -ENOBUFS) return wait_for_buffer(id, dir);
   close_conn(id, res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error);
 }
 
@@ -830,13 +823,9 @@ void Worker::wake_waiters(size_t n) {
     Conn& conn = conns_[w.conn];
     if (!conn.flow[w.dir].waiting) continue;
     conn.flow[w.dir].waiting = false;
-    if (conn.state == State::kProxyHeader) {
-      arm_client_header_recv(w.conn);
-    } else if (conn.state == State::kProxying) {
-      arm_recv(w.conn, w.dir);
-    } else {
-      continue;
-    }
+    // A client still sending its PROXY header waits like a proxied one; arm_recv knows which.
+    if (conn.state != State::kProxying && conn.state != State::kProxyHeader) continue;
+    arm_recv(w.conn, w.dir);
     --n;
   }
   if (waiters_head_ == waiters_.size()) {

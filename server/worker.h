@@ -126,8 +126,8 @@ class Worker {
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
   void on_handoff(int res, uint32_t listener, uint32_t stamp_us);
-  // accept-proxy: reads the client's PROXY header (several recvs if it arrives in pieces).
-  void arm_client_header_recv(uint32_t id);
+  // accept-proxy: the client's PROXY header, read by arm_recv(kUp) (several recvs if it arrives
+  // in pieces).
   void on_client_header(uint32_t id, int res, uint32_t flags);
   // Asks the socket for the client's address when Maglev, a PROXY header or the access log need
   // it, then routes.
@@ -162,6 +162,8 @@ class Worker {
   void submit_proxy_header(uint32_t id);
   void start_proxying(uint32_t id);
   void arm_recv(uint32_t id, Dir dir);
+  // A recv found no free provided buffer (-ENOBUFS): queue the flow until one comes back.
+  void wait_for_buffer(uint32_t id, Dir dir);
   void submit_send(uint32_t id, Dir dir);
   // The provided buffer a recv completion carries (-1: none), counted in use until released.
   int32_t take_buffer(uint32_t cqe_flags);
@@ -205,9 +207,8 @@ class Worker {
   size_t waiters_head_ = 0;
   std::vector<FlowRef> shutdowns_;  // SHUT_WR to submit at the end of this batch
   struct QueueEntry {
-    uint32_t conn;
-    uint32_t accept_us;  // the queue is in accept order
-    uint64_t ticket;     // matches Conn::queue_ticket while the entry is current
+    uint32_t conn;    // the queue is in the order of its Conn::accept_us
+    uint64_t ticket;  // matches Conn::queue_ticket while the entry is current
   };
   std::deque<QueueEntry> queue_;
   uint64_t next_ticket_ = 1;
