@@ -76,23 +76,18 @@ bool Picker::eligible(size_t i, uint64_t tried, bool backup) const {
   return true;
 }
 
-bool Picker::can_take(uint64_t tried) const {
+bool Picker::any(uint64_t tried, Test test) const {
   for (bool backup : {false, true}) {
     for (size_t i = 0; i < snapshot_.backends.size(); ++i) {
-      if (eligible(i, tried, backup)) return true;
+      if ((this->*test)(i, tried, backup)) return true;
     }
   }
   return false;
 }
 
-bool Picker::waiting_helps(uint64_t tried) const {
-  for (bool backup : {false, true}) {
-    for (size_t i = 0; i < snapshot_.backends.size(); ++i) {
-      if (eligible_if_not_full(i, tried, backup)) return true;
-    }
-  }
-  return false;
-}
+bool Picker::can_take(uint64_t tried) const { return any(tried, &Picker::eligible); }
+
+bool Picker::waiting_helps(uint64_t tried) const { return any(tried, &Picker::eligible_if_not_full); }
 
 int Picker::pick(uint64_t key_hash, uint64_t tried) {
   const int primary = pick_tier(key_hash, tried, false);

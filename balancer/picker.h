@@ -34,6 +34,9 @@ class Picker {
   bool eligible(size_t i, uint64_t tried, bool backup) const;
   // Eligible but for max-connections.
   bool eligible_if_not_full(size_t i, uint64_t tried, bool backup) const;
+  // Whether `test` holds for some backend, primary or backup.
+  using Test = bool (Picker::*)(size_t i, uint64_t tried, bool backup) const;
+  bool any(uint64_t tried, Test test) const;
   int pick_tier(uint64_t key_hash, uint64_t tried, bool backup);
   int least_loaded(uint64_t tried, bool backup);
   int round_robin(uint64_t tried, bool backup);
