@@ -1,6 +1,5 @@
 #include "server/access_log.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -11,24 +10,18 @@
 #include <cstring>
 #include <ctime>
 
+#include "server/address.h"
+
 namespace ringlb {
 namespace {
 
 void append_address(const sockaddr* sa, std::string* out) {
-  char ip[INET6_ADDRSTRLEN];
-  char text[INET6_ADDRSTRLEN + 16];
-  if (sa != nullptr && sa->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-    snprintf(text, sizeof(text), "%s:%u", ip, ntohs(in->sin_port));
-  } else if (sa != nullptr && sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-    snprintf(text, sizeof(text), "[%s]:%u", ip, ntohs(in6->sin6_port));
-  } else {
-    snprintf(text, sizeof(text), "-");
+  if (sa == nullptr || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+    out->append("-");
+    return;
   }
-  out->append(text);
+  const socklen_t len = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  out->append(address_from_sockaddr(sa, len).to_string());
 }
 
 // write() until all of `data` is out; 0 or -errno.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "server/address.h"
+
 namespace ringlb {
 namespace {
 
@@ -98,15 +100,7 @@ ParseResult parse(const std::string& bytes, ParsedProxyHeader* out) {
 }
 
 std::string address_text(const sockaddr_storage& ss) {
-  char ip[INET6_ADDRSTRLEN];
-  if (ss.ss_family == AF_INET) {
-    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
-    inet_ntop(AF_INET, &in.sin_addr, ip, sizeof(ip));
-    return std::string(ip) + ":" + std::to_string(ntohs(in.sin_port));
-  }
-  const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
-  inet_ntop(AF_INET6, &in6.sin6_addr, ip, sizeof(ip));
-  return "[" + std::string(ip) + "]:" + std::to_string(ntohs(in6.sin6_port));
+  return address_from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), sizeof(ss)).to_string();
 }
 
 TEST(ProxyProtocolParse, ReadsBackWhatItWritesFollowedByData) {
