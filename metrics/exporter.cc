@@ -137,6 +137,28 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(queued));
   }
   {
+    // The worker rings' health: each should stay 0 at the configured capacity.
+    struct Ring {
+      const char* name;
+      const char* help;
+      const LocalCounter WorkerStats::*counter;
+    };
+    static const Ring kRing[] = {
+        {"ringlb_cq_overflows_total", "Event-loop passes that found completions on the kernel's CQ overflow list, by worker.", &WorkerStats::cq_overflows},
+        {"ringlb_cq_dropped_total", "Completions the kernel dropped (-EBADR), by worker.", &WorkerStats::cq_dropped},
+        {"ringlb_stale_completions_total", "Completions for a connection already freed, ignored, by worker.", &WorkerStats::stale_completions},
+        {"ringlb_lost_handoffs_recovered_total", "Hand-offs whose completion was lost (msg_ring -EOVERFLOW), found and served, by worker.", &WorkerStats::lost_handoffs_recovered},
+    };
+    for (const Ring& k : kRing) {
+      MetricFamily f = family(k.name, k.help, MetricType::Counter);
+      for (size_t i = 0; i < r.workers.size(); ++i) {
+        f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>((r.workers[i].get()->*k.counter).get()),
+                                        {{"worker", std::to_string(i)}}));
+      }
+      out.push_back(std::move(f));
+    }
+  }
+  {
     MetricFamily f = family("ringlb_connections_closed_total", "Client connections closed, by reason.", MetricType::Counter);
     for (size_t reason = 0; reason < static_cast<size_t>(CloseReason::kCount); ++reason) {
       uint64_t n = 0;

@@ -94,6 +94,13 @@ struct alignas(64) WorkerStats {
   LocalHistogram handoff_latency;
   LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
   LocalCounter buffers_in_use;  // gauge: provided buffers holding bytes not yet sent
+  // Ring health: loop iterations that found completions waiting on the kernel's overflow list
+  // (the CQ was full), completions the kernel dropped outright (-EBADR), and completions for a
+  // connection that had already been freed (ignored; possible only after drops).
+  LocalCounter cq_overflows;
+  LocalCounter cq_dropped;
+  LocalCounter stale_completions;
+  LocalCounter lost_handoffs_recovered;  // hand-offs whose completion was lost (msg_ring -EOVERFLOW)
   LocalCounter fd_installs_diagnostics;  // slow path: regular fds made for `ctl connections`
   std::vector<BackendStats> backends;  // by backend registry id
 

@@ -12,7 +12,7 @@
 #include "balancer/snapshot.h"
 #include "server/acl.h"
 #include "server/address.h"
-#include "server/proxy_protocol.h"
+#include "server/protocol/proxy_protocol.h"
 
 namespace ringlb {
 

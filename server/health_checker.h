@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "balancer/snapshot.h"
-#include "server/proxy_protocol.h"
+#include "server/protocol/proxy_protocol.h"
 #include "server/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"

@@ -25,7 +25,7 @@
 #include "server/uring/compat.h"
 #include "server/uring/probe.h"
 #include "server/version.h"
-#include "server/worker.h"
+#include "server/worker/worker.h"
 
 namespace ringlb {
 namespace {

@@ -17,7 +17,10 @@ enum class Tag : uint8_t {
   kTick,            // periodic timer: idle timeouts, drain deadline
   kQueuePoll,       // short timer while clients are queued: room made by other workers
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
-  kRecvProxyHeader, // accept-proxy: bytes of the client's PROXY header
+  kRecvProxyHeader, // accept-proxy: a peek at the client's bytes for its PROXY header
+  kConsumeProxyHeader,  // accept-proxy: the header's bytes (and only those) taken off the socket
+  kLostHandoff,     // from the acceptor: a hand-off whose completion was lost; index = its listener
+  kAuditProbe,      // looking for that hand-off's slot; index = the slot probed
   kSocket,          // upstream socket_direct_alloc
   kConnect,
   kRecvClient,

@@ -21,7 +21,7 @@
 
 #include "balancer/picker.h"
 #include "metrics/stats.h"
-#include "server/proxy_protocol.h"
+#include "server/protocol/proxy_protocol.h"
 #include "server/shared_state.h"
 #include "server/uring/buf_ring.h"
 #include "server/uring/buffer_region.h"

@@ -1,4 +1,4 @@
-#include "server/proxy_protocol.h"
+#include "server/protocol/proxy_protocol.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,0 +1,67 @@
+// The state of one proxied connection and its two flows: plain data, shared by the pieces of a
+// worker (intake, upstream, pump, lifecycle) that each drive one phase of it.
+#pragma once
+
+#include <cstdint>
+
+#include "metrics/stats.h"
+
+namespace ringlb::proxy {
+
+struct SnapshotRef;  // server/proxy/snapshot_cache.h
+
+// kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read.
+// kQueued: every backend that is up is at its max-connections; waiting for a turn.
+// kConnecting covers everything between the hand-off and the first proxied byte: asking the
+// socket for the client's address, connecting (and retrying), writing a send-proxy header.
+enum class State : uint8_t { kFree, kProxyHeader, kQueued, kConnecting, kProxying, kClosing };
+enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
+
+// One direction: at most one recv or one send in flight, never both, so a slow reader stalls
+// only its own connection and memory stays bounded (one buffer per direction).
+struct Flow {
+  int32_t buf = -1;      // provided-buffer id holding bytes not yet sent
+  uint32_t len = 0;
+  uint32_t off = 0;
+  int32_t granted = -1;  // a buffer the pool handed to this flow for its next recv (FIFO waiters)
+  bool eof = false;      // the source side sent FIN; SHUT_WR goes (or went) to the other side
+  bool waiting = false;  // queued in the buffer pool for a free buffer
+  // Bytes are likely waiting at the source (the last recv saw IORING_CQE_F_SOCK_NONEMPTY): recv
+  // at once. Otherwise the recv waits for readiness first instead of failing a try.
+  bool expect_data = false;
+};
+
+struct Conn {
+  State state = State::kFree;
+  // Bumped when the slot is freed: completions carry it, so one meant for an earlier client of
+  // this slot (possible only after the kernel dropped completions) is recognised and ignored.
+  uint8_t gen = 0;
+  bool counted = false;          // counted in its backend's active connections
+  bool has_peer_name = false;    // Context::peer_names[id] holds this client's address
+  bool has_proxied_dst = false;  // Context::proxied_dsts[id] holds where the client connected to
+  int client = -1;               // direct slots, -1 when closed
+  int backend = -1;
+  int backend_index = -1;        // in snap->snapshot->backends
+  uint32_t backend_id = 0;       // registry id: stats and shared state
+  uint16_t listener = 0;         // the --listen address the client came in on
+  SnapshotRef* snap = nullptr;
+  uint64_t key_hash = 0;
+  uint32_t attempts = 0;
+  uint64_t tried = 0;            // backends already tried for this client (first 64)
+  uint32_t inflight = 0;         // completions still to come that name this connection
+  metrics::CloseReason first_eof = metrics::CloseReason::k_error;
+  uint64_t last_active_ns = 0;
+  uint64_t connect_start_ns = 0;
+  uint64_t deadline_ns = 0;      // set when a reload removed its backend: closed at the drain deadline
+  uint64_t start_ns = 0;
+  uint32_t accept_us = 0;        // when the acceptor took it (its clock's low 32 bits)
+  uint64_t queued_ns = 0;        // when it entered the queue (kQueued)
+  uint64_t queue_wait_ns = 0;    // time spent queued, in all its turns
+  uint64_t queue_ticket = 0;     // its entry in the admission queue while kQueued
+  uint64_t connected_ns = 0;     // 0: not connected to a backend
+  uint64_t closing_ns = 0;       // when it entered kClosing
+  uint64_t bytes[2] = {0, 0};    // received from the client (kUp) and from the backend (kDown)
+  Flow flow[2];
+};
+
+}  // namespace ringlb::proxy

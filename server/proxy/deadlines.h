@@ -1,0 +1,33 @@
+// When a connection is due to be closed, and why: pure, so the rules are unit-tested without a
+// ring. The worker keeps one timer per connection at its earliest deadline; activity only moves
+// last_active_ns, and a timer that fires early for that reason is simply re-armed (lazily), so
+// the data path never touches the timer wheel.
+#pragma once
+
+#include <cstdint>
+
+#include "metrics/stats.h"
+#include "server/proxy/conn.h"
+
+namespace ringlb::proxy {
+
+struct Timeouts {
+  uint64_t idle_ns = 0;
+  uint64_t fin_ns = 0;
+  uint64_t max_duration_ns = 0;  // 0: none
+  uint64_t queue_ns = 0;
+};
+
+struct Deadline {
+  uint64_t at_ns = UINT64_MAX;  // UINT64_MAX: nothing is due in this state
+  metrics::CloseReason reason = metrics::CloseReason::k_error;
+};
+
+// The earliest deadline of `conn` in its current state.
+Deadline next_deadline(const Conn& conn, const Timeouts& t);
+
+// The deadline that has passed at `now_ns`, if any (at_ns == UINT64_MAX when none). When several
+// have, the reload drain wins, then the maximum duration, then the state's own timeout.
+Deadline expired_deadline(const Conn& conn, const Timeouts& t, uint64_t now_ns);
+
+}  // namespace ringlb::proxy

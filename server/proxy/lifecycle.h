@@ -1,0 +1,62 @@
+// A connection's life in one worker: a slot taken at the hand-off, its deadlines on the timer
+// wheel, and the end: cancel what is in flight, wait for every completion that names it, close
+// both descriptors, free the slot (liburing's proxy.c: cancel, then close).
+#pragma once
+
+#include <cstdint>
+
+#include "metrics/stats.h"
+#include "server/proxy/conn.h"
+#include "server/proxy/deadlines.h"
+
+namespace ringlb::worker {
+struct Context;
+}
+
+namespace ringlb::proxy {
+
+class Lifecycle {
+ public:
+  explicit Lifecycle(worker::Context& ctx);
+  Lifecycle(const Lifecycle&) = delete;
+  Lifecycle& operator=(const Lifecycle&) = delete;
+
+  // Sizes the slots for `capacity` connections.
+  void init(uint32_t capacity);
+  // Takes a free slot for a client that arrived in direct slot `client` from `listener`.
+  // Returns its id, or -1 when every slot is taken.
+  int open(int client, uint16_t listener, uint32_t accept_us);
+
+  // Ends the connection for `reason` (counted and logged once), cancelling what is in flight.
+  void close(uint32_t id, metrics::CloseReason reason);
+  // A completion of a closing connection arrived: frees it once it was the last.
+  void maybe_finish(uint32_t id);
+  // Both sides sent FIN and every forwarded FIN is done: close for the reason of the first.
+  void maybe_close_after_eof(uint32_t id);
+
+  // Counts (or uncounts) the connection in its backend's active connections.
+  void count_backend(Conn& conn, bool on);
+
+  // After a change that may bring the connection's deadline closer (a new state, a half-close,
+  // a reload's drain deadline): moves its timer there. Later deadlines are left for the timer to
+  // find when it fires (lazily), so activity never touches the wheel.
+  void rearm_timer(uint32_t id);
+  // Its timer fired: closes it if a deadline has passed, else re-arms at the next one.
+  void on_timer(uint32_t id);
+  // After lost completions: a closing connection is freed this long from now even if it still
+  // counts completions in flight.
+  void close_grace(uint32_t id);
+  // The drain deadline passed: every connection still open is closed.
+  void close_all(metrics::CloseReason reason);
+
+  const Timeouts& timeouts() const { return timeouts_; }
+
+ private:
+  void free(uint32_t id);
+
+  worker::Context& ctx_;
+  Timeouts timeouts_;
+  std::vector<uint32_t> free_;
+};
+
+}  // namespace ringlb::proxy

@@ -1,0 +1,221 @@
+#include "server/proxy/pump.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "server/proxy/intake.h"
+#include "server/proxy/lifecycle.h"
+#include "server/worker/context.h"
+
+namespace ringlb::proxy {
+namespace {
+
+using metrics::CloseReason;
+
+CloseReason reason_for(int res) {
+  return res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error;
+}
+
+}  // namespace
+
+void Pump::start(uint32_t id) {
+  Conn& conn = ctx_.conns[id];
+  conn.state = State::kProxying;
+  conn.last_active_ns = ctx_.now_ns;
+  ctx_.lifecycle->rearm_timer(id);
+  // Clients usually speak first and may have already; the backend has nothing to say yet.
+  conn.flow[kUp].expect_data = true;
+  arm_flow_recv(id, kUp);
+  arm_flow_recv(id, kDown);
+}
+
+void Pump::arm_recv(uint32_t id, Dir dir, Tag tag, int extra_flags, uint32_t len) {
+  Conn& conn = ctx_.conns[id];
+  Flow& flow = conn.flow[dir];
+  const int fd = dir == kUp ? conn.client : conn.backend;
+  const uint32_t n = len != 0 ? len : ctx_.config.buffer_size;
+  io_uring_sqe* sqe = ctx_.ring.sqe();
+  if (flow.granted >= 0) {
+    // The pool handed this flow a buffer (it waited longest): the recv names it.
+    io_uring_prep_recv(sqe, fd, ctx_.buffers.buffer(static_cast<uint16_t>(flow.granted)), n, extra_flags);
+    sqe->flags |= IOSQE_FIXED_FILE;
+  } else {
+    io_uring_prep_recv(sqe, fd, nullptr, n, extra_flags);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = ctx_.buffers.group();
+  }
+  if (!flow.expect_data) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  sqe->user_data = ctx_.data(tag, id);
+  ++conn.inflight;
+}
+
+void Pump::arm_flow_recv(uint32_t id, Dir dir) {
+  arm_recv(id, dir, dir == kUp ? Tag::kRecvClient : Tag::kRecvBackend);
+}
+
+void Pump::submit_send(uint32_t id, Dir dir) {
+  Conn& conn = ctx_.conns[id];
+  Flow& flow = conn.flow[dir];
+  io_uring_sqe* sqe = ctx_.ring.sqe();
+  // WRITE_FIXED: the bytes sit in the registered region, so the kernel skips pinning them.
+  io_uring_prep_write_fixed(sqe, dir == kUp ? conn.backend : conn.client,
+                            ctx_.buffers.buffer(static_cast<uint16_t>(flow.buf)) + flow.off,
+                            flow.len - flow.off, 0, static_cast<int>(ctx_.index));
+  sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->user_data = ctx_.data(dir == kUp ? Tag::kSendBackend : Tag::kSendClient, id);
+  ++conn.inflight;
+}
+
+void Pump::on_recv(uint32_t id, Dir dir, int res, uint32_t cqe_flags) {
+  Conn& conn = ctx_.conns[id];
+  Flow& flow = conn.flow[dir];
+  --conn.inflight;
+  int32_t buf = take_buffer(cqe_flags);
+  if (flow.granted >= 0) {
+    buf = flow.granted;  // a recv into a granted buffer carries no buffer flag
+    flow.granted = -1;
+  }
+  if (conn.state == State::kClosing) {
+    release_buffer(buf);
+    return ctx_.lifecycle->maybe_finish(id);
+  }
+  if (res > 0) {
+    flow.expect_data = (cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+    flow.buf = buf;
+    flow.len = static_cast<uint32_t>(res);
+    flow.off = 0;
+    conn.last_active_ns = ctx_.now_ns;
+    conn.bytes[dir] += static_cast<uint64_t>(res);
+    metrics::BackendStats& backend = ctx_.stats.backends[conn.backend_id];
+    (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(static_cast<uint64_t>(res));
+    return submit_send(id, dir);
+  }
+  release_buffer(buf);
+  if (res == 0) {
+    // Half-close: pass the FIN on and keep the other direction flowing.
+    if (!conn.flow[kUp].eof && !conn.flow[kDown].eof) {
+      conn.first_eof = dir == kUp ? CloseReason::k_client_eof : CloseReason::k_backend_eof;
+    }
+    flow.eof = true;
+    conn.last_active_ns = ctx_.now_ns;  // the fin timeout counts from the FIN
+    ctx_.lifecycle->rearm_timer(id);
+    if (conn.flow[kUp].eof && conn.flow[kDown].eof) {
+      // Both sides are done: the close that follows sends this FIN, no shutdown needed.
+      return ctx_.lifecycle->maybe_close_after_eof(id);
+    }
+    // The kernel always runs SHUTDOWN from io-wq and looks the slot up only then, so it must
+    // complete before the slot may be closed (and reused): it is waited for like any other op.
+    // It is queued last in this batch (submit_shutdowns); counting it now keeps the slot open.
+    shutdowns_.push_back({id, static_cast<uint8_t>(dir), conn.gen});
+    ++conn.inflight;
+    return;
+  }
+  if (res == -ENOBUFS) return wait_for_buffer(id, dir);
+  ctx_.lifecycle->close(id, reason_for(res));
+}
+
+void Pump::on_send(uint32_t id, Dir dir, int res) {
+  Conn& conn = ctx_.conns[id];
+  Flow& flow = conn.flow[dir];
+  --conn.inflight;
+  if (conn.state == State::kClosing || res <= 0) {
+    release_buffer(flow.buf);
+    flow.buf = -1;
+    if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
+    return ctx_.lifecycle->close(id, reason_for(res));
+  }
+  conn.last_active_ns = ctx_.now_ns;
+  flow.off += static_cast<uint32_t>(res);
+  if (flow.off < flow.len) return submit_send(id, dir);  // short write: send the rest, in order
+  const int32_t buf = flow.buf;
+  flow.buf = -1;
+  // Others waited for a buffer: the one just freed went to the oldest of them, and this flow
+  // queues behind them rather than overtake.
+  if (release_buffer(buf)) return wait_for_buffer(id, dir);
+  arm_flow_recv(id, dir);
+}
+
+void Pump::on_shutdown(uint32_t id) {
+  Conn& conn = ctx_.conns[id];
+  --conn.inflight;
+  if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
+  ctx_.lifecycle->maybe_close_after_eof(id);
+}
+
+void Pump::submit_shutdowns() {
+  // SHUTDOWNs go last in the batch: the io-wq thread that runs one takes this ring's lock to
+  // look up the fixed slot, and the lock is free once this thread is done submitting. Queued
+  // in between, io-wq spun on the lock (a third of its time at 1000 connections).
+  for (const worker::FlowRef& w : shutdowns_) {
+    const Conn& conn = ctx_.conns[w.conn];
+    io_uring_sqe* sqe = ctx_.ring.sqe();
+    io_uring_prep_shutdown(sqe, w.dir == kUp ? conn.backend : conn.client, SHUT_WR);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = ctx_.data(Tag::kShutdown, w.conn);
+  }
+  shutdowns_.clear();
+}
+
+bool Pump::still_waiting(worker::FlowRef ref) const {
+  const Conn& conn = ctx_.conns[ref.conn];
+  return conn.gen == ref.gen && conn.flow[ref.dir].waiting &&
+         (conn.state == State::kProxying || conn.state == State::kProxyHeader);
+}
+
+int32_t Pump::take_buffer(uint32_t cqe_flags) {
+  if (!(cqe_flags & IORING_CQE_F_BUFFER)) return -1;
+  ctx_.pool->took_from_ring();
+  ctx_.stats.buffers_in_use.add();
+  return static_cast<int32_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
+bool Pump::release_buffer(int32_t buf) {
+  if (buf < 0) return false;
+  const worker::BufferPool::Release r =
+      ctx_.pool->release([this](worker::FlowRef ref) { return still_waiting(ref); });
+  if (r.to_waiter) {
+    resume(r.waiter, buf);  // still in use: it is the waiter's now
+    return true;
+  }
+  ctx_.buffers.recycle(static_cast<uint16_t>(buf));
+  ctx_.stats.buffers_in_use.sub();
+  return false;
+}
+
+void Pump::wait_for_buffer(uint32_t id, Dir dir) {
+  Conn& conn = ctx_.conns[id];
+  ctx_.stats.buffer_waits.add();
+  if (!ctx_.pool->wait({id, static_cast<uint8_t>(dir), conn.gen})) {
+    // A buffer came back to the ring while that recv was on its way: try again now.
+    if (conn.state == State::kProxyHeader) return ctx_.intake->peek(id);
+    return arm_flow_recv(id, dir);
+  }
+  conn.flow[dir].waiting = true;
+}
+
+void Pump::resume(worker::FlowRef ref, int32_t buf) {
+  Conn& conn = ctx_.conns[ref.conn];
+  Flow& flow = conn.flow[ref.dir];
+  flow.waiting = false;
+  flow.granted = buf;
+  // A client still sending its PROXY header waits like a proxied one; its reader peeks.
+  if (conn.state == State::kProxyHeader) return ctx_.intake->peek(ref.conn);
+  arm_flow_recv(ref.conn, static_cast<Dir>(ref.dir));
+}
+
+void Pump::unstick_waiters() {
+  uint32_t n = ctx_.pool->in_ring();
+  worker::FlowRef ref;
+  while (n-- > 0 && ctx_.pool->pop([this](worker::FlowRef r) { return still_waiting(r); }, &ref)) {
+    Conn& conn = ctx_.conns[ref.conn];
+    conn.flow[ref.dir].waiting = false;
+    if (conn.state == State::kProxyHeader) {
+      ctx_.intake->peek(ref.conn);
+    } else {
+      arm_flow_recv(ref.conn, static_cast<Dir>(ref.dir));
+    }
+  }
+}
+
+}  // namespace ringlb::proxy

@@ -1,0 +1,51 @@
+// The balancer snapshots one worker uses, each with its picker. A reload publishes a new
+// snapshot: new connections pick from it, and connections keep the one they picked from until
+// they end, so a reload never pulls a backend out from under them.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+
+#include "balancer/picker.h"
+#include "balancer/snapshot.h"
+#include "server/acl.h"
+
+namespace ringlb::worker {
+struct Context;
+}
+
+namespace ringlb::proxy {
+
+struct SnapshotRef {
+  std::shared_ptr<const balancer::Snapshot> snapshot;
+  std::unique_ptr<balancer::Picker> picker;
+  uint32_t conns = 0;
+  // The client's address is asked for first: Maglev hashes it, a PROXY header carries it, the
+  // ACL checks it, the access log names it.
+  bool needs_peer_name = false;
+  std::shared_ptr<const Acl> acl;  // published with this snapshot
+};
+
+class SnapshotCache {
+ public:
+  explicit SnapshotCache(worker::Context& ctx) : ctx_(ctx) {}
+  SnapshotCache(const SnapshotCache&) = delete;
+  SnapshotCache& operator=(const SnapshotCache&) = delete;
+
+  // The newest snapshot, taken by one more connection.
+  SnapshotRef* acquire();
+  void release(SnapshotRef* ref);
+  // Notices a reload (if any) without taking a reference: gives connections to backends the new
+  // snapshot dropped their drain deadline.
+  void refresh();
+
+ private:
+  SnapshotRef* current();
+
+  worker::Context& ctx_;
+  std::list<SnapshotRef> refs_;  // back() is the newest; older ones live while used
+  uint64_t version_ = 0;
+};
+
+}  // namespace ringlb::proxy

@@ -1,0 +1,67 @@
+#include "server/worker/slot_audit.h"
+
+#include <sys/socket.h>
+
+#include <cstdio>
+
+#include "server/proxy/intake.h"
+#include "server/uring/compat.h"
+#include "server/worker/context.h"
+
+namespace ringlb::worker {
+
+void SlotAudit::on_lost_handoff(uint32_t listener) {
+  lost_.push_back(listener);
+  if (pending_ > 0) {
+    again_ = true;
+    return;
+  }
+  start();
+}
+
+void SlotAudit::start() {
+  const unsigned slots = ctx_.table.size();
+  std::vector<bool> in_use(slots, false);
+  for (const proxy::Conn& conn : ctx_.conns) {
+    if (conn.client >= 0) in_use[static_cast<size_t>(conn.client)] = true;
+    if (conn.backend >= 0) in_use[static_cast<size_t>(conn.backend)] = true;
+  }
+  probe_out_.assign(slots, 0);
+  for (unsigned slot = 0; slot < slots; ++slot) {
+    if (in_use[slot]) continue;
+    io_uring_sqe* sqe = ctx_.ring.sqe();
+    uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, static_cast<int>(slot), SOL_SOCKET,
+                                SO_DOMAIN, &probe_out_[slot], sizeof(int));
+    sqe->user_data = ctx_.data_plain(Tag::kAuditProbe, slot);
+    ++pending_;
+  }
+}
+
+bool SlotAudit::held(int slot) const {
+  for (const proxy::Conn& conn : ctx_.conns) {
+    if (conn.client == slot || conn.backend == slot) return true;
+  }
+  return false;
+}
+
+void SlotAudit::on_probe(uint32_t slot, int res) {
+  --pending_;
+  // -EBADF: an empty slot. A socket in a slot nobody claimed is the lost hand-off.
+  if (res >= 0 && !held(static_cast<int>(slot))) {
+    const uint32_t listener = lost_.empty() ? 0 : lost_.front();
+    if (!lost_.empty()) lost_.pop_front();
+    ++recovered_;
+    ctx_.stats.lost_handoffs_recovered.add();
+    fprintf(stderr, "ringlb: worker %u: recovered a hand-off whose completion was lost (slot %u)\n",
+            ctx_.index, slot);
+    ctx_.intake->on_handoff(static_cast<int>(slot), listener, ctx_.now_us);
+  }
+  if (pending_ > 0) return;
+  if (again_) {
+    again_ = false;
+    return start();
+  }
+  lost_.clear();  // found by an earlier pass, or the client was gone before it could be found
+}
+
+}  // namespace ringlb::worker
