@@ -63,6 +63,7 @@ class HealthChecker {
   std::array<Check, balancer::BackendRegistry::kCapacity> checks_{};
   std::atomic<bool> stopping_{false};
   uint32_t in_flight_ = 0;
+  bool completions_lost_ = false;  // the kernel dropped CQEs: in_flight_ can no longer reach 0
   uint64_t now_ns_ = 0;
   uint32_t now_us_ = 0;
   __kernel_timespec tick_ts_{};
