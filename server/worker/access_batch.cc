@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include "server/access_log.h"
-#include "server/proxy/snapshot_cache.h"
+#include "server/proxy/snapshot_ref.h"
 #include "server/worker/context.h"
 
 namespace ringlb::worker {

@@ -1,5 +1,7 @@
 #include "server/worker/admission_queue.h"
 
+#include <iterator>
+
 namespace ringlb::worker {
 
 uint64_t AdmissionQueue::push(uint32_t id, uint32_t accept_us) {

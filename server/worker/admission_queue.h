@@ -3,6 +3,7 @@
 // Pure: no io_uring; the worker says who may go and starts their connects.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 

@@ -7,6 +7,7 @@
 // buffer skips the ring and goes to the oldest waiter, whose recv then names that buffer.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 

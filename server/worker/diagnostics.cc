@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "server/control.h"
-#include "server/proxy/snapshot_cache.h"
+#include "server/proxy/snapshot_ref.h"
 #include "server/uring/compat.h"
 #include "server/worker/context.h"
 

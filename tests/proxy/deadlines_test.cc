@@ -1,0 +1,97 @@
+// When a connection is due, and why, in each state: the rules the timer wheel serves.
+#include "server/proxy/deadlines.h"
+
+#include <gtest/gtest.h>
+
+namespace ringlb::proxy {
+namespace {
+
+using metrics::CloseReason;
+
+constexpr uint64_t kS = 1'000'000'000ULL;
+
+Timeouts timeouts() {
+  Timeouts t;
+  t.idle_ns = 300 * kS;
+  t.fin_ns = 30 * kS;
+  t.queue_ns = 2 * kS;
+  return t;
+}
+
+Conn proxying(uint64_t start, uint64_t active) {
+  Conn c;
+  c.state = State::kProxying;
+  c.start_ns = start;
+  c.last_active_ns = active;
+  return c;
+}
+
+TEST(Deadlines, IdleCountsFromTheLastActivity) {
+  const Conn c = proxying(0, 100 * kS);
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 400 * kS);
+  EXPECT_EQ(d.reason, CloseReason::k_idle_timeout);
+  EXPECT_EQ(expired_deadline(c, timeouts(), 399 * kS).at_ns, UINT64_MAX);
+  EXPECT_EQ(expired_deadline(c, timeouts(), 400 * kS).reason, CloseReason::k_idle_timeout);
+}
+
+TEST(Deadlines, AHalfClosedConnectionHasTheShorterFinTimeout) {
+  Conn c = proxying(0, 10 * kS);
+  c.flow[kDown].eof = true;
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 40 * kS);
+  EXPECT_EQ(d.reason, CloseReason::k_fin_timeout);
+  Timeouts longer_fin = timeouts();
+  longer_fin.fin_ns = 600 * kS;  // a fin timeout longer than idle does not extend it
+  EXPECT_EQ(next_deadline(c, longer_fin).reason, CloseReason::k_idle_timeout);
+}
+
+TEST(Deadlines, QueuedClientsHaveTheQueueTimeoutOnly) {
+  Conn c;
+  c.state = State::kQueued;
+  c.queued_ns = 5 * kS;
+  c.last_active_ns = 0;
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 7 * kS);
+  EXPECT_EQ(d.reason, CloseReason::k_queue_timeout);
+}
+
+TEST(Deadlines, AProxyHeaderMustBeWholeWithinTheIdleTimeoutFromTheStart) {
+  Conn c;
+  c.state = State::kProxyHeader;
+  c.start_ns = c.last_active_ns = 1 * kS;
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, 301 * kS);
+}
+
+TEST(Deadlines, ConnectingHasNoneButMaxDurationAndDrain) {
+  Conn c;
+  c.state = State::kConnecting;
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, UINT64_MAX);
+  Timeouts t = timeouts();
+  t.max_duration_ns = 60 * kS;
+  EXPECT_EQ(next_deadline(c, t).at_ns, 60 * kS);
+  EXPECT_EQ(next_deadline(c, t).reason, CloseReason::k_max_duration);
+  c.deadline_ns = 20 * kS;
+  EXPECT_EQ(next_deadline(c, t).at_ns, 20 * kS);
+  EXPECT_EQ(next_deadline(c, t).reason, CloseReason::k_drain);
+}
+
+TEST(Deadlines, WhenSeveralHavePassedDrainWinsThenMaxDuration) {
+  Conn c = proxying(0, 0);
+  Timeouts t = timeouts();
+  t.max_duration_ns = 100 * kS;
+  EXPECT_EQ(expired_deadline(c, t, 1000 * kS).reason, CloseReason::k_max_duration);
+  c.deadline_ns = 500 * kS;
+  EXPECT_EQ(expired_deadline(c, t, 1000 * kS).reason, CloseReason::k_drain);
+}
+
+TEST(Deadlines, ClosingAndFreeConnectionsHaveNone) {
+  Conn c = proxying(0, 0);
+  c.state = State::kClosing;
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, UINT64_MAX);
+  c.state = State::kFree;
+  EXPECT_EQ(expired_deadline(c, timeouts(), UINT64_MAX - 1).at_ns, UINT64_MAX);
+}
+
+}  // namespace
+}  // namespace ringlb::proxy
