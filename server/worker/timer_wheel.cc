@@ -29,6 +29,12 @@ void TimerWheel::schedule(uint32_t id, uint64_t deadline_ns) {
     ++size_;
   }
   deadline_[id] = deadline_ns;
+  if (size_ == 1) {  // was empty
+    hint_ns_ = deadline_ns;
+    hint_valid_ = true;
+  } else if (deadline_ns < hint_ns_) {
+    hint_ns_ = deadline_ns;
+  }
   if (advancing_ && deadline_ns <= advance_now_ns_) {
     push(deferred_list_, id);
     return;
@@ -70,6 +76,7 @@ void TimerWheel::release_deferred() {
 uint64_t TimerWheel::next_expiry_hint() const {
   if (size_ == 0) return UINT64_MAX;
   if (heads_[deferred_list_] != kNone || heads_[walk_list_] != kNone) return 0;  // inside advance()
+  if (hint_valid_) return hint_ns_;
   // The cursor's slot may hold timers already due; any later slot, i positions on, holds only
   // ticks >= cursor + i, i.e. deadlines > (cursor + i - 1) * resolution. Stop once that bound
   // passes the best found: the walk is short when the wheel is busy, one revolution at most.
@@ -80,6 +87,8 @@ uint64_t TimerWheel::next_expiry_hint() const {
     const uint64_t bound = slot_min_[tick & mask_];
     if (bound < best) best = bound;
   }
+  hint_ns_ = best;
+  hint_valid_ = true;
   return best;
 }
 

@@ -11,10 +11,10 @@ namespace ringlb::worker {
 // One timer per id (a connection index, 0 <= id < capacity). Hashed timing wheel: schedule and
 // cancel are O(1); advance() visits only the slots whose time has come.
 //
-// Slot k of the wheel's timeline covers deadlines in ((k-1)*resolution, k*resolution]: a deadline is
-// rounded up to its slot's boundary to pick the slot, and advance() still compares the exact
-// deadline, so a timer fires at the first advance() whose now_ns reaches its deadline: never early,
-// never a slot late. Not thread-safe (one per worker); fire must not throw.
+// Tick k of the wheel's timeline (slot k & (slots-1)) holds deadlines in ((k-1)*res, k*res]: a
+// deadline is rounded up to a slot boundary to pick its slot, and advance() still compares the
+// exact deadline, so a timer fires at the first advance() whose now_ns reaches its deadline: never
+// early, never a slot late. Not thread-safe (one per worker); fire must not throw.
 class TimerWheel {
  public:
   // resolution_ns: the width of one slot (deadlines are rounded UP to a slot boundary, so a timer
@@ -50,7 +50,7 @@ class TimerWheel {
     return deadline_ns / resolution_ns_ + (deadline_ns % resolution_ns_ != 0 ? 1 : 0);
   }
   void push(uint32_t list, uint32_t id);  // front of list; sets list_[id]
-  void unlink(uint32_t id);               // from whatever list holds it; leaves list_[id] stale
+  void unlink(uint32_t id);               // from the list holding it; list_[id] left as it was
   void remove(uint32_t id);               // unlink, keeping slot_min_ of an emptied slot exact
   template <typename Fire> size_t walk_slot(uint32_t slot, uint64_t now_ns, Fire& fire);
   void release_deferred();  // into the cursor's slot, due at the next advance()
@@ -78,8 +78,13 @@ class TimerWheel {
   // The first tick advance() has not finished with: its slot may still hold timers due later in
   // that tick. Every armed timer not yet due lives at a tick >= cursor_tick_.
   uint64_t cursor_tick_;
-  bool advancing_ = false;
+  bool advancing_ = false;  // with advance_now_ns_: schedule() defers timers already due
   uint64_t advance_now_ns_ = 0;
+  // next_expiry_hint()'s last answer, kept while it stays a lower bound (schedule lowers it,
+  // cancel and fire only raise the true earliest) and still in the future: its walk can cover a
+  // revolution when the nearest deadline is far, and the loop asks on every iteration.
+  mutable uint64_t hint_ns_ = UINT64_MAX;
+  mutable bool hint_valid_ = true;
 };
 
 inline void TimerWheel::push(uint32_t list, uint32_t id) {
@@ -150,6 +155,7 @@ size_t TimerWheel::advance(uint64_t now_ns, Fire&& fire) {
   }
   advancing_ = false;
   release_deferred();
+  if (hint_ns_ <= now_ns) hint_valid_ = false;  // passed: would have the loop spin
   return fired;
 }
 

@@ -23,10 +23,10 @@ using proxy::kDown;
 using proxy::kUp;
 
 constexpr uint64_t kTickNs = 200'000'000;
-// The timer wheel: 50 ms slots, 8192 of them (a revolution is 6.8 minutes, longer than the
+// The timer wheel: 10 ms slots, 32768 of them (a revolution is 5.5 minutes, longer than the
 // default 5-minute idle timeout, so an idle connection's timer is looked at once per timeout).
-constexpr uint64_t kWheelResolutionNs = 50'000'000;
-constexpr uint32_t kWheelSlots = 8192;
+constexpr uint64_t kWheelResolutionNs = 10'000'000;
+constexpr uint32_t kWheelSlots = 32768;
 // Hand-offs the acceptor can have on their way to one worker at once: its accepted slots.
 constexpr unsigned kHandoffBurst = 4096;
 
