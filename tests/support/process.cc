@@ -135,7 +135,10 @@ RinglbProcess::~RinglbProcess() {
 }
 
 bool RinglbProcess::start(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{runfile("server/ringlb")};
+  // RINGLB_BINARY runs the suite against another build (an older one, to show that a test fails
+  // without the fix it covers).
+  const char* other = getenv("RINGLB_BINARY");
+  std::vector<std::string> argv{other != nullptr ? std::string(other) : runfile("server/ringlb")};
   bool has_metrics = false;
   for (const std::string& a : args) {
     argv.push_back(a);
