@@ -158,6 +158,11 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(f));
     add_single(&out, "ringlb_handoff_retries_total", "Hand-offs retried on another worker.",
                MetricType::Counter, static_cast<double>(a.handoff_retries.get()));
+    uint64_t recovered = 0;
+    for (const auto& w : r.workers) recovered += w->lost_handoffs_recovered.get();
+    add_single(&out, "ringlb_lost_handoffs_recovered_total",
+               "Hand-offs a worker got without a completion (msg_ring -EOVERFLOW), found by its audit and served.",
+               MetricType::Counter, static_cast<double>(recovered));
   }
   {
     MetricFamily f = family("ringlb_slow_path_fd_installs_total",

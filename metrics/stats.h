@@ -95,6 +95,7 @@ struct alignas(64) WorkerStats {
   LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
   LocalCounter buffers_in_use;  // gauge: provided buffers holding bytes not yet sent
   LocalCounter fd_installs_diagnostics;  // slow path: regular fds made for `ctl connections`
+  LocalCounter lost_handoffs_recovered;  // hand-offs without a completion, found by an audit
   std::vector<BackendStats> backends;  // by backend registry id
 
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }

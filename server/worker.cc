@@ -12,7 +12,7 @@
 
 #include "balancer/hash.h"
 #include "server/clock.h"
-#include "server/control.h"
+#include "server/control/diagnostics.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {
@@ -194,6 +194,8 @@ void Worker::handle(const io_uring_cqe* cqe) {
   }
   switch (tag) {
     case Tag::kHandoff: return on_handoff(cqe->res, id, time_of(data));
+    case Tag::kLostHandoff: return on_lost_handoff(id, time_of(data));
+    case Tag::kAuditProbe: return on_audit_probe(id, cqe->res);
     case Tag::kPeerName: return on_peer_name(id, cqe->res);
     case Tag::kRecvProxyHeader: return on_client_header(id, cqe->res, cqe->flags);
     case Tag::kControl: return on_control(id);
@@ -327,6 +329,55 @@ void Worker::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
     return arm_recv(id, kUp);
   }
   identify_client(id);
+}
+
+// A lost hand-off: the acceptor's msg_ring installed a client descriptor in a slot of this ring's
+// table that the kernel picked, but posted no completion (msg_ring -EOVERFLOW), so nothing here
+// knows the slot. Every slot that no connection holds (client or backend side) is probed with a
+// getsockopt(SO_DOMAIN): an empty slot answers -EBADF. Race-free: hand-offs are installed by
+// this thread's task_work and post their completion at install, and socket_direct_alloc
+// completes inline, so a slot filled before a probe ran has its completion ahead of the probe's
+// in the CQ and is held (or closed) by the time the probe's completion is handled.
+void Worker::on_lost_handoff(uint32_t listener, uint32_t stamp_us) {
+  const unsigned slots = table_slots(slot_.capacity);
+  std::vector<bool> held(slots, false);
+  for (const Conn& conn : conns_) {
+    if (conn.client >= 0) held[static_cast<size_t>(conn.client)] = true;
+    if (conn.backend >= 0) held[static_cast<size_t>(conn.backend)] = true;
+  }
+  Audit audit{listener, stamp_us, 0};
+  for (unsigned slot = 0; slot < slots; ++slot) {
+    if (held[slot]) continue;
+    io_uring_sqe* sqe = ring_.sqe();
+    uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, static_cast<int>(slot), SOL_SOCKET,
+                                SO_DOMAIN, &audit_value_, sizeof(audit_value_));
+    sqe->user_data = data(Tag::kAuditProbe, slot);
+    ++audit.probes;
+  }
+  if (audit.probes > 0) audits_.push_back(audit);
+}
+
+// One probe of an audit (on_lost_handoff). A slot that is open, that no connection holds and
+// that this worker has not closed since the audit began holds the lost descriptor: it is served
+// like any hand-off from the audit's listener. (A slot closed meanwhile was a hand-off that
+// arrived while this worker was full; its close was queued after the probe ran.)
+void Worker::on_audit_probe(uint32_t slot, int res) {
+  if (audits_.empty()) return;
+  Audit& audit = audits_.front();
+  const uint32_t listener = audit.listener;
+  const uint32_t stamp_us = audit.stamp_us;
+  if (--audit.probes == 0) audits_.pop_front();
+  const int s = static_cast<int>(slot);
+  bool orphan = res >= 0;
+  for (const Conn& conn : conns_) {
+    if (!orphan) break;
+    orphan = conn.client != s && conn.backend != s;
+  }
+  for (int closed : closed_during_audit_) orphan = orphan && closed != s;
+  if (audits_.empty()) closed_during_audit_.clear();
+  if (!orphan) return;
+  stats_.lost_handoffs_recovered.add();
+  on_handoff(s, listener, stamp_us);
 }
 
 void Worker::on_client_header(uint32_t id, int res, uint32_t flags) {
@@ -934,6 +985,7 @@ void Worker::close_slot(int slot) {
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
   quiet(sqe, Tag::kQuietClose);
   stats_.open_slots.sub();
+  if (!audits_.empty()) closed_during_audit_.push_back(slot);  // see on_audit_probe
 }
 
 void Worker::arm_tick() {

@@ -126,6 +126,11 @@ class Worker {
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
   void on_handoff(int res, uint32_t listener, uint32_t stamp_us);
+  // Lost hand-offs (msg_ring -EOVERFLOW: a descriptor installed here without its completion).
+  // The acceptor says so with a kLostHandoff message; every slot no connection holds is probed,
+  // and one that turns out open is adopted as a hand-off from `listener`. See worker.cc.
+  void on_lost_handoff(uint32_t listener, uint32_t stamp_us);
+  void on_audit_probe(uint32_t slot, int res);
   // accept-proxy: the client's PROXY header, read by arm_recv(kUp) (several recvs if it arrives
   // in pieces).
   void on_client_header(uint32_t id, int res, uint32_t flags);
@@ -228,6 +233,16 @@ class Worker {
   uint32_t diagnostics_pending_ = 0;
   std::string diagnostics_;
   __kernel_timespec connect_ts_{};
+
+  // Lost hand-off audits in progress, oldest first (their probes complete in this order).
+  struct Audit {
+    uint32_t listener = 0;
+    uint32_t stamp_us = 0;
+    uint32_t probes = 0;  // still to complete
+  };
+  std::deque<Audit> audits_;
+  std::vector<int> closed_during_audit_;  // slots close_slot() closed while an audit ran
+  int audit_value_ = 0;                   // the probes' SO_DOMAIN answers (unused)
 };
 
 }  // namespace ringlb

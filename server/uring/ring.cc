@@ -40,6 +40,10 @@ io_uring_sqe* Ring::sqe() {
   return sqe;
 }
 
+void Ring::reserve(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+}
+
 int Ring::submit_and_wait_one() {
   const int ret = io_uring_submit_and_wait(&ring_, 1);
   return ret >= 0 || ret == -EINTR || ret == -ETIME || ret == -EBUSY ? 0 : ret;

@@ -39,6 +39,9 @@ class Ring {
 
   // Never null: when the SQ is full it submits what is queued first.
   io_uring_sqe* sqe();
+  // Guarantees that the next `n` sqe() calls land in one submission batch (submitting what is
+  // queued first if fewer than `n` entries are free), so a link chain is never split.
+  void reserve(unsigned n);
   int submit() { return io_uring_submit(&ring_); }
 
   // One event-loop wait: submits what is queued and waits for at least one completion.

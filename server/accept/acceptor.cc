@@ -1,4 +1,4 @@
-#include "server/acceptor.h"
+#include "server/accept/acceptor.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,10 +8,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "server/clock.h"
-#include "server/control.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {
@@ -23,13 +23,34 @@ using metrics::Op;
 constexpr unsigned kAcceptSlots = 4096;
 // One hand-off in this many posts its success completion, so msg_ring latency is measured.
 constexpr uint32_t kSampleEvery = 64;
+// In a kMsgRing index, beside the slot: this hand-off was sent without a target completion
+// (RINGLB_FAULT_LOST_HANDOFF_EVERY), so its success stands for a msg_ring -EOVERFLOW.
+constexpr uint32_t kLostInjected = 1u << 23;
+// The SQ entries of the acceptor ring, unless RINGLB_TEST_ACCEPTOR_SQ_ENTRIES says otherwise.
+constexpr unsigned kSqEntries = 512;
+
+// A test-only setting from the environment: a positive number, or 0 when unset or invalid.
+uint32_t env_count(const char* name) {
+  const char* text = getenv(name);
+  if (text == nullptr) return 0;
+  char* end = nullptr;
+  const unsigned long n = strtoul(text, &end, 10);
+  return end != text && *end == '\0' && n < (1ul << 20) ? static_cast<uint32_t>(n) : 0;
+}
 
 }  // namespace
 
 Acceptor::Acceptor(SharedState& shared)
-    : shared_(shared), stats_(shared.registry->acceptor) {}
+    : shared_(shared),
+      stats_(shared.registry->acceptor),
+      control_(shared, ring_, shared.registry->acceptor),
+      fault_lost_every_(env_count("RINGLB_FAULT_LOST_HANDOFF_EVERY")),
+      fault_fail_every_(env_count("RINGLB_FAULT_HANDOFF_FAIL_EVERY")) {
+  control_.set_on_handed_over([this] { begin_drain(); });
+}
 
-int Acceptor::make_listener(const Address& addr, Address* bound, std::string* error) {
+int Acceptor::make_listener(const ListenConfig& listen, Address* bound, std::string* error) {
+  const Address& addr = listen.address;
   const std::string name = addr.to_string();
   auto fail = [&](const char* step, int ret) {
     *error = "cannot listen on " + name + ": " + step + ": " + strerror(-ret);
@@ -40,19 +61,22 @@ int Acceptor::make_listener(const Address& addr, Address* bound, std::string* er
   });
   if (slot < 0) return fail("socket", slot);
   static const int kOne = 1;
-  auto setopt = [&](int level, int name_opt) {
+  static const int kZero = 0;
+  auto setopt = [&](int level, int name_opt, const int* value) {
     return uring::run_one(ring_, [&](io_uring_sqe* sqe) {
       uring::prep_cmd_sock_direct(sqe, uring::kSocketOpSetsockopt, slot, level, name_opt,
-                                  const_cast<int*>(&kOne), sizeof(kOne));
+                                  const_cast<int*>(value), sizeof(int));
     });
   };
-  int ret = setopt(SOL_SOCKET, SO_REUSEADDR);
+  int ret = setopt(SOL_SOCKET, SO_REUSEADDR, &kOne);
   if (ret < 0) return fail("SO_REUSEADDR", ret);
   // Accepted sockets inherit TCP_NODELAY from the listener: no extra op per connection.
-  ret = setopt(IPPROTO_TCP, TCP_NODELAY);
+  ret = setopt(IPPROTO_TCP, TCP_NODELAY, &kOne);
   if (ret < 0) return fail("TCP_NODELAY", ret);
   if (addr.family() == AF_INET6) {
-    ret = setopt(IPPROTO_IPV6, IPV6_V6ONLY);
+    // Dual-stack unless the listener says v6only (as HAProxy's `v6only`), and set either way:
+    // the system default (net.ipv6.bindv6only) must not decide it.
+    ret = setopt(IPPROTO_IPV6, IPV6_V6ONLY, listen.v6only ? &kOne : &kZero);
     if (ret < 0) return fail("IPV6_V6ONLY", ret);
   }
   ret = uring::run_one(ring_, [&](io_uring_sqe* sqe) {
@@ -82,7 +106,9 @@ int Acceptor::make_listener(const Address& addr, Address* bound, std::string* er
 
 int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, std::string* error) {
   uring::RingOptions options;
-  options.entries = 512;
+  // RINGLB_TEST_ACCEPTOR_SQ_ENTRIES (test-only): a small SQ makes Ring::sqe() submit mid-batch.
+  const uint32_t test_entries = env_count("RINGLB_TEST_ACCEPTOR_SQ_ENTRIES");
+  options.entries = test_entries != 0 ? test_entries : kSqEntries;
   options.cq_entries = 8192;
   if (int ret = ring_.init(options); ret < 0) {
     *error = std::string("cannot create the acceptor ring: ") + strerror(-ret);
@@ -118,7 +144,7 @@ int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, st
       }
       bound = inherited[static_cast<size_t>(match)].address;
     } else {
-      slot = make_listener(addr, &bound, error);
+      slot = make_listener(listen, &bound, error);
       if (slot < 0) return slot;  // the ring's teardown closes the listeners made so far
     }
     taken_slot[static_cast<size_t>(slot)] = true;
@@ -129,20 +155,9 @@ int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, st
 }
 
 int Acceptor::open_control(const std::string& path, std::string* error) {
-  const int fd = listen_unix(path);
-  if (fd < 0) {
-    *error = "cannot serve the control socket " + path + ": " + strerror(-fd);
-    return fd;
-  }
-  control_fd_ = fd;
-  arm_control_accept();
-  return 0;
-}
-
-void Acceptor::arm_control_accept() {
-  io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_multishot_accept(sqe, control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  sqe->user_data = data(Tag::kControlAccept, 0);
+  std::vector<int> slots;
+  for (const Listener& l : listeners_) slots.push_back(l.slot);
+  return control_.open(path, std::move(slots), bound_, error);
 }
 
 void Acceptor::arm_accept(uint32_t listener) {
@@ -180,54 +195,37 @@ int Acceptor::run(int signal_fd) {
           break;
         case Tag::kMsgRing:
           stats_.op(Op::k_msg_ring).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          if (cqe->res < 0) on_msg_ring_failed(static_cast<int>(index), cqe->res);
+          on_msg_ring_done(index, cqe->res);
           break;
         case Tag::kQuietCloseAccepted:
           // -ECANCELED: the msg_ring before it failed and kept the slot open for a retry.
           if (cqe->res >= 0) stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
           break;
+        case Tag::kLostHandoffChained:
+          // -ECANCELED: the hand-off before it failed, and is retried; otherwise the worker has
+          // the descriptor but not the message, and the close after it was cancelled.
+          if (cqe->res != -ECANCELED) {
+            const Pending& p = pending_[index];
+            close_slot(static_cast<int>(index));
+            tell_lost({p.worker, p.listener});
+          }
+          break;
+        case Tag::kLostHandoffMessage:
+          on_lost_message_done(index, cqe->res);
+          break;
         case Tag::kDrainNotify:
           --in_flight_;
           break;
-        case Tag::kControlAccept:
-          on_control_accept(cqe->res, cqe->flags);
-          break;
-        case Tag::kControlRecv:
-          on_control_recv(cqe->res);
-          break;
-        case Tag::kInstall:
-          on_install(index, cqe->res);
-          break;
-        case Tag::kDiagDone:
-          on_diagnostics_done();
-          break;
-        case Tag::kDiagRequest:
-          // The message did not reach that worker (it has stopped): it will not answer, so count
-          // it as answered with nothing rather than leave the ctl client waiting.
-          on_diagnostics_done();
-          break;
         case Tag::kSignal:
-          if (cqe->res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP) {
-            if (reload_ && !draining_) reload_();
-            io_uring_sqe* s = ring_.sqe();
-            io_uring_prep_read(s, signal_fd, &siginfo_, sizeof(siginfo_), 0);
-            s->user_data = data(Tag::kSignal, 0);
-          } else if (cqe->res == sizeof(signalfd_siginfo) &&
-              (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT)) {
-            fprintf(stderr, "ringlb: %s: no longer accepting; draining for up to %lldms\n",
-                    strsignal(static_cast<int>(siginfo_.ssi_signo)),
-                    static_cast<long long>(shared_.config.drain_timeout.count()));
-            begin_drain();
-          } else {
-            io_uring_sqe* s = ring_.sqe();
-            io_uring_prep_read(s, signal_fd, &siginfo_, sizeof(siginfo_), 0);
-            s->user_data = data(Tag::kSignal, 0);
-          }
+          on_signal(cqe->res, signal_fd);
           break;
         default:
+          control_.handle(cqe, now_us_);
           break;
       }
     });
+    // Outside the reap: a message that failed is retried on the next iteration, not at once.
+    send_lost_handoffs();
     if (draining_ && !drain_sent_ && accepts_armed_ == 0) {
       // Every multishot accept has posted its last completion and every connection it took was
       // handed off (hand-offs are issued when submitted), so these messages queue behind them in
@@ -240,9 +238,29 @@ int Acceptor::run(int signal_fd) {
       }
       drain_sent_ = true;
     }
-    if (drain_sent_ && in_flight_ == 0 && control_conn_ < 0) break;
+    if (drain_sent_ && in_flight_ == 0 && lost_in_flight_.size() == lost_free_.size() &&
+        control_.idle()) {
+      break;
+    }
   }
   return 0;
+}
+
+void Acceptor::on_signal(int res, int signal_fd) {
+  const bool stop = res == sizeof(signalfd_siginfo) &&
+                    (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT);
+  if (stop) {
+    fprintf(stderr, "ringlb: %s: no longer accepting; draining for up to %lldms\n",
+            strsignal(static_cast<int>(siginfo_.ssi_signo)),
+            static_cast<long long>(shared_.config.drain_timeout.count()));
+    return begin_drain();
+  }
+  if (res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP && reload_ && !draining_) {
+    reload_();
+  }
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_read(sqe, signal_fd, &siginfo_, sizeof(siginfo_), 0);
+  sqe->user_data = data(Tag::kSignal, 0);
 }
 
 void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
@@ -295,27 +313,64 @@ void Acceptor::dispatch(int slot, const Pending& pending, int not_worker) {
   Pending& p = pending_[static_cast<size_t>(slot)];
   p = pending;
   p.worker = static_cast<uint16_t>(chosen);
+  int target = shared_.workers[static_cast<size_t>(chosen)]->ring_fd;
+  bool lose_completion = false;
+  if (pending.tries == 0) {
+    ++handoffs_;
+    if (fault_fail_every_ != 0 && handoffs_ % fault_fail_every_ == 0) {
+      target = ring_.fd();  // the kernel refuses a msg_ring to its own ring: -EINVAL
+    } else if (fault_lost_every_ != 0 && handoffs_ % fault_lost_every_ == 0) {
+      lose_completion = true;
+    }
+  }
   // msg_ring, then (linked) close of our own slot: the worker holds its own reference once the
   // message is sent. On success neither posts a completion, so a hand-off costs the acceptor no
-  // CQE; on failure the close is cancelled and the slot stays ours for a retry.
+  // CQE; on failure the close is cancelled and the slot stays ours for a retry. The chain must
+  // reach the kernel in one submission: split by a full SQ, the close would run on its own,
+  // even after a failed msg_ring, and the retry would send a closed (or reused) slot.
   const bool sample = shared_.config.metrics_enabled && ++sample_ % kSampleEvery == 0;
+  ring_.reserve(lose_completion ? 3 : 2);
   io_uring_sqe* sqe = ring_.sqe();
-  uring::prep_msg_ring_fd_alloc(sqe, shared_.workers[static_cast<size_t>(chosen)]->ring_fd, slot,
-                                encode(Tag::kHandoff, p.listener, p.accept_us), 0);
-  sqe->flags |= IOSQE_IO_LINK | (sample ? 0 : IOSQE_CQE_SKIP_SUCCESS);
-  sqe->user_data = data(Tag::kMsgRing, static_cast<uint32_t>(slot));
+  uring::prep_msg_ring_fd_alloc(sqe, target, slot, encode(Tag::kHandoff, p.listener, p.accept_us),
+                                lose_completion ? IORING_MSG_RING_CQE_SKIP : 0);
+  sqe->flags |= IOSQE_IO_LINK | (sample || lose_completion ? 0 : IOSQE_CQE_SKIP_SUCCESS);
+  sqe->user_data = data(Tag::kMsgRing, static_cast<uint32_t>(slot) | (lose_completion ? kLostInjected : 0));
+  if (lose_completion) {
+    // The state a msg_ring -EOVERFLOW leaves: the worker has the descriptor in a slot it chose
+    // and no completion for it. Linked, the message runs only once the descriptor is installed
+    // (a msg_ring completes for the sender after the target's install), so the worker's audit
+    // can find it.
+    sqe = ring_.sqe();
+    uring::prep_msg_ring_data(sqe, target, 0, encode(Tag::kLostHandoff, p.listener, now_us_));
+    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    sqe->user_data = data(Tag::kLostHandoffChained, static_cast<uint32_t>(slot));
+  }
   sqe = ring_.sqe();
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
   sqe->flags |= sample ? 0 : IOSQE_CQE_SKIP_SUCCESS;
   sqe->user_data = data(Tag::kQuietCloseAccepted, static_cast<uint32_t>(slot));
 }
 
+void Acceptor::on_msg_ring_done(uint32_t index, int res) {
+  const int slot = static_cast<int>(index & ~kLostInjected);
+  if (res < 0) return on_msg_ring_failed(slot, res);
+  // An injected lost completion succeeded: count it as the -EOVERFLOW it stands for (the
+  // message and the close linked behind it do the rest).
+  if (index & kLostInjected) stats_.handoff_failed(EOVERFLOW);
+}
+
 void Acceptor::on_msg_ring_failed(int slot, int res) {
   const Pending p = pending_[static_cast<size_t>(slot)];
   stats_.handoff_failed(-res);
-  // -EOVERFLOW: the worker got the descriptor but no completion for it; it cannot be asked to
-  // serve it, so do not send it twice. Other errors left the worker without it: try another.
-  const bool retry = res != -EOVERFLOW && p.tries + 1u < shared_.workers.size() && !draining_;
+  if (res == -EOVERFLOW) {
+    // The worker got the descriptor, in a slot it picked, but no completion for it: sending it
+    // again would serve the client twice. Our own reference goes (the linked close was
+    // cancelled), and the worker is told to look for the descriptor it does not know about.
+    close_slot(slot);
+    return tell_lost({p.worker, p.listener});
+  }
+  // Other errors left the worker without it: try another.
+  const bool retry = p.tries + 1u < shared_.workers.size() && !draining_;
   if (retry) {
     stats_.handoff_retries.add();
     Pending again = p;
@@ -325,6 +380,33 @@ void Acceptor::on_msg_ring_failed(int slot, int res) {
   close_slot(slot);
 }
 
+void Acceptor::send_lost_handoffs() {
+  for (const LostHandoff& lost : lost_unsent_) {
+    uint32_t id;
+    if (!lost_free_.empty()) {
+      id = lost_free_.back();
+      lost_free_.pop_back();
+      lost_in_flight_[id] = lost;
+    } else {
+      id = static_cast<uint32_t>(lost_in_flight_.size());
+      lost_in_flight_.push_back(lost);
+    }
+    // Rare: its completion is always posted, so a failure is retried and the drain waits for it.
+    io_uring_sqe* sqe = ring_.sqe();
+    uring::prep_msg_ring_data(sqe, shared_.workers[lost.worker]->ring_fd, 0,
+                              encode(Tag::kLostHandoff, lost.listener, now_us_));
+    sqe->user_data = data(Tag::kLostHandoffMessage, id);
+  }
+  lost_unsent_.clear();
+}
+
+void Acceptor::on_lost_message_done(uint32_t id, int res) {
+  const LostHandoff lost = lost_in_flight_[id];
+  lost_free_.push_back(id);
+  // -EOWNERDEAD / -EBADFD: the worker is gone, and its descriptors with it.
+  if (res < 0 && res != -EOWNERDEAD && res != -EBADFD) tell_lost(lost);
+}
+
 void Acceptor::close_slot(int slot) {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot));
@@ -332,17 +414,10 @@ void Acceptor::close_slot(int slot) {
   sqe->user_data = data(Tag::kQuietCloseAccepted, static_cast<uint32_t>(slot));
 }
 
-Acceptor::~Acceptor() {
-  if (control_conn_ >= 0) close(control_conn_);
-  if (control_fd_ >= 0) {
-    close(control_fd_);
-    unlink(shared_.config.control_socket.c_str());
-  }
-}
-
 void Acceptor::begin_drain() {
   if (draining_) return;
   draining_ = true;
+  control_.set_draining();
   for (const Listener& l : listeners_) {
     // Stop the multishot accept, then close the listening socket: new clients are refused.
     io_uring_sqe* sqe = ring_.sqe();
@@ -354,133 +429,6 @@ void Acceptor::begin_drain() {
     sqe->user_data = data(Tag::kDrainNotify, 0);
     ++in_flight_;
   }
-}
-
-void Acceptor::on_control_accept(int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE) && control_fd_ >= 0 && !draining_) arm_control_accept();
-  if (res < 0) return;
-  if (control_conn_ >= 0 || draining_) {
-    // One control client at a time; the slow path has no queue.
-    static const char kBusy[] = "busy\n";
-    send(res, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    close(res);
-    return;
-  }
-  control_conn_ = res;
-  control_line_.clear();
-  control_state_ = ControlState::kReading;
-  arm_control_recv();
-}
-
-void Acceptor::arm_control_recv() {
-  io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_recv(sqe, control_conn_, control_buf_, sizeof(control_buf_), 0);
-  sqe->user_data = data(Tag::kControlRecv, 0);
-}
-
-void Acceptor::end_control_client() {
-  if (control_conn_ >= 0) close(control_conn_);
-  control_conn_ = -1;
-  control_state_ = ControlState::kIdle;
-}
-
-void Acceptor::on_control_recv(int res) {
-  if (control_conn_ < 0) return;
-  if (res <= 0) {
-    if (control_state_ == ControlState::kAwaitReady) {
-      fprintf(stderr, "ringlb: takeover aborted: the new process went away; still serving\n");
-    }
-    return end_control_client();
-  }
-  control_line_.append(control_buf_, static_cast<size_t>(res));
-  const size_t nl = control_line_.find('\n');
-  if (nl == std::string::npos) {
-    if (control_line_.size() > 1024) return end_control_client();
-    return arm_control_recv();
-  }
-  const std::string command = control_line_.substr(0, nl);
-  control_line_.erase(0, nl + 1);
-  on_control_command(command);
-}
-
-void Acceptor::on_control_command(const std::string& command) {
-  if (control_state_ == ControlState::kAwaitReady) {
-    if (command != "ready") {
-      fprintf(stderr, "ringlb: takeover aborted: unexpected '%s'; still serving\n", command.c_str());
-      return end_control_client();
-    }
-    fprintf(stderr, "ringlb: listeners handed over; no longer accepting, draining for up to %lldms\n",
-            static_cast<long long>(shared_.config.drain_timeout.count()));
-    end_control_client();
-    if (control_fd_ >= 0) {
-      close(control_fd_);  // the new process serves the control path from now on
-      control_fd_ = -1;
-    }
-    return begin_drain();
-  }
-  if (command == "listeners") {
-    // Regular fds for the listening direct descriptors, only for as long as it takes to send them.
-    control_state_ = ControlState::kInstalling;
-    install_fds_.assign(listeners_.size(), -1);
-    installs_pending_ = static_cast<uint32_t>(listeners_.size());
-    for (uint32_t i = 0; i < listeners_.size(); ++i) {
-      io_uring_sqe* sqe = ring_.sqe();
-      uring::prep_fixed_fd_install(sqe, listeners_[i].slot, 0);
-      sqe->user_data = data(Tag::kInstall, i);
-    }
-    if (installs_pending_ == 0) on_install(0, -EBADF);
-    return;
-  }
-  if (command == "connections") {
-    control_state_ = ControlState::kDiagnostics;
-    diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
-    for (const auto& w : shared_.workers) {
-      io_uring_sqe* sqe = ring_.sqe();
-      uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
-      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-      sqe->user_data = data(Tag::kDiagRequest, 0);
-    }
-    return;
-  }
-  const std::string reply = "unknown command '" + command + "' (listeners, connections)\n";
-  send(control_conn_, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  end_control_client();
-}
-
-void Acceptor::on_install(uint32_t listener, int res) {
-  if (listener < install_fds_.size()) {
-    install_fds_[listener] = res;
-    if (res >= 0) stats_.installed(metrics::InstallReason::k_takeover);
-  }
-  if (installs_pending_ > 0 && --installs_pending_ > 0) return;
-  bool ok = !install_fds_.empty();
-  for (int fd : install_fds_) ok = ok && fd >= 0;
-  int ret = ok ? send_listeners(control_conn_, bound_, install_fds_) : -EBADF;
-  // The receiver holds its own references now: these fds were only the envelope.
-  for (int fd : install_fds_) {
-    if (fd >= 0) close(fd);
-  }
-  install_fds_.clear();
-  if (ret < 0) {
-    fprintf(stderr, "ringlb: takeover: cannot send the listeners: %s; still serving\n", strerror(-ret));
-    return end_control_client();
-  }
-  fprintf(stderr, "ringlb: takeover: sent %zu listeners; waiting for the new process\n", listeners_.size());
-  control_state_ = ControlState::kAwaitReady;
-  arm_control_recv();
-}
-
-void Acceptor::on_diagnostics_done() {
-  if (diagnostics_pending_ == 0 || --diagnostics_pending_ > 0) return;
-  std::string text;
-  for (const auto& w : shared_.workers) {
-    std::lock_guard<std::mutex> lock(w->diagnostics_mu);
-    text += w->diagnostics;
-  }
-  if (text.empty()) text = "no live connections\n";
-  // A small answer on a local socket: a blocking send is fine on this slow path.
-  if (control_conn_ >= 0) write_all_fd(control_conn_, text);
-  end_control_client();
 }
 
 }  // namespace ringlb
