@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <random>
@@ -76,6 +79,55 @@ TEST(Handoff, FailedHandoffIsRetriedOnAnotherWorkerAndLeaksNoSlot) {
   EXPECT_EQ(lb.metric("ringlb_handoff_retries_total"), 10);
   EXPECT_EQ(lb.metric("ringlb_connections_accepted_total"), 20);
   EXPECT_TRUE(eventually([&] { return no_slots_open(lb, 2); })) << lb.scrape();
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+TEST(Handoff, WorkerTableFullIsRetriedElsewhereAndEveryClientGetsAnAnswer) {
+  // A real -ENFILE: one connection per worker (a table of 66 slots), and a burst of clients that
+  // the acceptor finds all at once (ringlb stopped while they connect) and hands off before the
+  // workers have counted any of them: the workers' tables fill up and msg_ring fails.
+  Backend echo(echo_handler());
+  ScopedEnv env({{"RINGLB_FAULT_HANDOFF_FAIL_EVERY", "0"}, {"RINGLB_FAULT_LOST_HANDOFF_EVERY", "0"}});
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "2",
+                        "--max-connections", "2", "--health-interval", "0s"}))
+      << lb.output();
+  constexpr int kClients = 400;
+  ASSERT_EQ(kill(lb.pid(), SIGSTOP), 0);
+  std::this_thread::sleep_for(100ms);
+  std::vector<Fd> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(connect_loopback(lb.port()));
+    ASSERT_TRUE(clients.back());
+    const char c = static_cast<char>('a' + i % 26);
+    ASSERT_TRUE(write_all(clients.back().get(), &c, 1));
+  }
+  ASSERT_EQ(kill(lb.pid(), SIGCONT), 0);
+  // Every client is either served (its byte comes back) or closed at once: none is left hanging
+  // on a descriptor lost between the rings.
+  int served = 0, closed = 0;
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = clients[static_cast<size_t>(i)].get();
+    set_recv_timeout(fd, 5000);
+    char back = 0;
+    const ssize_t n = recv(fd, &back, 1, 0);
+    if (n == 1 && back == static_cast<char>('a' + i % 26)) {
+      ++served;
+    } else if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      ++closed;
+    } else {
+      ADD_FAILURE() << "client " << i << ": neither served nor closed (" << n << ")";
+    }
+  }
+  EXPECT_GE(served, 1);
+  EXPECT_EQ(served + closed, kClients);
+  EXPECT_GE(lb.metric("ringlb_handoff_failures_total", {"errno=\"ENFILE\""}), 1) << lb.scrape();
+  EXPECT_GE(lb.metric("ringlb_handoff_retries_total"), 1);
+  clients.clear();
+  EXPECT_TRUE(eventually([&] { return no_slots_open(lb, 2); })) << lb.scrape();
+  EXPECT_TRUE(eventually([&] { return lb.metric("ringlb_connections_active") == 0; }));
+  // And the workers take new clients again: nothing is stuck in their tables.
+  EXPECT_TRUE(round_trip(lb.port(), 1));
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
