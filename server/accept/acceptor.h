@@ -62,6 +62,9 @@ class Acceptor {
     uint32_t listener = 0;
   };
 
+  // A test-only setting from the environment: a positive number, or 0 when unset or invalid.
+  static uint32_t env_count(const char* name);
+  // listeners.cc: a listening socket for `listen`, made through io_uring. Its slot or -errno.
   int make_listener(const ListenConfig& listen, Address* bound, std::string* error);
   void arm_accept(uint32_t listener);
   void on_accept(uint32_t listener, int res, uint32_t flags);
