@@ -68,6 +68,9 @@ void HealthChecker::run(std::promise<void>* ready) {
           }
           {
             const Address& addr = shared_.backend_addresses[id];
+            // One submission for the pair: split by a full SQ, the timeout would have no
+            // request to guard (-EINVAL) and the connect none to end it.
+            ring_.reserve(2);
             io_uring_sqe* sqe = ring_.sqe();
             io_uring_prep_connect(sqe, c.slot, addr.get(), addr.length);
             sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
