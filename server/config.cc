@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -33,7 +34,7 @@ po::options_description describe() {
       ("help,h", "print this help and exit")
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "INI file with the same option names; the command line wins")
-      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first (repeatable; port 0 picks one)")
+      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first and ,v6only to keep [::] from taking IPv4 clients (dual-stack by default) (repeatable; port 0 picks one)")
       ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT or unix:/PATH, then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
       ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
@@ -266,13 +267,24 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       *message = "invalid --listen address '" + text + "': " + error;
       return ParseStatus::kError;
     }
-    if (comma != std::string::npos) {
-      const std::string setting = text.substr(comma + 1);
-      if (setting != "accept-proxy") {
-        *message = "unknown --listen setting '" + setting + "' in '" + text + "' (accept-proxy)";
+    for (size_t at = comma; at != std::string::npos;) {
+      const size_t next = text.find(',', at + 1);
+      const std::string setting = text.substr(at + 1, next == std::string::npos ? next : next - at - 1);
+      at = next;
+      if (setting == "accept-proxy") {
+        listen.accept_proxy = true;
+      } else if (setting == "v6only") {
+        // HAProxy's v6only: [::] takes IPv6 clients only. Without it an IPv6 listener is
+        // dual-stack; on an IPv4 address the setting means nothing, which is likely a mistake.
+        if (listen.address.family() != AF_INET6) {
+          *message = "--listen setting v6only in '" + text + "' needs an IPv6 address ([::]:PORT)";
+          return ParseStatus::kError;
+        }
+        listen.v6only = true;
+      } else {
+        *message = "unknown --listen setting '" + setting + "' in '" + text + "' (accept-proxy, v6only)";
         return ParseStatus::kError;
       }
-      listen.accept_proxy = true;
     }
     c.listen.push_back(listen);
   }

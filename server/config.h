@@ -47,6 +47,9 @@ struct ListenConfig {
   // accept-proxy: each client starts with a PROXY protocol header (ringlb is behind another
   // proxy or load balancer); its addresses stand for the connection's own.
   bool accept_proxy = false;
+  // v6only (HAProxy's name): an IPv6 listener takes IPv6 clients only. Without it, [::] is
+  // dual-stack and takes IPv4 clients too (as ::ffff:a.b.c.d).
+  bool v6only = false;
 };
 
 struct Config {

@@ -16,9 +16,10 @@
 #include <vector>
 
 #include "metrics/exporter.h"
-#include "server/acceptor.h"
+#include "server/accept/acceptor.h"
 #include "server/config.h"
-#include "server/control.h"
+#include "server/control/ctl.h"
+#include "server/control/protocol.h"
 #include "server/health_checker.h"
 #include "server/shared_state.h"
 #include "server/uring/buffer_region.h"

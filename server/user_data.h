@@ -14,13 +14,13 @@ enum class Tag : uint8_t {
   // Worker.
   kHandoff,         // a client descriptor arrived from the acceptor (msg_ring)
   kControl,         // a message from the acceptor: index kControlDrain or kControlDiagnostics
+  kLostHandoff,     // a hand-off whose completion was lost; index = its listener
+  kAuditProbe,      // getsockopt(SO_DOMAIN) on a slot no connection holds; index = the slot
   kTick,            // periodic timer: idle timeouts, drain deadline
   kQueuePoll,       // short timer while clients are queued: room made by other workers
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kRecvProxyHeader, // accept-proxy: a peek at the client's bytes for its PROXY header
   kConsumeProxyHeader,  // accept-proxy: the header's bytes (and only those) taken off the socket
-  kLostHandoff,     // from the acceptor: a hand-off whose completion was lost; index = its listener
-  kAuditProbe,      // looking for that hand-off's slot; index = the slot probed
   kSocket,          // upstream socket_direct_alloc
   kConnect,
   kRecvClient,
@@ -55,6 +55,12 @@ enum class Tag : uint8_t {
   kInstall,         // fixed_fd_install of a listener for a takeover
   kDiagDone,        // a worker finished its diagnostics (msg_ring from the worker)
   kDiagRequest,     // our msg_ring asking a worker for diagnostics: a completion means it failed
+  kControlSend,     // part of the "connections" answer sent to the control client
+  kControlSendTimeout,  // the deadline linked to a kControlSend
+  // kLostHandoff to a worker, linked behind a hand-off that was sent without its completion;
+  // index = our slot. Only a failure posts a completion.
+  kLostHandoffChained,
+  kLostHandoffMessage,  // kLostHandoff sent on its own; index = its entry in the pending list
   // Worker diagnostics.
   kDiagInstall,
 };

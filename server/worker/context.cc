@@ -19,6 +19,9 @@ void Context::close_slot(int slot_index) {
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(slot_index));
   quiet(sqe, Tag::kQuietClose);
   stats.open_slots.sub();
+  // A slot that arrived (a hand-off while this worker was full) and was closed after its audit
+  // probe ran would otherwise look like the lost one.
+  if (auditing) closed_during_audit.push_back(slot_index);
 }
 
 }  // namespace ringlb::worker

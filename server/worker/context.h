@@ -70,6 +70,9 @@ struct Context {
   std::vector<sockaddr_in6> peer_names;     // by connection: the client's address
   std::vector<sockaddr_in6> proxied_dsts;   // sized on first use: an accept-proxy header's dst
   uint32_t live = 0;
+  // While a slot audit runs: slots this worker closed since it began (see SlotAudit).
+  bool auditing = false;
+  std::vector<int> closed_during_audit;
 
   // The pieces, wired up by the Worker that owns them.
   BufferPool* pool = nullptr;

@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "server/control.h"
+#include "server/control/diagnostics.h"
 #include "server/proxy/snapshot_ref.h"
 #include "server/uring/compat.h"
 #include "server/worker/context.h"

@@ -27,6 +27,7 @@ void SlotAudit::start() {
     if (conn.backend >= 0) in_use[static_cast<size_t>(conn.backend)] = true;
   }
   probe_out_.assign(slots, 0);
+  ctx_.auditing = true;
   for (unsigned slot = 0; slot < slots; ++slot) {
     if (in_use[slot]) continue;
     io_uring_sqe* sqe = ctx_.ring.sqe();
@@ -40,6 +41,9 @@ void SlotAudit::start() {
 bool SlotAudit::held(int slot) const {
   for (const proxy::Conn& conn : ctx_.conns) {
     if (conn.client == slot || conn.backend == slot) return true;
+  }
+  for (int closed : ctx_.closed_during_audit) {
+    if (closed == slot) return true;  // it was claimed, and closed, after its probe ran
   }
   return false;
 }
@@ -57,6 +61,8 @@ void SlotAudit::on_probe(uint32_t slot, int res) {
     ctx_.intake->on_handoff(static_cast<int>(slot), listener, ctx_.now_us);
   }
   if (pending_ > 0) return;
+  ctx_.auditing = false;
+  ctx_.closed_during_audit.clear();
   if (again_) {
     again_ = false;
     return start();

@@ -69,6 +69,21 @@ TEST(Config, ListenAcceptProxy) {
   EXPECT_NE(message.find("'accept-proxy-v2'"), std::string::npos) << message;
 }
 
+TEST(Config, ListenV6only) {
+  const char* argv[] = {"ringlb", "--listen", "[::]:1,v6only,accept-proxy", "--listen", "[::]:2",
+                        "--backend", "127.0.0.1:3"};
+  Config c;
+  std::string message;
+  ASSERT_EQ(parse_config(7, argv, &c, &message), ParseStatus::kRun) << message;
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_TRUE(c.listen[0].v6only);
+  EXPECT_TRUE(c.listen[0].accept_proxy);
+  EXPECT_FALSE(c.listen[1].v6only);  // dual-stack by default
+  const char* v4[] = {"ringlb", "--listen", "0.0.0.0:1,v6only", "--backend", "127.0.0.1:3"};
+  EXPECT_EQ(parse_config(5, v4, &c, &message), ParseStatus::kError);
+  EXPECT_NE(message.find("needs an IPv6 address"), std::string::npos) << message;
+}
+
 TEST(Backend, UnixSocket) {
   BackendConfig b;
   std::string err;

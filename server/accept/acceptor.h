@@ -1,6 +1,7 @@
 // The acceptor: owns the listening sockets (direct descriptors made and configured entirely
 // through io_uring), accepts with multishot accept into direct slots, and hands each connection
-// to a worker ring with msg_ring, closing its own slot once the hand-off completes.
+// to a worker ring with msg_ring, closing its own slot once the hand-off completes. The control
+// socket (server/control/control_server.h) runs on the same ring.
 #pragma once
 
 #include <sys/signalfd.h>
@@ -10,7 +11,8 @@
 #include <vector>
 
 #include "server/address.h"
-#include "server/control.h"
+#include "server/control/control_server.h"
+#include "server/control/protocol.h"
 #include "server/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
@@ -21,7 +23,6 @@ namespace ringlb {
 class Acceptor {
  public:
   explicit Acceptor(SharedState& shared);
-  ~Acceptor();
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
@@ -54,31 +55,42 @@ class Acceptor {
     uint16_t worker = 0;
     uint32_t listener = 0;  // which --listen accepted it (the worker needs its address family)
   };
+  // A worker holds a descriptor it got no completion for (msg_ring -EOVERFLOW): it must be told
+  // with a kLostHandoff message, which is retried until it gets there.
+  struct LostHandoff {
+    uint16_t worker = 0;
+    uint32_t listener = 0;
+  };
 
-  int make_listener(const Address& addr, Address* bound, std::string* error);
+  // A test-only setting from the environment: a positive number, or 0 when unset or invalid.
+  static uint32_t env_count(const char* name);
+  // listeners.cc: a listening socket for `listen`, made through io_uring. Its slot or -errno.
+  int make_listener(const ListenConfig& listen, Address* bound, std::string* error);
   void arm_accept(uint32_t listener);
   void on_accept(uint32_t listener, int res, uint32_t flags);
   void dispatch(int slot, const Pending& pending, int not_worker);
+  void on_msg_ring_done(uint32_t index, int res);
   void on_msg_ring_failed(int slot, int res);
+  // Queues the kLostHandoff message for `lost` (sent at the end of this loop iteration).
+  void tell_lost(LostHandoff lost) { lost_unsent_.push_back(lost); }
+  void send_lost_handoffs();
+  void on_lost_message_done(uint32_t index, int res);
   void close_slot(int slot);
   void begin_drain();
-  void arm_control_accept();  // multishot, on control_fd_
-  void arm_control_recv();
-  void on_control_accept(int res, uint32_t flags);
-  void on_control_recv(int res);
-  void on_control_command(const std::string& command);
-  void on_install(uint32_t listener, int res);
-  void on_diagnostics_done();
-  void end_control_client();
+  void on_signal(int res, int signal_fd);
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
 
   SharedState& shared_;
   metrics::AcceptorStats& stats_;
   uring::Ring ring_;
   uring::FileTable table_;
+  ControlServer control_;
   std::vector<Listener> listeners_;
   std::vector<Address> bound_;
   std::vector<Pending> pending_;  // by acceptor slot
+  std::vector<LostHandoff> lost_unsent_;   // kLostHandoff messages to send
+  std::vector<LostHandoff> lost_in_flight_;  // sent on their own, by the index in their user_data
+  std::vector<uint32_t> lost_free_;          // free entries of lost_in_flight_
   uint32_t in_flight_ = 0;  // drain-time completions still to come
   uint32_t sample_ = 0;
   uint32_t accepts_armed_ = 0;  // listeners whose multishot accept has not posted its last CQE
@@ -90,16 +102,15 @@ class Acceptor {
   signalfd_siginfo siginfo_{};
   std::function<void()> reload_;
 
-  // Control socket (regular fds: a slow path).
-  enum class ControlState : uint8_t { kIdle, kReading, kInstalling, kAwaitReady, kDiagnostics };
-  int control_fd_ = -1;
-  int control_conn_ = -1;
-  ControlState control_state_ = ControlState::kIdle;
-  std::string control_line_;
-  char control_buf_[256] = {};
-  std::vector<int> install_fds_;
-  uint32_t installs_pending_ = 0;
-  uint32_t diagnostics_pending_ = 0;
+  // Test-only fault injection (environment, read once at start-up; 0 = off).
+  // RINGLB_FAULT_LOST_HANDOFF_EVERY=N: every Nth hand-off is sent with IORING_MSG_RING_CQE_SKIP,
+  // leaving the worker with a descriptor and no completion, as a msg_ring -EOVERFLOW does.
+  uint32_t fault_lost_every_ = 0;
+  // RINGLB_FAULT_HANDOFF_FAIL_EVERY=N: the first attempt of every Nth hand-off is sent to this
+  // acceptor's own ring, which the kernel refuses (-EINVAL): a real msg_ring failure, so the
+  // linked close is cancelled and the hand-off retried like any other failure.
+  uint32_t fault_fail_every_ = 0;
+  uint32_t handoffs_ = 0;  // first attempts, for the fault counters
 };
 
 }  // namespace ringlb

@@ -1,0 +1,190 @@
+#include "server/control/protocol.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+namespace ringlb {
+namespace {
+
+bool make_unix_address(const std::string& path, sockaddr_un* addr) {
+  if (path.size() >= sizeof(addr->sun_path)) return false;
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Counts the lines of `text` (its complete ones: a line ends with '\n').
+size_t count_lines(const std::string& text) {
+  size_t n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
+
+}  // namespace
+
+int connect_unix(const std::string& path) {
+  sockaddr_un addr;
+  if (!make_unix_address(path, &addr)) return -ENAMETOOLONG;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+bool write_all_fd(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds) {
+  if (addresses.size() != fds.size()) return -EINVAL;
+  // An empty list still sends the count line, so the receiver sees the answer.
+  size_t first = 0;
+  do {
+    const size_t count = std::min(kListenersPerMessage, fds.size() - first);
+    std::string text;
+    if (first == 0) text = "ringlb-listeners " + std::to_string(fds.size()) + "\n";
+    for (size_t i = first; i < first + count; ++i) text += addresses[i].to_string() + "\n";
+    iovec iov{text.data(), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kListenersPerMessage)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (count > 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int) * count);
+      memcpy(CMSG_DATA(cmsg), fds.data() + first, sizeof(int) * count);
+    }
+    // The descriptors travel with the first byte only: the whole batch must go in this call.
+    const ssize_t sent = sendmsg(conn_fd, &msg, MSG_NOSIGNAL);
+    if (sent < 0) return -errno;
+    if (static_cast<size_t>(sent) < text.size() &&
+        !write_all_fd(conn_fd, text.substr(static_cast<size_t>(sent)))) {
+      return -errno;
+    }
+    first += count;
+  } while (first < fds.size());
+  return 0;
+}
+
+int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
+                      std::string* error) {
+  const int fd = connect_unix(path);
+  if (fd < 0) {
+    *error = "cannot reach the running ringlb at " + path + ": " + strerror(-fd);
+    return fd;
+  }
+  if (!write_all_fd(fd, "listeners\n")) {
+    *error = "cannot ask " + path + " for its listeners: " + strerror(errno);
+    close(fd);
+    return -EIO;
+  }
+  std::vector<int> fds;
+  std::string text;
+  auto fail = [&](const std::string& why) {
+    for (int f : fds) close(f);
+    close(fd);
+    *error = "the running ringlb at " + path + " answered wrongly: " + why;
+    return -EPROTO;
+  };
+  // Reads batches until the count line's number of descriptors and address lines are in. A
+  // Unix stream socket never merges two messages' descriptors into one recvmsg.
+  size_t count = 0;
+  bool have_count = false;
+  for (;;) {
+    char buf[16384];
+    iovec iov{buf, sizeof(buf)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n >= 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        const size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < got; ++i) {
+          int received;
+          memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          fds.push_back(received);
+        }
+      }
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(n == 0 ? "it closed the connection" : strerror(errno));
+    if (msg.msg_flags & MSG_CTRUNC) return fail("descriptors were cut off");
+    text.append(buf, static_cast<size_t>(n));
+    if (!have_count) {
+      const size_t nl = text.find('\n');
+      if (nl == std::string::npos) {
+        if (text.size() > 1024) return fail("unexpected reply");
+        continue;
+      }
+      std::istringstream first_line(text.substr(0, nl));
+      std::string word;
+      if (!(first_line >> word >> count) || word != "ringlb-listeners") return fail("unexpected reply");
+      have_count = true;
+    }
+    if (fds.size() > count) return fail("expected " + std::to_string(count) + " descriptors");
+    if (fds.size() == count && count_lines(text) >= count + 1) break;
+  }
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // the count line
+  out->clear();
+  for (size_t i = 0; i < count; ++i) {
+    std::string addr_text;
+    in >> addr_text;
+    InheritedListener l;
+    std::string why;
+    if (!parse_address(addr_text, &l.address, &why)) {
+      out->clear();
+      return fail("bad address '" + addr_text + "'");
+    }
+    l.fd = fds[i];
+    out->push_back(l);
+  }
+  *conn_fd = fd;
+  return 0;
+}
+
+int listen_unix(const std::string& path) {
+  sockaddr_un addr;
+  if (!make_unix_address(path, &addr)) return -ENAMETOOLONG;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  unlink(path.c_str());  // a stale socket file, or the previous process's (it keeps its own)
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 16) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+}  // namespace ringlb
