@@ -17,7 +17,7 @@
 
 #include "metrics/exporter.h"
 #include "server/accept/acceptor.h"
-#include "server/config.h"
+#include "server/config/config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
 #include "server/health_checker.h"

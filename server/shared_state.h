@@ -16,7 +16,7 @@
 #include "server/access_log.h"
 #include "server/acl.h"
 #include "server/address.h"
-#include "server/config.h"
+#include "server/config/config.h"
 
 namespace ringlb {
 
