@@ -47,6 +47,7 @@ struct Conn {
   SnapshotRef* snap = nullptr;
   uint64_t key_hash = 0;
   uint32_t attempts = 0;
+  uint8_t socket_retries = 0;    // socket_direct_alloc tries that found the table full
   uint64_t tried = 0;            // backends already tried for this client (first 64)
   uint32_t inflight = 0;         // completions still to come that name this connection
   metrics::CloseReason first_eof = metrics::CloseReason::k_error;

@@ -19,6 +19,8 @@ namespace {
 using metrics::CloseReason;
 
 constexpr uint64_t kQueuePollNs = 10'000'000;
+// Tries of socket_direct_alloc that found the table full (-ENFILE), before the client is closed.
+constexpr uint8_t kSocketRetries = 3;
 
 __kernel_timespec to_timespec(uint64_t ns) {
   __kernel_timespec ts{};
@@ -60,11 +62,8 @@ void Upstream::connect(uint32_t id) {
   // Counted from the pick on, so that leastconn sees connections still being set up.
   ctx_.lifecycle->count_backend(conn, true);
   ctx_.stats.backends[spec.id].connect_attempts.add();
-  io_uring_sqe* sqe = ctx_.ring.sqe();
-  io_uring_prep_socket_direct_alloc(sqe, ctx_.shared.backend_addresses[spec.id].family(), SOCK_STREAM, 0, 0);
-  sqe->user_data = ctx_.data(Tag::kSocket, id);
-  ++conn.inflight;
   conn.connect_start_ns = ctx_.now_ns;
+  submit_socket(id);
 }
 
 void Upstream::on_socket(uint32_t id, int res) {
@@ -75,6 +74,13 @@ void Upstream::on_socket(uint32_t id, int res) {
     conn.backend = res;
   }
   if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
+  if (res == -ENFILE && conn.socket_retries < kSocketRetries) {
+    // The table is full of hand-offs of a burst beyond this worker's capacity, whose closes
+    // were prepared in this same batch: try again once they have run.
+    ++conn.socket_retries;
+    socket_retries_.push_back({id, conn.gen});
+    return;
+  }
   if (res < 0) return ctx_.lifecycle->close(id, CloseReason::k_error);
   const Address& addr = ctx_.shared.backend_addresses[conn.backend_id];
   const bool tcp = addr.family() != AF_UNIX;
@@ -101,6 +107,24 @@ void Upstream::on_socket(uint32_t id, int res) {
   // Not counted in flight: it ends no later than the connect it guards, and names no connection.
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   sqe->user_data = ctx_.data_plain(Tag::kQuietConnectTimeout, 0);
+}
+
+void Upstream::retry_sockets() {
+  for (const Retry& r : socket_retries_) {
+    const Conn& conn = ctx_.conns[r.id];
+    // Closed meanwhile (nothing was in flight, so it is freed, perhaps reused): nothing to do.
+    if (conn.gen != r.gen || conn.state != State::kConnecting) continue;
+    submit_socket(r.id);
+  }
+  socket_retries_.clear();
+}
+
+void Upstream::submit_socket(uint32_t id) {
+  Conn& conn = ctx_.conns[id];
+  io_uring_sqe* sqe = ctx_.ring.sqe();
+  io_uring_prep_socket_direct_alloc(sqe, ctx_.shared.backend_addresses[conn.backend_id].family(), SOCK_STREAM, 0, 0);
+  sqe->user_data = ctx_.data(Tag::kSocket, id);
+  ++conn.inflight;
 }
 
 void Upstream::on_connect(uint32_t id, int res) {

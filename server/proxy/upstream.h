@@ -29,6 +29,8 @@ class Upstream {
   // backends are left, or closes it when there is none.
   void connect(uint32_t id);
   void on_socket(uint32_t id, int res);
+  // Sockets whose allocation found the table full, tried again after this batch's closes.
+  void retry_sockets();
   void on_connect(uint32_t id, int res);
   void on_proxy_header(uint32_t id, int res);
 
@@ -48,6 +50,7 @@ class Upstream {
     uint8_t off = 0;
   };
 
+  void submit_socket(uint32_t id);
   void enqueue(uint32_t id);
   void arm_queue_poll();
   void connect_failed(Conn& conn);
@@ -59,6 +62,11 @@ class Upstream {
   bool queue_poll_armed_ = false;
   __kernel_timespec queue_poll_ts_{};
   __kernel_timespec connect_ts_{};
+  struct Retry {
+    uint32_t id;
+    uint8_t gen;
+  };
+  std::vector<Retry> socket_retries_;
   std::vector<ProxyHeader> proxy_headers_;  // by connection, sized on first use (send-proxy)
 };
 

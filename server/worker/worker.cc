@@ -196,6 +196,7 @@ void Worker::loop() {
     ctx_.now_us = micros32(ctx_.now_ns);
     ctx_.ring.reap([this](const io_uring_cqe* cqe) { handle(cqe); });
     if (ctx_.ring.cq_overflow_pending()) ctx_.stats.cq_overflows.add();
+    upstream_.retry_sockets();
     upstream_.dispatch_queue();
     timers_.advance(ctx_.now_ns, [this](uint32_t id) { lifecycle_.on_timer(id); });
     if (ctx_.draining && ctx_.live == 0) break;
