@@ -51,6 +51,7 @@ int Lifecycle::open(int client, uint16_t listener, uint32_t accept_us) {
   conn.accept_us = accept_us;
   conn.last_active_ns = ctx_.now_ns;
   conn.snap = ctx_.snapshots->acquire();
+  rearm_timer(id);  // a max connection duration counts while it connects, too
   ++ctx_.live;
   ctx_.stats.active.set(ctx_.live);
   ctx_.slot.active.store(ctx_.live, std::memory_order_relaxed);

@@ -149,6 +149,9 @@ void Pump::submit_shutdowns() {
   // in between, io-wq spun on the lock (a third of its time at 1000 connections).
   for (const worker::FlowRef& w : shutdowns_) {
     const Conn& conn = ctx_.conns[w.conn];
+    // Counted in flight when queued, so the connection cannot have been freed since, but for a
+    // forced free after lost completions: then the shutdown is dropped.
+    if (conn.gen != w.gen || conn.state == State::kFree) continue;
     io_uring_sqe* sqe = ctx_.ring.sqe();
     io_uring_prep_shutdown(sqe, w.dir == kUp ? conn.backend : conn.client, SHUT_WR);
     sqe->flags |= IOSQE_FIXED_FILE;
