@@ -20,6 +20,10 @@
 
 namespace ringlb {
 
+// Accepted connections the acceptor holds at once, each until its hand-off completes: so also the
+// most hand-offs that can be on their way to one worker.
+inline constexpr unsigned kAcceptSlots = 4096;
+
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;
   // Diagnostics text, written by the worker before it messages the acceptor, read after.

@@ -13,8 +13,6 @@
 namespace ringlb {
 namespace {
 
-// Accepted slots wait here only until their hand-off completes.
-constexpr unsigned kAcceptSlots = 4096;
 // The SQ entries of the acceptor ring, unless RINGLB_TEST_ACCEPTOR_SQ_ENTRIES says otherwise.
 constexpr unsigned kSqEntries = 512;
 

@@ -19,11 +19,6 @@ namespace {
 
 using metrics::CloseReason;
 
-CloseReason reason_for(int res) {
-  return res == -ECONNRESET || res == -EPIPE || res == -ENOTCONN ? CloseReason::k_reset
-                                                                 : CloseReason::k_error;
-}
-
 }  // namespace
 
 void Intake::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
@@ -62,11 +57,7 @@ void Intake::on_header_peek(uint32_t id, int res, uint32_t cqe_flags) {
   Conn& conn = ctx_.conns[id];
   Flow& up = conn.flow[kUp];
   --conn.inflight;
-  int32_t buf = ctx_.pump->take_buffer(cqe_flags);
-  if (up.granted >= 0) {
-    buf = up.granted;
-    up.granted = -1;
-  }
+  const int32_t buf = ctx_.pump->take_recv_buffer(up, cqe_flags);
   if (conn.state == State::kClosing) {
     ctx_.pump->release_buffer(buf);
     return ctx_.lifecycle->maybe_finish(id);
@@ -75,7 +66,7 @@ void Intake::on_header_peek(uint32_t id, int res, uint32_t cqe_flags) {
   if (res <= 0) {
     ctx_.pump->release_buffer(buf);
     // EOF before a whole header is as bad as a malformed one (HAProxy says the same).
-    return ctx_.lifecycle->close(id, res == 0 ? CloseReason::k_bad_proxy_header : reason_for(res));
+    return ctx_.lifecycle->close(id, res == 0 ? CloseReason::k_bad_proxy_header : close_reason_for(res));
   }
   HeaderRead& h = headers_[id];
   ParsedProxyHeader parsed;
@@ -111,7 +102,7 @@ void Intake::on_header_consumed(uint32_t id, int res) {
   if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
   auto it = headers_.find(id);
   if (it == headers_.end() || res != static_cast<int>(it->second.consuming)) {
-    return ctx_.lifecycle->close(id, res <= 0 ? reason_for(res) : CloseReason::k_error);
+    return ctx_.lifecycle->close(id, res <= 0 ? close_reason_for(res) : CloseReason::k_error);
   }
   if (!it->second.complete) return peek(id);  // a header in pieces: wait for the rest
   const bool has_addresses = it->second.has_addresses;
@@ -145,7 +136,8 @@ void Intake::on_peer_name(uint32_t id, int res) {
   Conn& conn = ctx_.conns[id];
   --conn.inflight;
   if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
-  if (res < 0) return ctx_.lifecycle->close(id, reason_for(res));
+  // Not connected any more: the client went away before it could be asked.
+  if (res < 0) return ctx_.lifecycle->close(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
   conn.has_peer_name = true;
   route(id);
 }

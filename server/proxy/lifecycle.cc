@@ -1,5 +1,6 @@
 #include "server/proxy/lifecycle.h"
 
+#include <cerrno>
 #include <cstdio>
 
 #include "server/proxy/intake.h"
@@ -21,6 +22,10 @@ using metrics::CloseReason;
 constexpr uint64_t kLostCompletionGraceNs = 10'000'000'000ULL;
 
 }  // namespace
+
+CloseReason close_reason_for(int res) {
+  return res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error;
+}
 
 Lifecycle::Lifecycle(worker::Context& ctx) : ctx_(ctx) {
   timeouts_.idle_ns = to_ns(ctx.config.idle_timeout);

@@ -15,6 +15,10 @@ struct Context;
 
 namespace ringlb::proxy {
 
+// Why a connection ends when an op on one of its sockets fails with `res` (-errno): the peer
+// reset it, or something else went wrong.
+metrics::CloseReason close_reason_for(int res);
+
 class Lifecycle {
  public:
   explicit Lifecycle(worker::Context& ctx);

@@ -13,10 +13,6 @@ namespace {
 
 using metrics::CloseReason;
 
-CloseReason reason_for(int res) {
-  return res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error;
-}
-
 }  // namespace
 
 void Pump::start(uint32_t id) {
@@ -71,11 +67,7 @@ void Pump::on_recv(uint32_t id, Dir dir, int res, uint32_t cqe_flags) {
   Conn& conn = ctx_.conns[id];
   Flow& flow = conn.flow[dir];
   --conn.inflight;
-  int32_t buf = take_buffer(cqe_flags);
-  if (flow.granted >= 0) {
-    buf = flow.granted;  // a recv into a granted buffer carries no buffer flag
-    flow.granted = -1;
-  }
+  const int32_t buf = take_recv_buffer(flow, cqe_flags);
   if (conn.state == State::kClosing) {
     release_buffer(buf);
     return ctx_.lifecycle->maybe_finish(id);
@@ -112,7 +104,7 @@ void Pump::on_recv(uint32_t id, Dir dir, int res, uint32_t cqe_flags) {
     return;
   }
   if (res == -ENOBUFS) return wait_for_buffer(id, dir);
-  ctx_.lifecycle->close(id, reason_for(res));
+  ctx_.lifecycle->close(id, close_reason_for(res));
 }
 
 void Pump::on_send(uint32_t id, Dir dir, int res) {
@@ -123,7 +115,7 @@ void Pump::on_send(uint32_t id, Dir dir, int res) {
     release_buffer(flow.buf);
     flow.buf = -1;
     if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
-    return ctx_.lifecycle->close(id, reason_for(res));
+    return ctx_.lifecycle->close(id, close_reason_for(res));
   }
   conn.last_active_ns = ctx_.now_ns;
   flow.off += static_cast<uint32_t>(res);
@@ -160,6 +152,14 @@ void Pump::submit_shutdowns() {
   shutdowns_.clear();
 }
 
+int32_t Pump::take_recv_buffer(Flow& flow, uint32_t cqe_flags) {
+  const int32_t taken = take_buffer(cqe_flags);
+  if (flow.granted < 0) return taken;
+  const int32_t granted = flow.granted;  // a recv into a granted buffer carries no buffer flag
+  flow.granted = -1;
+  return granted;
+}
+
 bool Pump::still_waiting(worker::FlowRef ref) const {
   const Conn& conn = ctx_.conns[ref.conn];
   return conn.gen == ref.gen && conn.flow[ref.dir].waiting &&
@@ -190,9 +190,7 @@ void Pump::wait_for_buffer(uint32_t id, Dir dir) {
   Conn& conn = ctx_.conns[id];
   ctx_.stats.buffer_waits.add();
   if (!ctx_.pool->wait({id, static_cast<uint8_t>(dir), conn.gen})) {
-    // A buffer came back to the ring while that recv was on its way: try again now.
-    if (conn.state == State::kProxyHeader) return ctx_.intake->peek(id);
-    return arm_flow_recv(id, dir);
+    return recv_again(id, dir);  // a buffer came back to the ring while that recv was on its way
   }
   conn.flow[dir].waiting = true;
 }
@@ -202,22 +200,21 @@ void Pump::resume(worker::FlowRef ref, int32_t buf) {
   Flow& flow = conn.flow[ref.dir];
   flow.waiting = false;
   flow.granted = buf;
+  recv_again(ref.conn, static_cast<Dir>(ref.dir));
+}
+
+void Pump::recv_again(uint32_t id, Dir dir) {
   // A client still sending its PROXY header waits like a proxied one; its reader peeks.
-  if (conn.state == State::kProxyHeader) return ctx_.intake->peek(ref.conn);
-  arm_flow_recv(ref.conn, static_cast<Dir>(ref.dir));
+  if (ctx_.conns[id].state == State::kProxyHeader) return ctx_.intake->peek(id);
+  arm_flow_recv(id, dir);
 }
 
 void Pump::unstick_waiters() {
   uint32_t n = ctx_.pool->in_ring();
   worker::FlowRef ref;
   while (n-- > 0 && ctx_.pool->pop([this](worker::FlowRef r) { return still_waiting(r); }, &ref)) {
-    Conn& conn = ctx_.conns[ref.conn];
-    conn.flow[ref.dir].waiting = false;
-    if (conn.state == State::kProxyHeader) {
-      ctx_.intake->peek(ref.conn);
-    } else {
-      arm_flow_recv(ref.conn, static_cast<Dir>(ref.dir));
-    }
+    ctx_.conns[ref.conn].flow[ref.dir].waiting = false;
+    recv_again(ref.conn, static_cast<Dir>(ref.dir));
   }
 }
 

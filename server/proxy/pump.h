@@ -35,6 +35,8 @@ class Pump {
 
   // The provided buffer a recv completion carries (-1: none), counted in use until released.
   int32_t take_buffer(uint32_t cqe_flags);
+  // The buffer a recv of `flow` completed into: its granted one, or what the completion carries.
+  int32_t take_recv_buffer(Flow& flow, uint32_t cqe_flags);
   // Gives a buffer back (no-op for -1): to the oldest flow waiting for one, or to the kernel.
   bool release_buffer(int32_t buf);  // true: it went to a waiter
   // A recv found the provided ring empty (-ENOBUFS): waits for a buffer, or retries at once when
@@ -52,6 +54,8 @@ class Pump {
   void submit_send(uint32_t id, Dir dir);
   // A granted buffer's waiter gets its turn: its recv goes into that buffer.
   void resume(worker::FlowRef ref, int32_t buf);
+  // The recv a waiting flow missed: its PROXY header's peek, or its next data recv.
+  void recv_again(uint32_t id, Dir dir);
   // A queued waiter still wants a buffer: its connection is the same and still reading.
   bool still_waiting(worker::FlowRef ref) const;
 

@@ -243,8 +243,7 @@ void Upstream::on_proxy_header(uint32_t id, int res) {
   --conn.inflight;
   if (conn.state == State::kClosing) return ctx_.lifecycle->maybe_finish(id);
   if (res <= 0) {
-    return ctx_.lifecycle->close(id, res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset
-                                                                         : CloseReason::k_error);
+    return ctx_.lifecycle->close(id, close_reason_for(res));
   }
   header.off = static_cast<uint8_t>(header.off + res);
   if (header.off < header.len) return submit_proxy_header(id);  // short write: the rest, in order

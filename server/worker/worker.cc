@@ -27,8 +27,6 @@ constexpr uint64_t kTickNs = 200'000'000;
 // default 5-minute idle timeout, so an idle connection's timer is looked at once per timeout).
 constexpr uint64_t kWheelResolutionNs = 10'000'000;
 constexpr uint32_t kWheelSlots = 32768;
-// Hand-offs the acceptor can have on their way to one worker at once: its accepted slots.
-constexpr unsigned kHandoffBurst = 4096;
 
 // The op whose completion latency a tag measures, or kCount for none.
 Op op_of(Tag tag) {
@@ -80,7 +78,7 @@ unsigned Worker::cq_entries(unsigned capacity) {
   // burst of hand-offs, and the loop's own timers. Slow paths (ctl connections, a slot audit)
   // can exceed this at full capacity; their completions then wait on the kernel's overflow
   // list, which loses nothing, only costs a slower path (tested with a tiny CQ).
-  const unsigned needed = capacity * 6 + kHandoffBurst + 256;
+  const unsigned needed = capacity * 6 + kAcceptSlots + 256;
   unsigned entries = 8192;
   while (entries < needed) entries *= 2;
   return entries;
