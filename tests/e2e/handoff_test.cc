@@ -7,12 +7,12 @@
 //   RINGLB_TEST_ACCEPTOR_SQ_ENTRIES=N   the acceptor ring's SQ size
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 
 #include <chrono>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -26,20 +26,6 @@ namespace ringlb::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Sets environment variables for the processes started in its scope (children inherit them).
-class ScopedEnv {
- public:
-  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) : vars_(std::move(vars)) {
-    for (const auto& [name, value] : vars_) setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    for (const auto& [name, value] : vars_) unsetenv(name.c_str());
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> vars_;
-};
 
 // A payload unique to client `i`, so a connection handed to the wrong place cannot pass.
 std::string payload(int i, size_t len = 4096) {
@@ -58,6 +44,22 @@ bool round_trip(uint16_t port, int i) {
   std::string back(out.size(), '\0');
   return write_all(fd.get(), out.data(), out.size()) && read_exact(fd.get(), back.data(), back.size()) &&
          back == out;
+}
+
+// Connects `n` clients while ringlb is stopped, each writing first(i): resumed, its acceptor finds
+// them all in one batch and hands them off together. Fewer than `n` on a failure.
+std::vector<Fd> burst_while_stopped(const RinglbProcess& lb, int n, const std::function<std::string(int)>& first) {
+  std::vector<Fd> clients;
+  if (kill(lb.pid(), SIGSTOP) != 0) return clients;
+  std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < n; ++i) {
+    Fd fd = connect_loopback(lb.port());
+    const std::string out = first(i);
+    if (!fd || !write_all(fd.get(), out.data(), out.size())) break;
+    clients.push_back(std::move(fd));
+  }
+  if (kill(lb.pid(), SIGCONT) != 0) clients.clear();
+  return clients;
 }
 
 bool no_slots_open(const RinglbProcess& lb, int workers) {
@@ -93,16 +95,9 @@ TEST(Handoff, WorkerTableFullIsRetriedElsewhereAndEveryClientGetsAnAnswer) {
                         "--max-connections", "2", "--health-interval", "0s"}))
       << lb.output();
   constexpr int kClients = 400;
-  ASSERT_EQ(kill(lb.pid(), SIGSTOP), 0);
-  std::this_thread::sleep_for(100ms);
-  std::vector<Fd> clients;
-  for (int i = 0; i < kClients; ++i) {
-    clients.push_back(connect_loopback(lb.port()));
-    ASSERT_TRUE(clients.back());
-    const char c = static_cast<char>('a' + i % 26);
-    ASSERT_TRUE(write_all(clients.back().get(), &c, 1));
-  }
-  ASSERT_EQ(kill(lb.pid(), SIGCONT), 0);
+  std::vector<Fd> clients =
+      burst_while_stopped(lb, kClients, [](int i) { return std::string(1, static_cast<char>('a' + i % 26)); });
+  ASSERT_EQ(clients.size(), static_cast<size_t>(kClients));
   // Every client is either served (its byte comes back) or closed at once: none is left hanging
   // on a descriptor lost between the rings.
   int served = 0, closed = 0;
@@ -145,17 +140,8 @@ TEST(Handoff, LinkedChainsSurviveAFullSubmissionQueue) {
                         "--health-interval", "0s"}))
       << lb.output();
   constexpr int kClients = 24;
-  // Stopped, ringlb accepts nothing; resumed, its acceptor finds every client in one batch.
-  ASSERT_EQ(kill(lb.pid(), SIGSTOP), 0);
-  std::this_thread::sleep_for(100ms);
-  std::vector<Fd> clients;
-  for (int i = 0; i < kClients; ++i) {
-    clients.push_back(connect_loopback(lb.port()));
-    ASSERT_TRUE(clients.back());
-    const std::string out = payload(i);
-    ASSERT_TRUE(write_all(clients.back().get(), out.data(), out.size()));
-  }
-  ASSERT_EQ(kill(lb.pid(), SIGCONT), 0);
+  std::vector<Fd> clients = burst_while_stopped(lb, kClients, [](int i) { return payload(i); });
+  ASSERT_EQ(clients.size(), static_cast<size_t>(kClients));
   int served = 0;
   for (int i = 0; i < kClients; ++i) {
     set_recv_timeout(clients[static_cast<size_t>(i)].get(), 5000);

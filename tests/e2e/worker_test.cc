@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -28,18 +27,11 @@ std::string payload(size_t n, size_t seed) {
   return s;
 }
 
-// Sets an environment variable for the ringlb processes a test starts, and unsets it after.
-struct ScopedEnv {
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-  const char* name_;
-};
-
 // With a CQ of 16 entries, far below what 64 concurrent connections need, completions spill to
 // the kernel's overflow list. Nothing may be lost: every stream arrives whole and the worker
 // returns to no open slot and no buffer in use.
 TEST(Worker, TinyCompletionQueueStillServesEverythingAndLeavesNothing) {
-  ScopedEnv tiny("RINGLB_TEST_WORKER_CQ_ENTRIES", "16");
+  ScopedEnv tiny(std::vector<std::pair<std::string, std::string>>{{"RINGLB_TEST_WORKER_CQ_ENTRIES", "16"}});
   Backend echo(echo_handler());
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1",

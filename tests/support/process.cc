@@ -238,4 +238,12 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
+ScopedEnv::ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) : vars_(std::move(vars)) {
+  for (const auto& [name, value] : vars_) setenv(name.c_str(), value.c_str(), 1);
+}
+
+ScopedEnv::~ScopedEnv() {
+  for (const auto& [name, value] : vars_) unsetenv(name.c_str());
+}
+
 }  // namespace ringlb::testing

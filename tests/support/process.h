@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace ringlb::testing {
@@ -101,6 +102,19 @@ class RinglbProcess {
   std::string output_;
   std::vector<uint16_t> ports_;
   uint16_t metrics_port_ = 0;
+};
+
+// Sets environment variables for the processes started in its scope (children inherit them),
+// e.g. ringlb's test hooks; unsets them when the scope ends.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> vars_;
 };
 
 // Plain HTTP/1.0 GET against 127.0.0.1:port; the body, or empty on failure.
