@@ -147,6 +147,8 @@ std::vector<MetricFamily> Collector::Collect() const {
         {"ringlb_cq_overflows_total", "Event-loop passes that found completions on the kernel's CQ overflow list, by worker.", &WorkerStats::cq_overflows},
         {"ringlb_cq_dropped_total", "Completions the kernel dropped (-EBADR), by worker.", &WorkerStats::cq_dropped},
         {"ringlb_stale_completions_total", "Completions for a connection already freed, ignored, by worker.", &WorkerStats::stale_completions},
+        {"ringlb_recv_backpressure_stops_total", "Multishot recvs cancelled because their direction held --flow-buffers buffers (a slow reader), by worker.", &WorkerStats::recv_stopped},
+        {"ringlb_recv_multishot_ended_total", "Multishot recvs the kernel ended while data flowed, armed again, by worker.", &WorkerStats::recv_ended},
         {"ringlb_lost_handoffs_recovered_total", "Hand-offs whose completion was lost (msg_ring -EOVERFLOW), found and served, by worker.", &WorkerStats::lost_handoffs_recovered},
     };
     for (const Ring& k : kRing) {

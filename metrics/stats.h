@@ -94,6 +94,10 @@ struct alignas(64) WorkerStats {
   LocalHistogram handoff_latency;
   LocalCounter buffer_waits;  // recvs that found the buffer pool empty (-ENOBUFS)
   LocalCounter buffers_in_use;  // gauge: provided buffers holding bytes not yet sent
+  // Multishot recvs: stopped because their flow held --flow-buffers buffers (back-pressure),
+  // and ended by the kernel while data flowed (armed again at once).
+  LocalCounter recv_stopped;
+  LocalCounter recv_ended;
   // Ring health: loop iterations that found completions waiting on the kernel's overflow list
   // (the CQ was full), completions the kernel dropped outright (-EBADR), and completions for a
   // connection that had already been freed (ignored; possible only after drops).

@@ -57,6 +57,8 @@ po::options_description describe() {
       ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
       ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
       ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
+      ("recv", po::value<std::string>()->default_value("single"), "multishot (one multishot recv per direction for the connection's life) or single (one recv per message)")
+      ("flow-buffers", po::value<std::string>()->default_value("1"), "buffers one direction of a connection may hold before it stops receiving (bounds memory per slow reader); 2 or more receive while sending")
       ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
       ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none")
       ("control-socket", po::value<std::string>(), "Unix socket PATH for `ringlb ctl PATH connections` and for upgrades")
@@ -307,6 +309,7 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       !get_uint(vm, "buffer-size", 1024, 1 << 20, &c.buffer_size, message) ||
       !get_uint(vm, "buffers", 8, 32768, &c.buffers_per_worker, message) ||
       !get_uint(vm, "backlog", 1, 65535, &c.backlog, message) ||
+      !get_uint(vm, "flow-buffers", 1, 64, &c.flow_buffers, message) ||
       !get_duration(vm, "connect-timeout", &c.connect_timeout, message) ||
       !get_duration(vm, "idle-timeout", &c.idle_timeout, message) ||
       !get_duration(vm, "fin-timeout", &c.fin_timeout, message) ||
@@ -365,6 +368,12 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   if (!parse_cpu_affinity(vm["cpu-affinity"].as<std::string>(), &c.cpus, message)) {
     return ParseStatus::kError;
   }
+  const std::string recv = vm["recv"].as<std::string>();
+  if (recv != "multishot" && recv != "single") {
+    *message = "invalid value '" + recv + "' for --recv: expected multishot or single";
+    return ParseStatus::kError;
+  }
+  c.recv_multishot = recv == "multishot";
   const std::string metrics = vm["metrics-listen"].as<std::string>();
   if (metrics == "none") {
     c.metrics_enabled = false;

@@ -82,6 +82,12 @@ struct Config {
   unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;
+  // --recv multishot: one multishot recv per direction stays armed for the connection's life
+  // (no SQE, and no poll to arm, per message); single: one recv per message, as liburing's proxy.
+  bool recv_multishot = false;
+  // --flow-buffers: buffers one direction may hold before its recv stops (the slow-reader bound);
+  // 2 or more lets a recv run while the previous buffer is being sent.
+  unsigned flow_buffers = 1;
   unsigned backlog = 1024;
   balancer::Policy policy = balancer::Policy::kRoundRobin;
   balancer::HashKey hash_key = balancer::HashKey::kAddr;

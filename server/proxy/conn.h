@@ -17,18 +17,28 @@ struct SnapshotRef;  // server/proxy/snapshot_cache.h
 enum class State : uint8_t { kFree, kProxyHeader, kQueued, kConnecting, kProxying, kClosing };
 enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
 
-// One direction: at most one recv or one send in flight, never both, so a slow reader stalls
-// only its own connection and memory stays bounded (one buffer per direction).
+// One direction. Bytes received and not yet sent wait in a chain of buffers (the Pump keeps each
+// buffer's length and successor), oldest first; one send is in flight at a time, from the head.
+// The recv stops while the flow holds --flow-buffers buffers (a multishot recv is cancelled), so
+// a slow reader stalls only its own connection and memory per direction stays bounded.
 struct Flow {
-  int32_t buf = -1;      // provided-buffer id holding bytes not yet sent
-  uint32_t len = 0;
+  int32_t buf = -1;      // the head of the chain: its bytes from `off` are being sent
+  int32_t tail = -1;
+  uint32_t len = 0;      // the head's length
   uint32_t off = 0;
+  uint16_t queued = 0;   // buffers in the chain
   int32_t granted = -1;  // a buffer the pool handed to this flow for its next recv (FIFO waiters)
   bool eof = false;      // the source side sent FIN; SHUT_WR goes (or went) to the other side
+  bool eof_pending = false;  // FIN seen, but bytes received before it are still being sent
   bool waiting = false;  // queued in the buffer pool for a free buffer
+  bool recv_armed = false;   // a recv of this flow (multishot or not) is in flight
+  bool multishot = false;    // the armed recv is multishot
+  bool cancelling = false;   // the armed multishot recv is being cancelled (the chain is full)
+  bool sending = false;
   // Bytes are likely waiting at the source (the last recv saw IORING_CQE_F_SOCK_NONEMPTY): recv
   // at once. Otherwise the recv waits for readiness first instead of failing a try.
   bool expect_data = false;
+  uint64_t recv_data = 0;    // the armed multishot recv's user_data, to cancel it by
 };
 
 struct Conn {

@@ -109,9 +109,9 @@ void Lifecycle::free(uint32_t id) {
   // Buffers still held here: bytes not yet sent when a completion was lost, or a grant whose
   // recv never came. Every other buffer goes back when its send completes.
   for (Flow& flow : conn.flow) {
-    ctx_.pump->release_buffer(flow.buf);
+    ctx_.pump->release_flow(flow);
     ctx_.pump->release_buffer(flow.granted);
-    flow.buf = flow.granted = -1;
+    flow.granted = -1;
   }
   ctx_.intake->forget(id);  // a PROXY header still in pieces dies with its client
   if (conn.backend_index >= 0) count_backend(conn, false);

@@ -20,7 +20,7 @@ namespace ringlb::proxy {
 
 class Pump {
  public:
-  explicit Pump(worker::Context& ctx) : ctx_(ctx) {}
+  explicit Pump(worker::Context& ctx);
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
 
@@ -45,12 +45,24 @@ class Pump {
   // After lost completions, or as a safety net: waiters are granted buffers the ring still has.
   void unstick_waiters();
 
+  // Gives back every buffer `flow` still holds (bytes never sent: its connection is gone).
+  void release_flow(Flow& flow);
+
   // A recv for flow `dir`: into its granted buffer when it has one, else a provided buffer.
   // `extra_flags` (e.g. MSG_PEEK) and `len` (0: a whole buffer) serve the PROXY header reader.
   void arm_recv(uint32_t id, Dir dir, Tag tag, int extra_flags = 0, uint32_t len = 0);
 
  private:
+  // The flow's data recv: multishot (--recv multishot) unless it goes into a granted buffer.
   void arm_flow_recv(uint32_t id, Dir dir);
+  // Arms the flow's recv unless one is armed, it is done or waiting, or its chain is full.
+  void maybe_arm(uint32_t id, Dir dir);
+  // Stops the flow's multishot recv: its chain holds --flow-buffers buffers.
+  void cancel_recv(uint32_t id, Dir dir);
+  // The source sent FIN and every byte before it was sent on: SHUT_WR to the other side.
+  void forward_eof(uint32_t id, Dir dir);
+  void enqueue(Flow& flow, int32_t buf, uint32_t len);
+  int32_t dequeue(Flow& flow);  // the head buffer, taken off the chain
   void submit_send(uint32_t id, Dir dir);
   // A granted buffer's waiter gets its turn: its recv goes into that buffer.
   void resume(worker::FlowRef ref, int32_t buf);
@@ -60,6 +72,9 @@ class Pump {
   bool still_waiting(worker::FlowRef ref) const;
 
   worker::Context& ctx_;
+  // Per provided buffer, while it sits in a flow's chain: the next buffer and its length.
+  std::vector<int32_t> next_;
+  std::vector<uint32_t> lens_;
   std::vector<worker::FlowRef> shutdowns_;
 };
 
