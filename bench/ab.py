@@ -35,6 +35,7 @@ def main():
     concs = [int(c) for c in args.conns.split(",")]
 
     e2e.build_ringlb()
+    e2e.raise_fd_limit()
     tmp = tempfile.mkdtemp(prefix="ringlb-ab-")
     e2e.start_backend(tmp, 1)
     procs = {}

@@ -31,6 +31,8 @@ BACKEND_PORT = 18280
 PROXY_PROTOCOL_BACKEND_PORT = 18281
 PROXY_PORT = {"ringlb": 18200, "haproxy": 18201, "nginx": 18202, "direct": BACKEND_PORT}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What start_proxy gives ringlb unless its extra arguments name the option.
+RINGLB_DEFAULTS = {"--max-connections": "9500", "--metrics-listen": "none", "--backlog": "4096"}
 
 children = []
 
@@ -108,35 +110,40 @@ def start_backend(tmp, workers):
     return p
 
 
-def start_proxy(name, tmp, threads, pin=False, port=None, extra=(), send_proxy=None):
+def start_proxy(name, tmp, threads, pin=False, port=None, extra=(), send_proxy=None,
+                backend_port=None):
     """pin: each proxy binds its threads to CPUs 0..threads-1 the way its documentation says
     (ringlb --cpu-affinity auto, HAProxy cpu-map, nginx worker_cpu_affinity auto).
-    port: instead of PROXY_PORT[name]; extra: more ringlb arguments.
+    port: instead of PROXY_PORT[name]; extra: more ringlb arguments (one of RINGLB_DEFAULTS there
+    replaces its value), or for HAProxy more lines of its `defaults` section.
     send_proxy: "v1" or "v2" to send a PROXY header (ringlb and HAProxy) to the backend's
-    proxy_protocol listener."""
+    proxy_protocol listener. backend_port: another backend than the nginx one (bench/bulk.py's
+    iperf3 server)."""
     port = port or PROXY_PORT[name]
     setting = {None: "", "v1": "send-proxy", "v2": "send-proxy-v2"}[send_proxy]
-    backend_port = PROXY_PROTOCOL_BACKEND_PORT if send_proxy else BACKEND_PORT
+    backend_port = backend_port or (PROXY_PROTOCOL_BACKEND_PORT if send_proxy else BACKEND_PORT)
     if name == "direct":
         return None
     if name == "ringlb":
         argv = [RINGLB, "--listen", f"127.0.0.1:{port}", "--backend",
                 f"127.0.0.1:{backend_port}" + (f",{setting}" if setting else ""),
-                "--workers", str(threads), "--max-connections", "9500", "--metrics-listen", "none",
-                "--backlog", "4096"] + (["--cpu-affinity", "auto"] if pin else []) + list(extra)
+                "--workers", str(threads)] + \
+            [w for k, v in RINGLB_DEFAULTS.items() if k not in extra for w in (k, v)] + \
+            (["--cpu-affinity", "auto"] if pin else []) + list(extra)
     elif name == "haproxy":
         conf = os.path.join(tmp, "haproxy.cfg")
+        defaults_extra = "".join(f"  {line}\n" for line in extra)
         with open(conf, "w") as f:
             f.write(f"""global
   nbthread {threads}
 {f"  cpu-map auto:1/1-{threads} 0-{threads - 1}" if pin else ""}
-  maxconn 9500
+  maxconn {haproxy_maxconn()}
 defaults
   mode tcp
   timeout connect 2s
   timeout client 5m
   timeout server 5m
-frontend fe
+{defaults_extra}frontend fe
   bind 127.0.0.1:{port}
   backlog 4096
   default_backend be
@@ -152,7 +159,7 @@ backend be
         with open(conf, "w") as f:
             f.write("load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" +
                     nginx_main(tmp, "stream", threads, pin) + f"""stream {{
-  upstream be {{ server 127.0.0.1:{BACKEND_PORT}; }}
+  upstream be {{ server 127.0.0.1:{backend_port}; }}
   server {{ listen 127.0.0.1:{port} backlog=4096; proxy_pass be; proxy_timeout 5m; }}
 }}
 """)
@@ -163,6 +170,22 @@ backend be
     if not wait_port(port):
         sys.exit(f"{name} did not start: " + p.stderr.read().decode(errors="replace"))
     return p
+
+
+def raise_fd_limit(want=65536):
+    """HAProxy's maxconn 9500 needs about 24k descriptors: raise the limit to `want` where allowed
+    (root may go above the hard limit), else to the hard limit."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, hard), max(want, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def haproxy_maxconn():
+    """9500, or less where the descriptor limit is lower than the ~24k HAProxy then asks for
+    (two per connection and, with splicing, maxconn / 4 pipes of two)."""
+    return max(100, min(9500, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1000) * 2 // 5))
 
 
 def process_tree(pid):
@@ -329,38 +352,50 @@ def write_markdown(path, rows, memory, meta):
                 f.write(f"| {name} | {m['rss_before_kib']:,} | {m['rss_after_kib']:,} | {m['bytes_per_conn']:,.0f} |\n")
 
 
-def write_charts(out, rows, proxies):
+def bar_chart(png, title, ylabel, xlabel, groups, series, value, key="top left"):
+    """A clustered histogram through gnuplot: one cluster per group (x axis), one bar per series;
+    value(group, series) is a number or None (no bar). Shared by bench/bulk.py."""
+    series = [s for s in series if any(value(g, s) is not None for g in groups)]  # gnuplot: no empty ones
+    if not series:
+        return
     tmp = tempfile.mkdtemp()
-    for mode in sorted({r["mode"] for r in rows}):
-        for metric, label, fname in (("rps", "requests/s", "rps"), ("p99_ms", "p99 latency (ms)", "p99"),
-                                     ("cpu_us_per_req", "proxy CPU µs per request", "cpu")):
-            data = os.path.join(tmp, f"{mode}-{fname}.dat")
-            names = [p for p in proxies if not (metric == "cpu_us_per_req" and p == "direct")]
-            concs = sorted({r["conc"] for r in rows if r["mode"] == mode})
-            with open(data, "w") as f:
-                f.write("conns " + " ".join(names) + "\n")
-                for c in concs:
-                    vals = []
-                    for p in names:
-                        v = [r[metric] for r in rows if r["mode"] == mode and r["conc"] == c and r["proxy"] == p]
-                        vals.append(str(v[0]) if v and v[0] is not None else "NaN")
-                    f.write(f"{c} " + " ".join(vals) + "\n")
-            png = os.path.join(out, f"{mode}-{fname}.png")
-            plots = ", ".join(f"'{data}' using 2+{i}:xtic(1) title '{n}'" for i, n in enumerate(names))
-            script = f"""set terminal pngcairo size 800,450
+    data = os.path.join(tmp, "chart.dat")
+    with open(data, "w") as f:
+        f.write("# group " + " ".join(series) + "\n")
+        for g in groups:
+            vals = [value(g, s) for s in series]
+            f.write(f'"{g}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
+    plots = ", ".join(f"'{data}' using 2+{i}:xtic(1) title '{n}'" for i, n in enumerate(series))
+    script = f"""set terminal pngcairo size 800,450
 set output '{png}'
-set title '{mode}: {label} by concurrent connections'
+set title '{title}'
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid border -1
-set key top left
+set key {key}
 set grid ytics
-set ylabel '{label}'
-set xlabel 'concurrent connections'
+set ylabel '{ylabel}'
+set xlabel '{xlabel}'
 set yrange [0:*]
 plot {plots}
 """
-            subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode:
+        print(f"gnuplot failed on {png}: {r.stderr.strip()}", file=sys.stderr)
+
+
+def write_charts(out, rows, proxies):
+    for mode in sorted({r["mode"] for r in rows}):
+        for metric, label, fname in (("rps", "requests/s", "rps"), ("p99_ms", "p99 latency (ms)", "p99"),
+                                     ("cpu_us_per_req", "proxy CPU µs per request", "cpu")):
+            names = [p for p in proxies if not (metric == "cpu_us_per_req" and p == "direct")]
+            concs = sorted({r["conc"] for r in rows if r["mode"] == mode})
+
+            def value(c, p):
+                v = [r[metric] for r in rows if r["mode"] == mode and r["conc"] == c and r["proxy"] == p]
+                return v[0] if v else None
+            bar_chart(os.path.join(out, f"{mode}-{fname}.png"), f"{mode}: {label} by concurrent connections",
+                      label, "concurrent connections", concs, names, value)
 
 
 def main():
@@ -383,8 +418,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     build_ringlb()
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     os.makedirs(args.out, exist_ok=True)
     proxies = args.proxies.split(",")
     modes = args.modes.split(",")
