@@ -9,19 +9,102 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
 #include "server/address.h"
 
 namespace ringlb {
 namespace {
 
-void append_address(const sockaddr* sa, std::string* out) {
-  if (sa == nullptr || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
-    out->append("-");
-    return;
+// RFC 3339 UTC with microseconds: 2026-11-22T05:38:10.123456Z.
+void append_time(int64_t unix_us, std::string* out) {
+  const time_t secs = static_cast<time_t>(unix_us / 1'000'000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char text[64];
+  snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", utc.tm_year + 1900,
+           utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+           static_cast<int>(unix_us % 1'000'000));
+  out->append(text);
+}
+
+// The length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF).
+size_t utf8_sequence(const unsigned char* s, size_t n) {
+  const unsigned char c = s[0];
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;  // the bounds of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong below U+0800
+    if (c == 0xED) hi = 0x9F;  // U+D800..U+DFFF, the surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong below U+10000
+    if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;  // a continuation byte, 0xC0/0xC1 (overlong) or 0xF5..0xFF
   }
+  if (n < len || s[1] < lo || s[1] > hi) return 0;
+  for (size_t i = 2; i < len; ++i) {
+    if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+  }
+  return len;
+}
+
+// `text` as a JSON string, quotes included.
+void append_json_string(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = s[i];
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20 || c == 0x7F) {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 0xF]);
+      ++i;
+    } else if (c < 0x80) {
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else if (const size_t len = utf8_sequence(s + i, n - i); len > 0) {
+      out->append(text.substr(i, len));
+      i += len;
+    } else {
+      out->append("\\ufffd");  // one replacement character per byte that fits no sequence
+      ++i;
+    }
+  }
+  out->push_back('"');
+}
+
+std::string address_text(const sockaddr* sa) {
   const socklen_t len = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  out->append(address_from_sockaddr(sa, len).to_string());
+  return address_from_sockaddr(sa, len).to_string();
+}
+
+bool has_address(const sockaddr* sa) {
+  return sa != nullptr && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+void append_address(const sockaddr* sa, std::string* out) {
+  out->append(has_address(sa) ? address_text(sa) : std::string("-"));
+}
+
+// An address as a JSON string, or null.
+void append_json_address(const sockaddr* sa, std::string* out) {
+  if (has_address(sa)) {
+    append_json_string(address_text(sa), out);
+  } else {
+    out->append("null");
+  }
 }
 
 // write() until all of `data` is out; 0 or -errno.
@@ -41,14 +124,9 @@ int write_fully(int fd, const char* data, size_t len) {
 }  // namespace
 
 void append_access_line(const AccessRecord& r, std::string* out) {
-  const time_t secs = static_cast<time_t>(r.start_unix_us / 1'000'000);
-  tm utc{};
-  gmtime_r(&secs, &utc);
   char text[128];
-  snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ client=", utc.tm_year + 1900,
-           utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-           static_cast<int>(r.start_unix_us % 1'000'000));
-  out->append(text);
+  append_time(r.start_unix_us, out);
+  out->append(" client=");
   append_address(r.client, out);
   out->append(" listener=");
   append_address(r.listener, out);
@@ -69,6 +147,46 @@ void append_access_line(const AccessRecord& r, std::string* out) {
   out->append(text);
   out->append(r.close_reason);
   out->push_back('\n');
+}
+
+void append_access_json(const AccessRecord& r, std::string* out) {
+  out->append("{\"time\":\"");
+  append_time(r.start_unix_us, out);
+  out->append("\",\"client\":");
+  append_json_address(r.client, out);
+  out->append(",\"listener\":");
+  append_json_address(r.listener, out);
+  out->append(",\"backend\":");
+  if (r.backend != nullptr) {
+    append_json_string(*r.backend, out);
+  } else {
+    out->append("null");
+  }
+  char text[160];
+  snprintf(text, sizeof(text),
+           ",\"worker\":%u,\"queue_us\":%" PRId64 ",\"connect_attempts\":%u,\"connect_us\":",
+           r.worker, r.queue_us, r.connect_attempts);
+  out->append(text);
+  if (r.connect_us >= 0) {
+    out->append(std::to_string(r.connect_us));
+  } else {
+    out->append("null");
+  }
+  snprintf(text, sizeof(text),
+           ",\"duration_us\":%" PRId64 ",\"bytes_from_client\":%" PRIu64
+           ",\"bytes_from_backend\":%" PRIu64 ",\"close\":",
+           r.duration_us, r.bytes_from_client, r.bytes_from_backend);
+  out->append(text);
+  append_json_string(r.close_reason != nullptr ? r.close_reason : "", out);
+  out->append("}\n");
+}
+
+void append_access(AccessLogFormat format, const AccessRecord& record, std::string* out) {
+  if (format == AccessLogFormat::kJson) {
+    append_access_json(record, out);
+  } else {
+    append_access_line(record, out);
+  }
 }
 
 std::unique_ptr<AccessLog> AccessLog::open(const std::string& path, metrics::Registry* stats,

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "metrics/stats.h"
+#include "server/access_log_format.h"
 
 namespace ringlb {
 
@@ -43,6 +44,20 @@ struct AccessRecord {
 //   bytes_from_client=123 bytes_from_backend=456 close=client_eof
 // (one line in the file). Unknown values are written as "-".
 void append_access_line(const AccessRecord& record, std::string* out);
+
+// Appends the same record as one JSON object on one line (--access-log-format json), with the
+// same field names, "time" for the start time, in the same order:
+//   {"time":"2026-11-22T05:38:10.123456Z","client":"127.0.0.2:51234","listener":"127.0.0.1:8080",
+//    "backend":"127.0.0.1:9000","worker":0,"queue_us":0,"connect_attempts":1,"connect_us":312,
+//    "duration_us":12534,"bytes_from_client":123,"bytes_from_backend":456,"close":"client_eof"}
+// Numbers are JSON numbers; unknown values are null. In strings '"' and '\\' are escaped with a
+// backslash and every control character (U+0000 to U+001F, U+007F) as \u00XX; bytes that are
+// not valid UTF-8 (a backend is named as the user wrote it) become U+FFFD, so every line is
+// valid JSON whatever the configuration says.
+void append_access_json(const AccessRecord& record, std::string* out);
+
+// One line in `format`.
+void append_access(AccessLogFormat format, const AccessRecord& record, std::string* out);
 
 class AccessLog {
  public:

@@ -65,6 +65,7 @@ po::options_description describe() {
       ("allow", po::value<std::vector<std::string>>(), "CIDR (repeatable): when given, only clients from these networks are served")
       ("deny", po::value<std::vector<std::string>>(), "CIDR (repeatable): clients from these networks are closed at once (deny wins over allow)")
       ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
+      ("access-log-format", po::value<std::string>()->default_value("logfmt"), "logfmt (key=value after the time) or json (one JSON object per line, same field names)")
       ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
   return desc;
 }
@@ -400,6 +401,11 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       *message = "--access-log needs a PATH (or - for standard output)";
       return ParseStatus::kError;
     }
+  }
+  if (const std::string format = vm["access-log-format"].as<std::string>();
+      !parse_access_log_format(format, &c.access_log_format)) {
+    *message = "invalid value '" + format + "' for --access-log-format: expected logfmt or json";
+    return ParseStatus::kError;
   }
   if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
   *config = c;

@@ -10,6 +10,7 @@
 
 #include "balancer/maglev.h"
 #include "balancer/snapshot.h"
+#include "server/access_log_format.h"
 #include "server/acl.h"
 #include "server/address.h"
 #include "server/protocol/proxy_protocol.h"
@@ -98,6 +99,7 @@ struct Config {
   std::string config_file;
   std::string control_socket;  // --control-socket PATH ("" = none)
   std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
+  AccessLogFormat access_log_format = AccessLogFormat::kLogfmt;  // --access-log-format
   // --allow / --deny: source addresses refused before any backend is tried. Reloadable.
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;

@@ -34,7 +34,7 @@ void AccessBatch::log(uint32_t id, metrics::CloseReason reason) {
   r.bytes_from_client = conn.bytes[proxy::kUp];
   r.bytes_from_backend = conn.bytes[proxy::kDown];
   r.close_reason = metrics::close_reason_name(reason);
-  append_access_line(r, &batch_);
+  append_access(ctx_.config.access_log_format, r, &batch_);
   ++lines_;
   // Handed over at each tick, or sooner when a burst of closes makes the batch large.
   if (batch_.size() >= kFlushBytes) flush();

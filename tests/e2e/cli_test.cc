@@ -53,6 +53,8 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log", "/nonexistent/access.log"},
        "/nonexistent/access.log"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log", ""}, "--access-log"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--access-log-format", "csv"},
+       "invalid value 'csv' for --access-log-format: expected logfmt or json"},
       {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,send-proxy-v3"}, "send-proxy-v3"},
       {{"--listen", "127.0.0.1:0,send-proxy", "--backend", ok_backend}, "send-proxy"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--deny", "10.0.0.1/8"}, "10.0.0.1/8"},

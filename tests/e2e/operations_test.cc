@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "tests/support/backends.h"
@@ -394,6 +395,88 @@ TEST(Operations, AccessLogSaysWhenNoBackendAnswered) {
   EXPECT_NE(lines[0].find(" bytes_from_client=0 bytes_from_backend=0 close=connect_failed"),
             std::string::npos)
       << lines[0];
+}
+
+// --access-log-format json: each line is one JSON object a strict parser (Python's json module)
+// reads, with the logfmt line's fields as numbers, strings and nulls. The refused backend is a
+// Unix socket path with a quote, a backslash and a tab in it, as a user may write one.
+TEST(Operations, AccessLogInJson) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/access.json";
+  const std::string refused = "unix:" + dir.path() + "/no \"such\" \\ \tsocket";
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", refused, "--backend", echo.address(),
+                        "--workers", "1", "--health-interval", "0s", "--connect-attempts", "1",
+                        "--access-log", path, "--access-log-format", "json"}))
+      << lb.output();
+  // Round robin: one client each way, one after the other.
+  std::vector<std::string> ports;
+  int echoed = 0;
+  for (int i = 0; i < 2; ++i) {
+    Fd c = connect_loopback(lb.port());
+    ASSERT_TRUE(write_all(c.get(), "hello", 5));
+    shutdown(c.get(), SHUT_WR);
+    echoed += read_to_eof(c.get(), 5000) == "hello";
+    ports.push_back(std::to_string(local_port(c.get())));
+  }
+  EXPECT_EQ(echoed, 1);
+  ASSERT_TRUE(eventually([&] { return file_lines(path).size() == 2; })) << file_lines(path).size();
+  // One line per object, each field printed as Python read it (repr: strings quoted, None).
+  const RunResult parsed = run_command(
+      {"python3", "-c",
+       "import json, sys\n"
+       "for line in open(sys.argv[1], encoding='utf-8'):\n"
+       "    o = json.loads(line)\n"
+       "    assert type(o) is dict and line.endswith('}\\n'), line\n"
+       "    print(' '.join('%s=%r' % kv for kv in o.items()))\n",
+       path});
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.output << "\n" << file_lines(path)[0];
+  std::vector<std::string> objects;
+  for (size_t at = 0, nl; (nl = parsed.output.find('\n', at)) != std::string::npos; at = nl + 1) {
+    objects.push_back(parsed.output.substr(at, nl - at));
+  }
+  ASSERT_EQ(objects.size(), 2u) << parsed.output;
+  const std::string time_re = "time='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z' ";
+  const std::string listener = "listener='127.0.0.1:" + std::to_string(lb.port()) + "' ";
+  std::string python_refused = refused;  // as Python's repr writes it
+  for (size_t at = 0; (at = python_refused.find_first_of("\\\t", at)) != std::string::npos; at += 2) {
+    python_refused.replace(at, 1, python_refused[at] == '\t' ? "\\t" : "\\\\");
+  }
+  int failed = 0, proxied = 0;
+  for (const std::string& o : objects) {
+    if (o.find("close='connect_failed'") != std::string::npos) {
+      ++failed;
+      EXPECT_TRUE(std::regex_match(
+          o, std::regex(time_re + "client='127\\.0\\.0\\.1:[0-9]+' " + listener + ".*")))
+          << o;
+      EXPECT_NE(o.find(listener + "backend='" + python_refused + "' worker=0 queue_us=0 "
+                       "connect_attempts=1 connect_us=None duration_us="),
+                std::string::npos)
+          << o << "\nexpected backend '" << python_refused << "'";
+      EXPECT_NE(o.find(" bytes_from_client=0 bytes_from_backend=0 close='connect_failed'"),
+                std::string::npos)
+          << o;
+    } else {
+      ++proxied;
+      EXPECT_TRUE(std::regex_match(
+          o, std::regex(time_re + "client='127\\.0\\.0\\.1:[0-9]+' " + listener + "backend='" +
+                        echo.address() +
+                        "' worker=0 queue_us=0 connect_attempts=1 connect_us=[0-9]+ "
+                        "duration_us=[0-9]+ bytes_from_client=5 bytes_from_backend=5 "
+                        "close='client_eof'")))
+          << o;
+    }
+    // Each client's own port.
+    EXPECT_TRUE(o.find("client='127.0.0.1:" + ports[0] + "'") != std::string::npos ||
+                o.find("client='127.0.0.1:" + ports[1] + "'") != std::string::npos)
+        << o;
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(proxied, 1);
+  EXPECT_EQ(lb.metric("ringlb_access_log_lines_total"), 2);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
 }  // namespace

@@ -6,13 +6,17 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "metrics/stats.h"
 #include "tests/support/process.h"
@@ -20,7 +24,9 @@
 namespace ringlb {
 namespace {
 
+using testing::RunResult;
 using testing::TempDir;
+using testing::run_command;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -70,6 +76,342 @@ TEST(AccessLine, UnknownValuesAreDashes) {
             "first\n1970-01-01T00:00:00.000000Z client=- listener=- backend=- worker=0 "
             "queue_us=0 connect_attempts=0 connect_us=- duration_us=0 bytes_from_client=0 "
             "bytes_from_backend=0 close=no_backend\n");
+}
+
+// The record of AccessLine.EveryField, with its addresses kept alive by the fixture.
+struct FullRecord {
+  FullRecord() {
+    client.sin_family = AF_INET;
+    client.sin_port = htons(51234);
+    inet_pton(AF_INET, "192.0.2.7", &client.sin_addr);
+    listener.sin6_family = AF_INET6;
+    listener.sin6_port = htons(443);
+    inet_pton(AF_INET6, "2001:db8::1", &listener.sin6_addr);
+    r.start_unix_us = 1795325890123456;  // 2026-11-22T05:38:10.123456Z
+    r.client = reinterpret_cast<const sockaddr*>(&client);
+    r.listener = reinterpret_cast<const sockaddr*>(&listener);
+    r.backend = &backend;
+    r.worker = 1;
+    r.queue_us = 1500;
+    r.connect_attempts = 2;
+    r.connect_us = 312;
+    r.duration_us = 12534;
+    r.bytes_from_client = 123;
+    r.bytes_from_backend = 4567890123ULL;
+    r.close_reason = "client_eof";
+  }
+  sockaddr_in client{};
+  sockaddr_in6 listener{};
+  std::string backend = "10.0.0.5:80";
+  AccessRecord r;
+};
+
+std::string json_line(const AccessRecord& r) {
+  std::string line;
+  append_access_json(r, &line);
+  return line;
+}
+
+// The JSON string append_access_json writes for a backend named `name`.
+std::string json_backend(const std::string& name) {
+  AccessRecord r;
+  r.backend = &name;
+  const std::string line = json_line(r);
+  const size_t from = line.find("\"backend\":") + 10;
+  const size_t to = line.find(",\"worker\":");
+  if (from < 10 || to == std::string::npos) return "(no backend field in " + line + ")";
+  return line.substr(from, to - from);
+}
+
+TEST(AccessJson, EveryField) {
+  FullRecord f;
+  std::string line = "first\n";
+  append_access_json(f.r, &line);  // appends
+  EXPECT_EQ(line,
+            "first\n{\"time\":\"2026-11-22T05:38:10.123456Z\",\"client\":\"192.0.2.7:51234\","
+            "\"listener\":\"[2001:db8::1]:443\",\"backend\":\"10.0.0.5:80\",\"worker\":1,"
+            "\"queue_us\":1500,\"connect_attempts\":2,\"connect_us\":312,\"duration_us\":12534,"
+            "\"bytes_from_client\":123,\"bytes_from_backend\":4567890123,\"close\":\"client_eof\"}\n");
+}
+
+TEST(AccessJson, UnknownValuesAreNull) {
+  AccessRecord r;
+  r.close_reason = "no_backend";
+  EXPECT_EQ(json_line(r),
+            "{\"time\":\"1970-01-01T00:00:00.000000Z\",\"client\":null,\"listener\":null,"
+            "\"backend\":null,\"worker\":0,\"queue_us\":0,\"connect_attempts\":0,\"connect_us\":null,"
+            "\"duration_us\":0,\"bytes_from_client\":0,\"bytes_from_backend\":0,"
+            "\"close\":\"no_backend\"}\n");
+  // An address of another family (a Unix listener's peer) is unknown too.
+  sockaddr_un unix_peer{};
+  unix_peer.sun_family = AF_UNIX;
+  r.client = reinterpret_cast<const sockaddr*>(&unix_peer);
+  EXPECT_NE(json_line(r).find("\"client\":null,"), std::string::npos) << json_line(r);
+}
+
+TEST(AccessJson, FormatPicksTheWriter) {
+  FullRecord f;
+  std::string logfmt, json;
+  append_access(AccessLogFormat::kLogfmt, f.r, &logfmt);
+  append_access(AccessLogFormat::kJson, f.r, &json);
+  std::string expected_logfmt, expected_json;
+  append_access_line(f.r, &expected_logfmt);
+  append_access_json(f.r, &expected_json);
+  EXPECT_EQ(logfmt, expected_logfmt);
+  EXPECT_EQ(json, expected_json);
+}
+
+TEST(AccessJson, EscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(json_backend("unix:/run/a\"b\\c/d e\n\t\r\x01\x1f\x7f~"),
+            "\"unix:/run/a\\\"b\\\\c/d e\\u000a\\u0009\\u000d\\u0001\\u001f\\u007f~\"");
+  EXPECT_EQ(json_backend(std::string("a\0b", 3)), "\"a\\u0000b\"");
+  EXPECT_EQ(json_backend(""), "\"\"");
+  // Every control character, alone.
+  for (int c = 0; c <= 0x7f; ++c) {
+    if (c >= 0x20 && c != 0x7f) continue;
+    char expected[16];
+    snprintf(expected, sizeof(expected), "\"\\u%04x\"", c);
+    EXPECT_EQ(json_backend(std::string(1, static_cast<char>(c))), expected) << "byte " << c;
+  }
+  // Every other ASCII character is itself, but for '"' and '\'.
+  for (int c = 0x20; c < 0x7f; ++c) {
+    const std::string one(1, static_cast<char>(c));
+    const std::string expected = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : one;
+    EXPECT_EQ(json_backend(one), "\"" + expected + "\"") << "byte " << c;
+  }
+  // The close reason goes through the same escaping.
+  AccessRecord r;
+  r.close_reason = "a\"b";
+  EXPECT_NE(json_line(r).find(",\"close\":\"a\\\"b\"}\n"), std::string::npos) << json_line(r);
+}
+
+TEST(AccessJson, KeepsUtf8AndReplacesInvalidBytes) {
+  EXPECT_EQ(json_backend("unix:/srv/caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80"),
+            "\"unix:/srv/caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80\"");  // é € 😀 as written
+  // U+FFFF and U+10FFFF, the last of 3 and 4 bytes.
+  EXPECT_EQ(json_backend("\xef\xbf\xbf\xf4\x8f\xbf\xbf"), "\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"");
+  const struct {
+    std::string in, out;
+  } bad[] = {
+      {"a\xff" "b", "a\\ufffdb"},                         // never valid
+      {"\x80", "\\ufffd"},                                // a lone continuation byte
+      {"x\xc3", "x\\ufffd"},                              // cut short at the end
+      {"\xc3(", "\\ufffd("},                              // cut short by ASCII
+      {"\xc0\xaf", "\\ufffd\\ufffd"},                     // overlong '/'
+      {"\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd"},          // overlong, 3 bytes
+      {"\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"},          // a UTF-16 surrogate
+      {"\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"},  // above U+10FFFF
+      {"\xf8\x88\x80\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd"},  // 5-byte form
+  };
+  for (const auto& b : bad) EXPECT_EQ(json_backend(b.in), "\"" + b.out + "\"") << b.out;
+}
+
+// A strict reader for the one shape append_access_json writes: a flat object of strings,
+// integers and nulls on one line. Each value is kept as it decodes: a string's text, an
+// integer's digits, or "null"; a string is prefixed with '"' to tell it from the others.
+class FlatJson {
+ public:
+  static bool parse(const std::string& line, std::vector<std::pair<std::string, std::string>>* out,
+                    std::string* error) {
+    FlatJson p(line);
+    if (!p.object(out)) {
+      *error = p.error_ + " at byte " + std::to_string(p.pos_) + " of " + line;
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  explicit FlatJson(const std::string& s) : s_(s) {}
+
+  bool fail(const std::string& why) {
+    error_ = why;
+    return false;
+  }
+  bool eat(char c) {
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return fail(std::string("expected '") + c + "'");
+  }
+  bool object(std::vector<std::pair<std::string, std::string>>* out) {
+    if (!eat('{')) return false;
+    for (bool first = true; pos_ < s_.size() && s_[pos_] != '}'; first = false) {
+      if (!first && !eat(',')) return false;
+      std::string key, value;
+      if (!string(&key) || !eat(':')) return false;
+      if (pos_ < s_.size() && s_[pos_] == '"') {
+        if (!string(&value)) return false;
+        value.insert(0, "\"");
+      } else if (s_.compare(pos_, 4, "null") == 0) {
+        value = "null";
+        pos_ += 4;
+      } else if (!integer(&value)) {
+        return false;
+      }
+      out->emplace_back(key, value);
+    }
+    if (!eat('}') || !eat('\n')) return false;
+    return pos_ == s_.size() ? true : fail("bytes after the line");
+  }
+  bool integer(std::string* out) {
+    const size_t start = pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    if (pos_ >= s_.size() || !isdigit(static_cast<unsigned char>(s_[pos_]))) return fail("expected a value");
+    if (s_[pos_] == '0' && pos_ + 1 < s_.size() && isdigit(static_cast<unsigned char>(s_[pos_ + 1]))) {
+      return fail("a leading zero");
+    }
+    while (pos_ < s_.size() && isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    *out = s_.substr(start, pos_ - start);
+    return true;
+  }
+  bool string(std::string* out) {
+    if (!eat('"')) return false;
+    while (pos_ < s_.size()) {
+      const unsigned char c = static_cast<unsigned char>(s_[pos_++]);
+      if (c == '"') return true;
+      if (c < 0x20) return fail("a raw control character in a string");
+      if (c != '\\') {
+        out->push_back(static_cast<char>(c));
+        continue;
+      }
+      if (pos_ >= s_.size()) break;
+      const char e = s_[pos_++];
+      switch (e) {
+        case '"': case '\\': case '/': out->push_back(e); break;
+        case 'b': out->push_back('\b'); break;
+        case 'f': out->push_back('\f'); break;
+        case 'n': out->push_back('\n'); break;
+        case 'r': out->push_back('\r'); break;
+        case 't': out->push_back('\t'); break;
+        case 'u': {
+          if (pos_ + 4 > s_.size()) return fail("a short \\u escape");
+          const std::string hex = s_.substr(pos_, 4);
+          if (hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+            return fail("a bad \\u escape");
+          }
+          pos_ += 4;
+          const unsigned cp = static_cast<unsigned>(std::stoul(hex, nullptr, 16));
+          if (cp >= 0xD800 && cp <= 0xDFFF) return fail("a surrogate escape");  // never written
+          if (cp < 0x80) {
+            out->push_back(static_cast<char>(cp));
+          } else if (cp < 0x800) {
+            out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+            out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+          } else {
+            out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+            out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+            out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+          }
+          break;
+        }
+        default: return fail("an unknown escape");
+      }
+    }
+    return fail("an unterminated string");
+  }
+
+  const std::string& s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+TEST(AccessJson, RoundTripsEveryValue) {
+  FullRecord f;
+  std::string every_byte;  // every ASCII byte, and UTF-8 beyond it
+  for (int c = 0; c < 0x80; ++c) every_byte.push_back(static_cast<char>(c));
+  every_byte += "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+  f.backend = every_byte;
+  f.r.start_unix_us = 4102444799999999;  // 2099-12-31T23:59:59.999999Z
+  f.r.worker = 4294967295u;
+  f.r.queue_us = 9223372036854775807;
+  f.r.connect_attempts = 7;
+  f.r.connect_us = 0;
+  f.r.duration_us = 86'400'000'000;
+  f.r.bytes_from_client = 18446744073709551615ULL;
+  f.r.bytes_from_backend = 0;
+  f.r.close_reason = "max_duration";
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::string error;
+  ASSERT_TRUE(FlatJson::parse(json_line(f.r), &fields, &error)) << error;
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"time", "\"2099-12-31T23:59:59.999999Z"},
+      {"client", "\"192.0.2.7:51234"},
+      {"listener", "\"[2001:db8::1]:443"},
+      {"backend", "\"" + every_byte},
+      {"worker", "4294967295"},
+      {"queue_us", "9223372036854775807"},
+      {"connect_attempts", "7"},
+      {"connect_us", "0"},
+      {"duration_us", "86400000000"},
+      {"bytes_from_client", "18446744073709551615"},
+      {"bytes_from_backend", "0"},
+      {"close", "\"max_duration"},
+  };
+  EXPECT_EQ(fields, expected);
+
+  // Unknown values read back as null, the rest as numbers.
+  AccessRecord unknown;
+  unknown.close_reason = "connect_failed";
+  fields.clear();
+  ASSERT_TRUE(FlatJson::parse(json_line(unknown), &fields, &error)) << error;
+  ASSERT_EQ(fields.size(), 12u);
+  EXPECT_EQ(fields[1], std::make_pair(std::string("client"), std::string("null")));
+  EXPECT_EQ(fields[2], std::make_pair(std::string("listener"), std::string("null")));
+  EXPECT_EQ(fields[3], std::make_pair(std::string("backend"), std::string("null")));
+  EXPECT_EQ(fields[7], std::make_pair(std::string("connect_us"), std::string("null")));
+  EXPECT_EQ(fields[4], std::make_pair(std::string("worker"), std::string("0")));
+}
+
+// The same lines through a real, strict JSON parser (Python's json module): each is one object
+// with the twelve fields, of the right types, and the backend's text comes back as written
+// (bytes that are not UTF-8 as U+FFFD).
+TEST(AccessJson, Python3ReadsEveryLine) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/access.json";
+  FullRecord f;
+  std::string lines, every_byte;
+  for (int c = 0; c < 0x80; ++c) every_byte.push_back(static_cast<char>(c));
+  append_access_json(f.r, &lines);
+  AccessRecord unknown;
+  unknown.close_reason = "no_backend";
+  append_access_json(unknown, &lines);
+  f.backend = every_byte + "\xc3\xa9\xff\xf0\x9f\x98\x80";
+  append_access_json(f.r, &lines);
+  std::ofstream(path) << lines;
+  const char* script = R"PY(
+import json, sys
+keys = ["time", "client", "listener", "backend", "worker", "queue_us", "connect_attempts",
+        "connect_us", "duration_us", "bytes_from_client", "bytes_from_backend", "close"]
+numbers = ["worker", "queue_us", "connect_attempts", "duration_us", "bytes_from_client",
+           "bytes_from_backend"]
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    assert list(o) == keys, list(o)
+    for k in numbers:
+        assert type(o[k]) is int, (k, o[k])
+    assert o["connect_us"] is None or type(o["connect_us"]) is int
+    for k in ["client", "listener", "backend"]:
+        assert o[k] is None or type(o[k]) is str, (k, o[k])
+    print(o["time"], o["client"], o["connect_us"], o["bytes_from_backend"], o["close"],
+          "-" if o["backend"] is None else " ".join("%x" % ord(c) for c in o["backend"]))
+)PY";
+  const RunResult r = run_command({"python3", "-c", script, path});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string every_code_point;
+  for (int c = 0; c < 0x80; ++c) every_code_point += (c == 0 ? "" : " ") + [c] {
+    char hex[8];
+    snprintf(hex, sizeof(hex), "%x", c);
+    return std::string(hex);
+  }();
+  EXPECT_EQ(r.output,
+            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof "
+            "31 30 2e 30 2e 30 2e 35 3a 38 30\n"
+            "1970-01-01T00:00:00.000000Z None None 0 no_backend -\n"
+            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof " +
+                every_code_point + " e9 fffd 1f600\n");
 }
 
 TEST(AccessLog, WritesWhatWasSubmittedAndCountsIt) {

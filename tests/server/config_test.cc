@@ -128,5 +128,24 @@ TEST(Config, CommandLine) {
   EXPECT_FALSE(c.metrics_enabled);
 }
 
+TEST(Config, AccessLogFormat) {
+  Config c;
+  std::string msg;
+  const char* plain[] = {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2"};
+  ASSERT_EQ(parse_config(std::size(plain), plain, &c, &msg), ParseStatus::kRun) << msg;
+  EXPECT_EQ(c.access_log_format, AccessLogFormat::kLogfmt);
+  for (const char* format : {"json", "logfmt"}) {
+    const char* argv[] = {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2",
+                          "--access-log", "-", "--access-log-format", format};
+    ASSERT_EQ(parse_config(std::size(argv), argv, &c, &msg), ParseStatus::kRun) << msg;
+    EXPECT_EQ(c.access_log_format,
+              format[0] == 'j' ? AccessLogFormat::kJson : AccessLogFormat::kLogfmt);
+  }
+  const char* bad[] = {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2",
+                       "--access-log-format", "JSON"};
+  ASSERT_EQ(parse_config(std::size(bad), bad, &c, &msg), ParseStatus::kError);
+  EXPECT_EQ(msg, "invalid value 'JSON' for --access-log-format: expected logfmt or json");
+}
+
 }  // namespace
 }  // namespace ringlb
