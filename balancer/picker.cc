@@ -130,6 +130,8 @@ int Picker::least_loaded(uint64_t tried, bool backup) {
 
 int Picker::random_two(uint64_t tried, bool backup) {
   const size_t n = snapshot_.backends.size();
+  // Every backend drained (weight 0): nothing to draw from (and no modulo by a zero total).
+  if (weight_prefix_.empty() || weight_prefix_.back() == 0) return -1;
   // Two weighted draws; an ineligible draw is redrawn a few times, then an eligible backend is
   // found by scanning, so a mostly-down set still answers.
   auto draw = [&](int avoid) -> int {

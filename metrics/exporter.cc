@@ -148,7 +148,7 @@ std::vector<MetricFamily> Collector::Collect() const {
         {"ringlb_cq_dropped_total", "Completions the kernel dropped (-EBADR), by worker.", &WorkerStats::cq_dropped},
         {"ringlb_stale_completions_total", "Completions for a connection already freed, ignored, by worker.", &WorkerStats::stale_completions},
         {"ringlb_recv_backpressure_stops_total", "Multishot recvs cancelled because their direction held --flow-buffers buffers (a slow reader), by worker.", &WorkerStats::recv_stopped},
-        {"ringlb_recv_multishot_ended_total", "Multishot recvs the kernel ended while data flowed, armed again, by worker.", &WorkerStats::recv_ended},
+        {"ringlb_recv_multishot_ended_total", "Multishot recvs that ended while data flowed (their byte budget, what the direction's free buffers hold, spent), armed again when there is room, by worker.", &WorkerStats::recv_ended},
         {"ringlb_lost_handoffs_recovered_total", "Hand-offs whose completion was lost (msg_ring -EOVERFLOW), found and served, by worker.", &WorkerStats::lost_handoffs_recovered},
     };
     for (const Ring& k : kRing) {

@@ -17,6 +17,7 @@
 
 #include "metrics/exporter.h"
 #include "server/accept/acceptor.h"
+#include "server/config/command_line.h"
 #include "server/config/config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
@@ -43,6 +44,48 @@ void stop_workers(const std::vector<int>& ring_fds) {
       uring::prep_msg_ring_data(sqe, fd, 0, encode(Tag::kControl, 0, 0));
     });
   }
+}
+
+// False (and *message) when `config` asks for what this build does not serve yet: better to
+// refuse than to send a listener's clients to another cluster's backends.
+bool runtime_gaps(const Config& config, std::string* message) {
+  const std::vector<std::string> gaps = unsupported_by_runtime(config);
+  message->clear();
+  for (const std::string& gap : gaps) {
+    *message += (message->empty() ? "" : "\n") + std::string("not supported by this build yet: ") + gap;
+  }
+  return gaps.empty();
+}
+
+std::string plural(size_t n, const char* what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+// `ringlb check ARGS`: parse and validate ARGS as `ringlb ARGS` would, start nothing.
+int check(int argc, char** argv) {
+  Config config;
+  std::string message;
+  // argv[0] is "check", in the place of the program name.
+  switch (parse_config(argc, argv, &config, &message)) {
+    case ParseStatus::kExit0:
+      fputs(message.c_str(), stdout);
+      return 0;
+    case ParseStatus::kError:
+      fprintf(stderr, "%s\n", message.c_str());  // FILE:LINE: KEY: message, one a line
+      return 2;
+    case ParseStatus::kRun:
+      break;
+  }
+  size_t backends = 0;
+  for (const ClusterConfig& c : config.clusters) backends += c.backends.size();
+  printf("%s: ok (%s, %s, %s)\n", config.config_file.empty() ? "command line" : config.config_file.c_str(),
+         plural(config.listen.size(), "listener").c_str(), plural(config.clusters.size(), "cluster").c_str(),
+         plural(backends, "backend").c_str());
+  // Valid, and still refused at start-up: say so here rather than surprise at the next restart.
+  for (const std::string& gap : unsupported_by_runtime(config)) {
+    fprintf(stderr, "note: ringlb would refuse to start this: not supported by this build yet: %s\n", gap.c_str());
+  }
+  return 0;
 }
 
 int serve(const Config& config, int argc, char** argv) {
@@ -188,8 +231,11 @@ int serve(const Config& config, int argc, char** argv) {
     if (shared.access_log != nullptr) shared.access_log->reopen();
     Config fresh;
     std::string message;
-    if (parse_config(argc, argv, &fresh, &message) != ParseStatus::kRun) {
-      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", message.c_str());
+    // The same path as at start-up: argv again, so --config FILE is read again.
+    if (parse_config(argc, argv, &fresh, &message) != ParseStatus::kRun || !runtime_gaps(fresh, &message)) {
+      std::string line;  // one log line, every error in it
+      for (char ch : message) line += ch == '\n' ? std::string("; ") : std::string(1, ch);
+      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", line.c_str());
       return;
     }
     if (std::string why = publish_snapshot(fresh, version + 1, &shared); !why.empty()) {
@@ -262,6 +308,7 @@ int main(int argc, char** argv) {
     }
     return ringlb::run_ctl(argv[2], argv[3]);
   }
+  if (argc >= 2 && std::string(argv[1]) == "check") return ringlb::check(argc - 1, argv + 1);
   ringlb::Config config;
   std::string message;
   switch (ringlb::parse_config(argc, argv, &config, &message)) {
@@ -269,10 +316,16 @@ int main(int argc, char** argv) {
       fputs(message.c_str(), stdout);
       return 0;
     case ringlb::ParseStatus::kError:
-      fprintf(stderr, "ringlb: %s\n", message.c_str());
-      return 2;
+      break;
     case ringlb::ParseStatus::kRun:
+      if (ringlb::runtime_gaps(config, &message)) return ringlb::serve(config, argc, argv);
       break;
   }
-  return ringlb::serve(config, argc, argv);
+  // Every error on a line of its own, each naming the program.
+  for (size_t at = 0; at < message.size();) {
+    const size_t end = std::min(message.find('\n', at), message.size());
+    fprintf(stderr, "ringlb: %s\n", message.substr(at, end - at).c_str());
+    at = end + 1;
+  }
+  return 2;
 }

@@ -1,5 +1,7 @@
-// ringlb's configuration: command line (Boost.Program_options) and an optional INI file with the
-// same names; the command line wins.
+// ringlb's configuration model, the value syntaxes shared by the command line and the TOML file
+// (durations, backends, listen addresses, SNI patterns, names) and their limits. The readers are
+// command_line.h (flags, and --config FILE through toml_config.h); settings.h maps each key to
+// a field here.
 #pragma once
 
 #include <chrono>
@@ -22,6 +24,19 @@ using Millis = std::chrono::milliseconds;
 // A configured duration in nanoseconds, the unit of the event loops' clocks.
 inline uint64_t to_ns(Millis d) { return static_cast<uint64_t>(d.count()) * 1'000'000ULL; }
 
+// Limits shared by the flags and the file, so that no value wraps anywhere it is stored.
+namespace limits {
+// Durations: 0 to 24 days (576h). Kept below 2^31 ms, so a duration fits the int32/uint32
+// milliseconds the health checker and the snapshot store.
+inline constexpr Millis kMaxDuration{24LL * 24 * 3600 * 1000};
+inline constexpr uint32_t kMaxWeight = 1000;  // 0 = drained: kept and checked, gets no new clients
+inline constexpr uint32_t kMaxConnections = 1'000'000;  // global, per listener, per backend
+inline constexpr uint32_t kMaxRiseFall = 100;
+inline constexpr unsigned kMaxConnectAttempts = 100;
+inline constexpr unsigned kMaxWorkers = 256;
+inline constexpr size_t kMaxNameLength = 64;  // cluster and listener names
+}  // namespace limits
+
 // Active health-check settings; a backend may override each.
 struct HealthConfig {
   Millis interval{2000};  // 0 turns active checks (and passive marking down) off
@@ -33,31 +48,83 @@ struct HealthConfig {
 struct BackendConfig {
   Address address;
   std::string text;  // as written, for logs and metric labels
-  uint32_t weight = 1;
+  uint32_t weight = 1;  // 0 to limits::kMaxWeight; 0 = drained
   uint32_t max_connections = 0;  // 0 = unlimited
   bool backup = false;
   // send-proxy / send-proxy-v2: a PROXY protocol header goes to the backend before any byte.
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
-  // Per-backend overrides of the global health settings (unset = global).
+  // Per-backend overrides of the cluster's health settings (unset = the cluster's).
   std::optional<Millis> health_interval, health_timeout;
   std::optional<uint32_t> health_rise, health_fall;
 };
 
+// A named pool of backends and how to pick among them (a "service" upstream).
+struct ClusterConfig {
+  std::string name;
+  balancer::Policy policy = balancer::Policy::kRoundRobin;
+  balancer::HashKey hash_key = balancer::HashKey::kAddr;
+  uint32_t maglev_size = balancer::kDefaultMaglevSize;
+  HealthConfig health;
+  Millis connect_timeout{2000};
+  unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
+  // HAProxy's timeout queue: a client finding every backend that is up at its max-connections
+  // waits this long for a turn, then is closed. 0 = closed at once. Unset in the file or on
+  // the command line, it is the cluster's connect timeout, as in HAProxy.
+  Millis queue_timeout{2000};
+  std::vector<BackendConfig> backends;
+};
+
+// One SNI route of a listener: a TLS ClientHello naming `server_name` goes to `cluster`.
+struct SniRoute {
+  std::string server_name;  // lower case; exact ("a.example.com") or one leading "*." label
+  std::string cluster;
+};
+
 struct ListenConfig {
   Address address;
+  // Unique. A [[listener]] without a name is "listener-N" (N from 1, in file order), and so is
+  // every --listen.
+  std::string name;
+  // Where its clients go: one cluster, or by the TLS SNI of the client's first bytes.
+  std::string cluster;            // empty when sni_routes is used
+  std::vector<SniRoute> sni_routes;
+  std::string sni_default;        // cluster for no or unmatched SNI; "" = close the client
+  Millis tls_inspect_timeout{5000};  // how long to wait for a whole ClientHello
   // accept-proxy: each client starts with a PROXY protocol header (ringlb is behind another
   // proxy or load balancer); its addresses stand for the connection's own.
   bool accept_proxy = false;
+  // The header is honoured only from these sources; empty = from anyone.
+  std::vector<Cidr> trusted_proxies;
+  Millis proxy_header_timeout{5000};
   // v6only (HAProxy's name): an IPv6 listener takes IPv6 clients only. Without it, [::] is
   // dual-stack and takes IPv4 clients too (as ::ffff:a.b.c.d).
   bool v6only = false;
+  // Source-address lists that apply to this listener: its own, or else the global ones (the
+  // global lists are copied in, so these are always the effective ones).
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
+  unsigned max_connections = 0;  // 0 = only the global limit
+  // Overrides of the global timeouts (unset = Config's).
+  std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
 };
 
 struct Config {
   std::vector<ListenConfig> listen;
+  // Every cluster a listener may name, in file order. From the command line alone: one,
+  // "default", made of the --backend flags and the cluster flags.
+  std::vector<ClusterConfig> clusters;
+
+  // Copies of clusters[0]'s fields (finish_config fills them): what the runtime reads today.
   std::vector<BackendConfig> backends;
-  unsigned workers = 1;
   Millis connect_timeout{2000};
+  Millis queue_timeout{2000};
+  unsigned connect_attempts = 3;
+  balancer::Policy policy = balancer::Policy::kRoundRobin;
+  balancer::HashKey hash_key = balancer::HashKey::kAddr;
+  uint32_t maglev_size = balancer::kDefaultMaglevSize;
+  HealthConfig health;
+
+  unsigned workers = 1;
   Millis idle_timeout{300000};
   // Once either side has half-closed (sent FIN), the connection is closed after this long
   // without traffic: half-closed sockets must not linger until the idle timeout.
@@ -66,10 +133,6 @@ struct Config {
   // Envoy's max_downstream_connection_duration: long-lived connections are closed after this
   // long, busy or not, so clients reconnect and spread over backends added since. 0 = never.
   Millis max_connection_duration{0};
-  // HAProxy's timeout queue: a client finding every backend that is up at its max-connections
-  // waits this long for a turn (first come, first served), then is closed. 0 = closed at once.
-  // Unset, it is the connect timeout, as in HAProxy.
-  Millis queue_timeout{2000};
   unsigned max_connections = 4096;
   // --cpu-affinity: worker i runs (with its io-wq threads) on cpus[i % size], the acceptor on
   // cpus[0]. Empty: the scheduler places every thread.
@@ -80,7 +143,6 @@ struct Config {
   // --iowq-scheduling batch: the io-wq thread that runs a worker's SHUTDOWNs is SCHED_BATCH, so
   // queueing one does not preempt the worker; it runs when the worker sleeps, several at a time.
   bool iowq_batch = true;
-  unsigned connect_attempts = 3;  // per client: first try plus retries on other backends
   unsigned buffer_size = 16384;
   unsigned buffers_per_worker = 1024;
   // --recv multishot: one multishot recv per direction stays armed for the connection's life
@@ -90,35 +152,53 @@ struct Config {
   // 2 or more lets a recv run while the previous buffer is being sent.
   unsigned flow_buffers = 1;
   unsigned backlog = 1024;
-  balancer::Policy policy = balancer::Policy::kRoundRobin;
-  balancer::HashKey hash_key = balancer::HashKey::kAddr;
-  uint32_t maglev_size = balancer::kDefaultMaglevSize;
-  HealthConfig health;
   bool metrics_enabled = true;
-  Address metrics_listen;
+  Address metrics_listen;  // 127.0.0.1:9090 unless set
   std::string config_file;
   std::string control_socket;  // --control-socket PATH ("" = none)
   std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
   AccessLogFormat access_log_format = AccessLogFormat::kLogfmt;  // --access-log-format
-  // --allow / --deny: source addresses refused before any backend is tried. Reloadable.
+  // --allow / --deny: source addresses refused before any backend is tried. Reloadable. Every
+  // listener without lists of its own has copies of these.
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
 };
 
-enum class ParseStatus {
-  kRun,    // *config is ready
-  kExit0,  // --help or --version: *message holds what to print on stdout
-  kError,  // *message holds the one-line error; exit 2
-};
+// A whole number from `min` to `max`, digits only (no sign, no spaces).
+bool parse_uint(const std::string& text, uint64_t min, uint64_t max, uint64_t* out);
 
-ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message);
-
-// "250ms", "5s", "1m", "2h". False (and *error) on anything else.
+// "250ms", "5s", "1m", "2h", up to limits::kMaxDuration. False (and *error) on anything else.
 bool parse_duration(const std::string& text, Millis* out, std::string* error);
 
 // "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".
 bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
+
+// A --listen value, "ADDR:PORT[,accept-proxy][,v6only]", onto *out (its other fields kept).
+bool parse_listen(const std::string& text, ListenConfig* out, std::string* error);
+
+// "addr" or "addr,port".
+bool parse_hash_key(const std::string& text, balancer::HashKey* out, std::string* error);
+
+// "none", "auto" (every CPU this process may use) or "CPU[,CPU...]".
+bool parse_cpu_affinity(const std::string& text, std::vector<int>* cpus, std::string* error);
+
+// A cluster or listener name: 1 to limits::kMaxNameLength of A-Z a-z 0-9 . _ -, starting with
+// a letter or digit (it ends up in logs and metric labels).
+bool valid_name(const std::string& name, std::string* error);
+
+// An SNI route's server name: a DNS name ("a.example.com") or one with a leading wildcard label
+// ("*.example.com", which matches one label: b.example.com, not a.b.example.com). Stored lower
+// case in *out.
+bool parse_sni_pattern(const std::string& text, std::string* out, std::string* error);
+
+// After a reader has filled listen and clusters: copies clusters[0] into the flat fields the
+// runtime reads.
+void finish_config(Config* config);
+
+// What this build would not honour in `config` yet (the runtime serves one pool: clusters[0],
+// with the global timeouts and lists), one line each; empty when it can serve it as written.
+std::vector<std::string> unsupported_by_runtime(const Config& config);
 
 }  // namespace ringlb

@@ -62,6 +62,10 @@ void Pump::arm_flow_recv(uint32_t id, Dir dir) {
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
   sqe->buf_group = ctx_.buffers.group();
   if (!flow.expect_data) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  // A byte budget (kernel 6.17's multishot limit, in the optlen field): the recv ends by itself,
+  // without IORING_CQE_F_MORE, once it has taken what the flow's free buffers hold. Without it
+  // the kernel may fill dozens of buffers before a cancel lands.
+  sqe->file_index = (ctx_.config.flow_buffers - flow.queued) * ctx_.config.buffer_size;
   sqe->user_data = flow.recv_data = ctx_.data(tag, id);
   ++conn.inflight;  // until its last completion, the one without IORING_CQE_F_MORE
 }

@@ -130,6 +130,20 @@ TEST(Picker, CanTakeAndWaitingHelpsTellWhetherToQueue) {
   EXPECT_EQ(p.pick(0, 0), 0);
 }
 
+// Weight 0 (a drained backend in the config file) gets no new clients under any policy, and a
+// pool with every backend drained answers -1 rather than dividing by its zero total weight.
+TEST(Picker, DrainedBackendsGetNothing) {
+  for (Policy policy : {Policy::kRoundRobin, Policy::kLeastConn, Policy::kRandom2, Policy::kMaglev}) {
+    Fixture some(policy, {0, 2, 0});
+    Picker p(some.snapshot, 0, 7);
+    for (uint64_t key = 0; key < 200; ++key) EXPECT_EQ(p.pick(key * 7919, 0), 1) << policy_name(policy);
+    Fixture all(policy, {0, 0});
+    Picker none(all.snapshot, 1, 7);
+    for (uint64_t key = 0; key < 20; ++key) EXPECT_EQ(none.pick(key, 0), -1) << policy_name(policy);
+    EXPECT_FALSE(none.can_take(0));
+  }
+}
+
 TEST(Snapshot, RejectsNonPrimeMaglevSize) {
   BackendRegistry r;
   Snapshot s;

@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <fstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -35,7 +38,8 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
       {{"--listen", "127.0.0.1:0"}, "--backend"},
       {{"--backend", ok_backend}, "--listen"},
       {{"--listen", "127.0.0.1:0", "--backend", "10.0.0.1"}, "10.0.0.1"},
-      {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,weight=0"}, "weight=0"},
+      {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,weight=1001"}, "weight=1001"},
+      {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--idle-timeout", "600h"}, "24 days"},
       {{"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:80,colour=blue"}, "colour=blue"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--workers", "0"}, "'0'"},
       {{"--listen", "127.0.0.1:0", "--backend", ok_backend, "--workers", "two"}, "two"},
@@ -106,36 +110,140 @@ TEST(Cli, HelpAndVersionExitZero) {
   EXPECT_EQ(version.output.rfind("ringlb ", 0), 0u);
 }
 
-TEST(Cli, ConfigFileWithCommandLineWinning) {
+std::string write_toml(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+// One cluster, one listener on a fresh port: what this build serves from a file.
+std::string one_cluster(const std::string& backend, const std::string& extra_top = "") {
+  return extra_top + "workers = 1\nidle-timeout = \"30s\"\n\n[cluster.app]\nbackends = [\"" + backend +
+         "\"]\n\n[[listener]]\nname = \"front\"\naddress = \"127.0.0.1:0\"\ncluster = \"app\"\n";
+}
+
+TEST(Cli, TomlFileProxiesAByteStream) {
+  Backend echo(echo_handler());
+  const std::string path = write_toml("proxy.toml", one_cluster(echo.address()));
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", path})) << lb.output();
+  Fd fd = connect_loopback(lb.port());
+  std::string sent;
+  for (int i = 0; i < 64 * 1024; ++i) sent += static_cast<char>('a' + i % 26);
+  std::thread writer([&] {
+    write_all(fd.get(), sent.data(), sent.size());
+    shutdown(fd.get(), SHUT_WR);
+  });
+  EXPECT_EQ(read_to_eof(fd.get(), 5000), sent);
+  writer.join();
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+TEST(Cli, FlagsWithATomlFile) {
   Backend a(name_handler("from-file"));
   Backend b(name_handler("from-command-line"));
-  const std::string path = ::testing::TempDir() + "/ringlb.ini";
-  {
-    std::ofstream ini(path);
-    ini << "listen = 127.0.0.1:0\n"
-        << "backend = " << a.address() << "\n"
-        << "workers = 1\n"
-        << "idle-timeout = 30s\n";
-  }
+  // Top-level keys only: --listen and --backend supply the rest, as without a file.
+  const std::string globals = write_toml("globals.toml", "workers = 1\nidle-timeout = \"30s\"\n");
   {
     RinglbProcess lb;
-    ASSERT_TRUE(lb.start({"--config", path})) << lb.output();
-    Fd fd = connect_loopback(lb.port());
-    EXPECT_EQ(read_to_eof(fd.get(), 5000), "from-file");
-  }
-  {
-    RinglbProcess lb;
-    ASSERT_TRUE(lb.start({"--config", path, "--backend", b.address()})) << lb.output();
+    ASSERT_TRUE(lb.start({"--config", globals, "--listen", "127.0.0.1:0", "--backend", b.address()}))
+        << lb.output();
     Fd fd = connect_loopback(lb.port());
     EXPECT_EQ(read_to_eof(fd.get(), 5000), "from-command-line");
   }
+  // A flag replaces the file's top-level key (here a bad one: the flag's value is what is refused).
+  const std::string path = write_toml("flags.toml", one_cluster(a.address()));
+  RunResult r = run_ringlb({"--config", path, "--workers", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("invalid value '0' for --workers"), std::string::npos) << r.output;
   {
-    std::ofstream ini(path);
-    ini << "listen = 127.0.0.1:0\nbackend = " << a.address() << "\nworkers = lots\n";
+    RinglbProcess lb;
+    ASSERT_TRUE(lb.start({"--config", path, "--workers", "2"})) << lb.output();
+    EXPECT_NE(lb.output().find("2 workers"), std::string::npos) << lb.output();
+    Fd fd = connect_loopback(lb.port());
+    EXPECT_EQ(read_to_eof(fd.get(), 5000), "from-file");
   }
+  // A file with clusters and listeners of its own takes no --backend.
+  r = run_ringlb({"--config", path, "--backend", b.address()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--backend cannot be combined with " + path), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BrokenTomlFileExitsTwoNamingFileLineAndKey) {
+  const std::string path = write_toml("broken.toml", one_cluster("127.0.0.1:1", "backlog = \"lots\"\n"));
   RunResult r = run_ringlb({"--config", path});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("lots"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output, "ringlb: " + path + ":1: backlog: invalid value \"lots\": expected a whole number from 1 to 65535\n");
+  // The old INI form is refused with a pointer to TOML.
+  const std::string ini = write_toml("old.ini", "listen = 127.0.0.1:0\nbackend = 127.0.0.1:1\n");
+  r = run_ringlb({"--config", ini});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find(ini + ":1: toml syntax: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the INI form is gone"), std::string::npos) << r.output;
+}
+
+TEST(Cli, RefusesWhatThisBuildCannotServe) {
+  // Valid, but the runtime serves one cluster: a listener of the second must not be served by
+  // the first one's backends.
+  const std::string path = write_toml(
+      "two.toml", one_cluster("127.0.0.1:1") +
+                      "\n[cluster.other]\nbackends = [\"127.0.0.1:2\"]\n\n[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"other\"\n");
+  RunResult r = run_ringlb({"--config", path, "--metrics-listen", "none"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("ringlb: not supported by this build yet: listener 'listener-2': cluster 'other'"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
+  RunResult check = run_ringlb({"check", "--config", path});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("note: ringlb would refuse to start this"), std::string::npos) << check.output;
+}
+
+TEST(Cli, CheckValidatesAndStartsNothing) {
+  // Both the listener's port and the metrics port are taken: check must not try to bind them.
+  uint16_t port = 0, metrics = 0;
+  Fd taken = listen_loopback(&port);
+  Fd metrics_taken = listen_loopback(&metrics);
+  const std::string path = write_toml(
+      "check.toml", "metrics-listen = \"127.0.0.1:" + std::to_string(metrics) + "\"\n" +
+                        "[cluster.app]\nbackends = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", weight = 0 }]\n" +
+                        "[[listener]]\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\ncluster = \"app\"\n");
+  RunResult r = run_ringlb({"check", "--config", path});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, path + ": ok (1 listener, 1 cluster, 2 backends)\n");
+  RunResult example = run_ringlb({"check", "--config", runfile("examples/ringlb.toml")});
+  EXPECT_EQ(example.exit_code, 0) << example.output;
+  EXPECT_NE(example.output.find(": ok (3 listeners, 2 clusters, 5 backends)\n"), std::string::npos)
+      << example.output;
+  RunResult flags = run_ringlb({"check", "--listen", "127.0.0.1:" + std::to_string(port), "--backend",
+                                "127.0.0.1:1", "--backend", "127.0.0.1:2"});
+  EXPECT_EQ(flags.exit_code, 0) << flags.output;
+  EXPECT_EQ(flags.output, "command line: ok (1 listener, 1 cluster, 2 backends)\n");
+  RunResult bad_flags = run_ringlb({"check", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--workers", "0"});
+  EXPECT_EQ(bad_flags.exit_code, 2);
+  EXPECT_NE(bad_flags.output.find("invalid value '0' for --workers"), std::string::npos) << bad_flags.output;
+}
+
+TEST(Cli, CheckReportsEveryErrorWithFileLineAndKey) {
+  uint16_t port = refused_port();
+  const std::string path = write_toml(
+      "check-broken.toml",
+      "workers = 0\n"                                                   // 1
+      "[cluster.app]\n"                                                 // 2
+      "backends = [{ address = \"127.0.0.1:1\", wieght = 2 }]\n"        // 3
+      "[[listener]]\n"                                                  // 4
+      "address = \"127.0.0.1:" + std::to_string(port) + "\"\n"          // 5
+      "sni = [{ name = \"*.*.example.com\", cluster = \"app\" }]\n");   // 6
+  RunResult r = run_ringlb({"check", "--config", path});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output, path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
+                          path + ":3: cluster.app.backends[0].wieght: unknown key (did you mean 'weight'?)\n" +
+                          path + ":6: listener[0].sni[0].name: '*.*.example.com' is not a server name: use a DNS "
+                                 "name (a.example.com) or one leading wildcard label (*.example.com)\n");
+  // Nothing listens where the file said.
+  Fd probe = connect_loopback(port);
+  EXPECT_FALSE(static_cast<bool>(probe));
 }
 
 }  // namespace

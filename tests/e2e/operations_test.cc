@@ -92,25 +92,27 @@ struct LongStream {
   }
 };
 
+// A TOML config file: `extra` top-level keys, one cluster of `backends`, one listener.
 std::string write_config(const std::string& path, const std::vector<std::string>& backends,
                          const std::string& extra = "") {
-  std::ofstream ini(path);
-  ini << "listen = 127.0.0.1:0\nworkers = 2\ndrain-timeout = 10s\n" << extra;
-  for (const auto& b : backends) ini << "backend = " << b << "\n";
+  std::ofstream toml(path);
+  toml << "workers = 2\ndrain-timeout = \"10s\"\n" << extra << "\n[cluster.default]\nbackends = [";
+  for (const auto& b : backends) toml << "\n  \"" << b << "\",";
+  toml << "\n]\n\n[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"default\"\n";
   return path;
 }
 
 TEST(Operations, ReloadAddsAndRemovesBackendWithoutFailures) {
   Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b')), c(name_then_echo_handler('c'));
-  const std::string ini = write_config(::testing::TempDir() + "/reload.ini", {a.address(), b.address()});
+  const std::string toml = write_config(::testing::TempDir() + "/reload.toml", {a.address(), b.address()});
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--config", ini})) << lb.output();
+  ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
   std::vector<std::unique_ptr<LongStream>> streams;
   for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LongStream>(lb.port(), 40));
   ShortLoad load([&] { return lb.port(); });
   std::this_thread::sleep_for(400ms);
 
-  write_config(ini, {b.address(), c.address()});
+  write_config(toml, {b.address(), c.address()});
   kill(lb.pid(), SIGHUP);
   ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded: 2 backends") != std::string::npos; }, 5s))
       << lb.output();
@@ -134,15 +136,15 @@ TEST(Operations, ReloadAddsAndRemovesBackendWithoutFailures) {
 
 TEST(Operations, ReloadClosesIdleConnectionToRemovedBackendAtDrainDeadline) {
   Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b'));
-  const std::string ini = write_config(::testing::TempDir() + "/deadline.ini", {a.address()});
+  const std::string toml = write_config(::testing::TempDir() + "/deadline.toml", {a.address()});
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--config", ini, "--drain-timeout", "600ms"}));
+  ASSERT_TRUE(lb.start({"--config", toml, "--drain-timeout", "600ms"}));
   Fd stuck = connect_loopback(lb.port());
   char name = 0;
   set_recv_timeout(stuck.get(), 5000);
   ASSERT_TRUE(read_exact(stuck.get(), &name, 1));
   ASSERT_EQ(name, 'a');
-  write_config(ini, {b.address()});
+  write_config(toml, {b.address()});
   kill(lb.pid(), SIGHUP);
   ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded") != std::string::npos; }, 5s));
   const auto t0 = Clock::now();
@@ -164,10 +166,10 @@ TEST(Operations, ReloadClosesIdleConnectionToRemovedBackendAtDrainDeadline) {
 
 TEST(Operations, ReloadChangesTheDenyList) {
   Backend echo(echo_handler());
-  const std::string ini = write_config(::testing::TempDir() + "/acl.ini", {echo.address()},
-                                       "deny = 127.0.0.7\n");
+  const std::string toml = write_config(::testing::TempDir() + "/acl.toml", {echo.address()},
+                                       "deny = [\"127.0.0.7\"]\n");
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--config", ini})) << lb.output();
+  ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
   const auto served = [&] {
     Fd c = connect_loopback_from("127.0.0.7", lb.port());
     write_all(c.get(), "x", 1);
@@ -175,7 +177,7 @@ TEST(Operations, ReloadChangesTheDenyList) {
     return read_to_eof(c.get(), 5000) == "x";
   };
   EXPECT_FALSE(served());
-  write_config(ini, {echo.address()}, "deny = 127.0.0.8/32\n");
+  write_config(toml, {echo.address()}, "deny = [\"127.0.0.8/32\"]\n");
   kill(lb.pid(), SIGHUP);
   ASSERT_TRUE(eventually([&] { return lb.output().find("reloaded") != std::string::npos; }));
   EXPECT_TRUE(served());
@@ -184,14 +186,23 @@ TEST(Operations, ReloadChangesTheDenyList) {
 
 TEST(Operations, InvalidConfigOnReloadKeepsServing) {
   Backend a(name_then_echo_handler('a'));
-  const std::string ini = write_config(::testing::TempDir() + "/bad.ini", {a.address()});
+  const std::string toml = write_config(::testing::TempDir() + "/bad.toml", {a.address()});
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--config", ini}));
-  write_config(ini, {"nonsense:80"});
+  ASSERT_TRUE(lb.start({"--config", toml}));
+  write_config(toml, {"nonsense:80"});
   kill(lb.pid(), SIGHUP);
   ASSERT_TRUE(eventually([&] { return lb.output().find("reload failed") != std::string::npos; }, 5s));
-  EXPECT_NE(lb.output().find("nonsense:80"), std::string::npos) << lb.output();
+  // Where in the file, and what: the element's line (6) and its key.
+  EXPECT_NE(lb.output().find("reload failed: " + toml + ":6: cluster.default.backends[0]: invalid backend "
+                             "\"nonsense:80\""),
+            std::string::npos)
+      << lb.output();
   EXPECT_NE(lb.output().find("keeping the running configuration"), std::string::npos);
+  // Not TOML at all (the old INI form): the same.
+  std::ofstream(toml) << "listen = 127.0.0.1:0\n";
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find(toml + ":1: toml syntax") != std::string::npos; }, 5s))
+      << lb.output();
   for (int i = 0; i < 5; ++i) {
     Fd fd = connect_loopback(lb.port());
     set_recv_timeout(fd.get(), 5000);

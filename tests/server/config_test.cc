@@ -1,5 +1,7 @@
 #include "server/config/config.h"
 
+#include "server/config/command_line.h"
+
 #include <gtest/gtest.h>
 
 namespace ringlb {
@@ -21,6 +23,13 @@ TEST(Duration, Units) {
   EXPECT_FALSE(parse_duration("5days", &d, &err));
   EXPECT_FALSE(parse_duration("ms", &d, &err));
   EXPECT_FALSE(parse_duration("-1s", &d, &err));
+  // 24 days at most: every duration fits the int32 milliseconds it may be stored in.
+  ASSERT_TRUE(parse_duration("576h", &d, &err)) << err;
+  EXPECT_EQ(d, limits::kMaxDuration);
+  EXPECT_FALSE(parse_duration("577h", &d, &err));
+  EXPECT_NE(err.find("24 days"), std::string::npos) << err;
+  EXPECT_FALSE(parse_duration("2073600001ms", &d, &err));
+  EXPECT_FALSE(parse_duration("1099511627776h", &d, &err));  // 2^40 h: no wrap into range
 }
 
 TEST(Address, Ipv4AndIpv6) {
@@ -51,6 +60,12 @@ TEST(Backend, Settings) {
   EXPECT_EQ(b.text, "127.0.0.1:80");
   EXPECT_EQ(b.proxy_protocol, ProxyProtocol::kNone);
   EXPECT_FALSE(parse_backend("127.0.0.1:80,weight=", &b, &err));
+  ASSERT_TRUE(parse_backend("127.0.0.1:80,weight=0", &b, &err)) << err;  // drained
+  EXPECT_EQ(b.weight, 0u);
+  ASSERT_TRUE(parse_backend("127.0.0.1:80,weight=1000", &b, &err)) << err;
+  EXPECT_FALSE(parse_backend("127.0.0.1:80,weight=1001", &b, &err));
+  EXPECT_FALSE(parse_backend("127.0.0.1:80,weight=4294967297", &b, &err));  // 2^32 + 1: no wrap
+  EXPECT_FALSE(parse_backend("127.0.0.1:80,max-connections=1000001", &b, &err));
   EXPECT_FALSE(parse_backend("127.0.0.1:0", &b, &err));
 }
 
@@ -145,6 +160,86 @@ TEST(Config, AccessLogFormat) {
                        "--access-log-format", "JSON"};
   ASSERT_EQ(parse_config(std::size(bad), bad, &c, &msg), ParseStatus::kError);
   EXPECT_EQ(msg, "invalid value 'JSON' for --access-log-format: expected logfmt or json");
+}
+
+TEST(Config, CommandLineBuildsTheDefaultCluster) {
+  const char* argv[] = {"ringlb", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2,accept-proxy",
+                        "--backend", "127.0.0.1:3", "--backend", "127.0.0.1:4,weight=0",
+                        "--balance", "leastconn", "--connect-timeout", "3s", "--deny", "10.0.0.0/8"};
+  Config c;
+  std::string msg;
+  ASSERT_EQ(parse_config(std::size(argv), argv, &c, &msg), ParseStatus::kRun) << msg;
+  ASSERT_EQ(c.clusters.size(), 1u);
+  EXPECT_EQ(c.clusters[0].name, "default");
+  EXPECT_EQ(c.clusters[0].policy, balancer::Policy::kLeastConn);
+  EXPECT_EQ(c.clusters[0].connect_timeout.count(), 3000);
+  EXPECT_EQ(c.clusters[0].queue_timeout.count(), 3000);  // unset: the connect timeout
+  ASSERT_EQ(c.clusters[0].backends.size(), 2u);
+  EXPECT_EQ(c.clusters[0].backends[1].weight, 0u);
+  // The flat fields the runtime reads are cluster 0's.
+  EXPECT_EQ(c.backends.size(), 2u);
+  EXPECT_EQ(c.policy, balancer::Policy::kLeastConn);
+  EXPECT_EQ(c.queue_timeout.count(), 3000);
+  ASSERT_EQ(c.listen.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(c.listen[i].name, "listener-" + std::to_string(i + 1));
+    EXPECT_EQ(c.listen[i].cluster, "default");
+    EXPECT_EQ(c.listen[i].deny.size(), 1u);  // the global list, copied in
+  }
+  EXPECT_TRUE(c.listen[1].accept_proxy);
+  EXPECT_TRUE(unsupported_by_runtime(c).empty());
+}
+
+TEST(Config, CommandLineDefaults) {
+  const char* argv[] = {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:3"};
+  Config c;
+  std::string msg;
+  ASSERT_EQ(parse_config(std::size(argv), argv, &c, &msg), ParseStatus::kRun) << msg;
+  // What --help shows as the defaults.
+  EXPECT_EQ(c.policy, balancer::Policy::kRoundRobin);
+  EXPECT_EQ(c.maglev_size, 65537u);
+  EXPECT_EQ(c.health.interval.count(), 2000);
+  EXPECT_EQ(c.health.timeout.count(), 1000);
+  EXPECT_EQ(c.health.rise, 2u);
+  EXPECT_EQ(c.health.fall, 3u);
+  EXPECT_EQ(c.connect_timeout.count(), 2000);
+  EXPECT_EQ(c.queue_timeout.count(), 2000);
+  EXPECT_EQ(c.connect_attempts, 3u);
+  EXPECT_EQ(c.idle_timeout.count(), 300000);
+  EXPECT_EQ(c.fin_timeout.count(), 30000);
+  EXPECT_EQ(c.drain_timeout.count(), 10000);
+  EXPECT_EQ(c.max_connection_duration.count(), 0);
+  EXPECT_EQ(c.max_connections, 4096u);
+  EXPECT_EQ(c.buffer_size, 16384u);
+  EXPECT_EQ(c.buffers_per_worker, 1024u);
+  EXPECT_EQ(c.backlog, 1024u);
+  EXPECT_TRUE(c.metrics_enabled);
+  EXPECT_EQ(c.metrics_listen.to_string(), "127.0.0.1:9090");
+  EXPECT_TRUE(c.acceptor_batch);
+  EXPECT_TRUE(c.iowq_batch);
+  EXPECT_TRUE(c.cpus.empty());
+}
+
+TEST(Names, ClusterAndListenerNames) {
+  std::string err;
+  EXPECT_TRUE(valid_name("web-1.prod_a", &err));
+  EXPECT_FALSE(valid_name("", &err));
+  EXPECT_FALSE(valid_name("-web", &err));
+  EXPECT_FALSE(valid_name("web app", &err));
+  EXPECT_FALSE(valid_name(std::string(65, 'a'), &err));
+}
+
+TEST(Names, SniPatterns) {
+  std::string out, err;
+  ASSERT_TRUE(parse_sni_pattern("API.Example.com", &out, &err)) << err;
+  EXPECT_EQ(out, "api.example.com");
+  ASSERT_TRUE(parse_sni_pattern("*.example.com", &out, &err)) << err;
+  EXPECT_EQ(out, "*.example.com");
+  for (const char* bad : {"", "*", "*.", "a.*.example.com", "*example.com", "**.example.com",
+                          "example.com.", "a..b", "-a.example.com", "a_b.example.com", "*.*.com"}) {
+    EXPECT_FALSE(parse_sni_pattern(bad, &out, &err)) << bad;
+  }
+  EXPECT_FALSE(parse_sni_pattern(std::string(64, 'a') + ".com", &out, &err));  // label > 63
 }
 
 }  // namespace

@@ -1,0 +1,191 @@
+#include "server/config/command_line.h"
+
+#include <boost/program_options.hpp>
+#include <set>
+#include <sstream>
+
+#include "server/config/settings.h"
+#include "server/config/toml_config.h"
+#include "server/version.h"
+
+namespace po = boost::program_options;
+
+namespace ringlb {
+namespace {
+
+po::options_description describe() {
+  po::options_description desc("ringlb options");
+  // Numbers are read as strings so that a bad value gets ringlb's own message naming it. The
+  // defaults shown here are documentation: the model's own (config.h) are the ones used.
+  desc.add_options()
+      ("help,h", "print this help and exit")
+      ("version", "print the version and exit")
+      ("config", po::value<std::string>(), "TOML file (README: \"The config file\"); flags given as well replace its top-level keys")
+      ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first and ,v6only to keep [::] from taking IPv4 clients (dual-stack by default) (repeatable; port 0 picks one)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT or unix:/PATH, then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable; weight 0 to 1000, 0 = drained)")
+      ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
+      ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
+      ("maglev-table-size", po::value<std::string>()->default_value("65537"), "maglev lookup table size; must be prime")
+      ("health-interval", po::value<std::string>()->default_value("2s"), "time between active TCP checks of a backend; 0s turns health checking off")
+      ("health-timeout", po::value<std::string>()->default_value("1s"), "connect timeout of a check")
+      ("health-rise", po::value<std::string>()->default_value("2"), "successful checks in a row that bring a backend up")
+      ("health-fall", po::value<std::string>()->default_value("3"), "failed checks (or connects) in a row that take a backend down")
+      ("workers", po::value<std::string>(), "worker threads, one io_uring each (default: number of cores)")
+      ("connect-timeout", po::value<std::string>()->default_value("2s"), "per backend connect attempt")
+      ("connect-attempts", po::value<std::string>()->default_value("3"), "backends tried per client before giving up")
+      ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
+      ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
+      ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("queue-timeout", po::value<std::string>(), "how long a client waits when every backend is at its max-connections before it is closed; 0s: closed at once (default: the connect timeout)")
+      ("max-connection-duration", po::value<std::string>()->default_value("0s"), "close any connection this long after it arrived, busy or not, so long-lived clients reconnect and rebalance; 0s: never")
+      ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
+      ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
+      ("iowq-scheduling", po::value<std::string>()->default_value("batch"), "batch (each worker's io-wq thread, which runs its half-close SHUTDOWNs, is SCHED_BATCH: it waits for the worker to yield instead of preempting it, and runs queued SHUTDOWNs together) or normal")
+      ("max-connections", po::value<std::string>()->default_value("4096"), "live client connections at most; more are closed at once")
+      ("buffer-size", po::value<std::string>()->default_value("16384"), "bytes per proxy buffer")
+      ("buffers", po::value<std::string>()->default_value("1024"), "proxy buffers per worker (power of two); shared by its connections")
+      ("recv", po::value<std::string>()->default_value("single"), "multishot (one multishot recv per direction for the connection's life) or single (one recv per message)")
+      ("flow-buffers", po::value<std::string>()->default_value("1"), "buffers one direction of a connection may hold before it stops receiving (bounds memory per slow reader); 2 or more receive while sending")
+      ("backlog", po::value<std::string>()->default_value("1024"), "listen backlog")
+      ("metrics-listen", po::value<std::string>()->default_value("127.0.0.1:9090"), "ADDR:PORT for /metrics, or none")
+      ("control-socket", po::value<std::string>(), "Unix socket PATH for `ringlb ctl PATH connections` and for upgrades")
+      ("allow", po::value<std::vector<std::string>>(), "CIDR (repeatable): when given, only clients from these networks are served")
+      ("deny", po::value<std::vector<std::string>>(), "CIDR (repeatable): clients from these networks are closed at once (deny wins over allow)")
+      ("access-log-format", po::value<std::string>()->default_value("logfmt"), "logfmt (key=value) or json (one object per line, the same fields)")
+      ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
+      ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
+  return desc;
+}
+
+// Flags that are not settings of the file's top level.
+const std::set<std::string> kNotSettings = {"help", "version", "config", "listen", "backend", "takeover"};
+
+std::string join(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& line : lines) out += (out.empty() ? "" : "\n") + line;
+  return out;
+}
+
+std::vector<std::string> texts_of(const po::variable_value& value) {
+  if (const auto* list = boost::any_cast<std::vector<std::string>>(&value.value())) return *list;
+  return {value.as<std::string>()};
+}
+
+// The one cluster and the listeners of a command line (or of a file with neither).
+void from_flags(const po::variables_map& vm, const Defaults& d, const std::string& path, Config* c,
+                std::vector<std::string>* errors) {
+  const std::string no_file = path.empty() ? "" : " (and " + path + " has no [[listener]])";
+  std::string why;
+  if (!vm.count("listen")) errors->push_back("no --listen address given" + no_file);
+  for (size_t i = 0; vm.count("listen") && i < vm["listen"].as<std::vector<std::string>>().size(); ++i) {
+    const std::string& text = vm["listen"].as<std::vector<std::string>>()[i];
+    ListenConfig l = d.listener;
+    l.name = "listener-" + std::to_string(i + 1);
+    l.cluster = "default";
+    l.allow = c->allow;
+    l.deny = c->deny;
+    if (!parse_listen(text, &l, &why)) {
+      errors->push_back("invalid --listen '" + text + "': " + why);
+      continue;
+    }
+    c->listen.push_back(l);
+  }
+  ClusterConfig cluster = d.cluster;
+  cluster.name = "default";
+  if (!vm.count("backend")) errors->push_back("no --backend given: ringlb needs at least one" + no_file);
+  const std::vector<std::string> backends =
+      vm.count("backend") ? vm["backend"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  for (const std::string& text : backends) {
+    BackendConfig b;
+    if (!parse_backend(text, &b, &why)) {
+      errors->push_back("invalid --backend '" + text + "': " + why);
+      continue;
+    }
+    cluster.backends.push_back(b);
+  }
+  if (!d.queue_timeout_set) cluster.queue_timeout = cluster.connect_timeout;  // HAProxy's default
+  for (const Problem& p : check_cluster(cluster)) {
+    errors->push_back(p.backend >= 0 ? "invalid --backend '" + backends[static_cast<size_t>(p.backend)] +
+                                           "': " + p.key + " '" + p.value + "' " + p.why
+                                     : "invalid value '" + p.value + "' for --" + p.key + ": " + p.why);
+  }
+  c->clusters.push_back(cluster);
+}
+
+}  // namespace
+
+ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message) {
+  const po::options_description desc = describe();
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::ostringstream out;
+      out << "usage: ringlb --listen ADDR:PORT --backend ADDR:PORT [options]\n"
+          << "       ringlb --config FILE.toml [options]\n"
+          << "       ringlb check (--config FILE.toml | options)   (validate, start nothing)\n"
+          << "       ringlb ctl PATH connections   (live connections of the ringlb at PATH)\n\n"
+          << desc << "\nSignals: SIGTERM/SIGINT drain and exit; SIGHUP re-reads --config.\n";
+      *message = out.str();
+      return ParseStatus::kExit0;
+    }
+    if (vm.count("version")) {
+      *message = std::string("ringlb ") + kVersion + "\n";
+      return ParseStatus::kExit0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    *message = e.what();
+    return ParseStatus::kError;
+  }
+
+  std::vector<std::string> errors;
+  Defaults d = make_defaults();
+  TomlFile file;
+  std::string path;
+  if (vm.count("config")) {
+    path = vm["config"].as<std::string>();
+    if (!file.load(path, &errors)) {
+      *message = join(errors);
+      return ParseStatus::kError;
+    }
+    file.apply_top(&d, &errors);
+  }
+  // Flags given win over the file's top-level keys (defaulted ones are only --help's text).
+  for (const auto& [name, value] : vm) {
+    if (value.defaulted() || kNotSettings.count(name)) continue;
+    const FlagValue flag(texts_of(value));
+    Target target;
+    target.top = &d;
+    std::string why;
+    if (!apply_setting(Scope::kTop, name, flag, target, &why)) {
+      errors.push_back(name == "allow" || name == "deny"
+                           ? "invalid --" + name + " " + why
+                           : "invalid value '" + flag.text() + "' for --" + name + ": " + why);
+    }
+  }
+
+  Config c = d.config;
+  c.config_file = path;
+  if (file.has_services()) {
+    for (const char* flag : {"listen", "backend"}) {
+      if (vm.count(flag)) {
+        errors.push_back(std::string("--") + flag + " cannot be combined with " + path +
+                         ", which has [cluster.NAME] or [[listener]] tables: put them in the file");
+      }
+    }
+    file.build(d, &c, &errors);
+  } else {
+    from_flags(vm, d, path, &c, &errors);
+  }
+  if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
+  if (!errors.empty()) {
+    *message = join(errors);
+    return ParseStatus::kError;
+  }
+  finish_config(&c);
+  *config = c;
+  return ParseStatus::kRun;
+}
+
+}  // namespace ringlb

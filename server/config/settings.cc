@@ -1,0 +1,376 @@
+#include "server/config/settings.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace ringlb {
+namespace {
+
+// Where an entry may be written. kCluster and kListenerDefault keys may also be written at the
+// top level, where they set the defaults.
+enum class Level { kGlobal, kCluster, kListenerDefault, kListener, kBackend };
+
+struct Entry {
+  Level level;
+  const char* name;
+  const char* alias;  // the same setting under a second name, or nullptr
+  bool (*apply)(const Value& v, const Target& t, std::string* why);
+};
+
+template <typename T>
+bool set_uint(const Value& v, uint64_t min, uint64_t max, T* field, std::string* why) {
+  uint64_t n = 0;
+  if (!v.get_uint(min, max, &n, why)) return false;
+  *field = static_cast<T>(n);
+  return true;
+}
+
+bool get_duration(const Value& v, bool above_zero, Millis* out, std::string* why) {
+  std::string text;
+  if (!v.get_string(&text, "a duration such as \"5s\"", why) || !parse_duration(text, out, why)) {
+    return false;
+  }
+  if (above_zero && out->count() == 0) {
+    *why = "must be above zero";
+    return false;
+  }
+  return true;
+}
+
+bool set_duration(const Value& v, bool above_zero, Millis* field, std::string* why) {
+  return get_duration(v, above_zero, field, why);
+}
+
+bool set_optional_duration(const Value& v, bool above_zero, std::optional<Millis>* field,
+                           std::string* why) {
+  Millis d{};
+  if (!get_duration(v, above_zero, &d, why)) return false;
+  *field = d;
+  return true;
+}
+
+bool set_bool(const Value& v, bool* field, std::string* why) { return v.get_bool(field, why); }
+
+bool set_cidrs(const Value& v, std::vector<Cidr>* field, std::string* why) {
+  std::vector<std::string> texts;
+  if (!v.get_strings(&texts, why)) return false;
+  std::vector<Cidr> list;
+  for (const std::string& text : texts) {
+    Cidr cidr;
+    std::string error;
+    if (!parse_cidr(text, &cidr, &error)) {
+      *why = "'" + text + "': " + error;
+      return false;
+    }
+    list.push_back(cidr);
+  }
+  *field = list;
+  return true;
+}
+
+bool set_path(const Value& v, const char* what, std::string* field, std::string* why) {
+  std::string text;
+  if (!v.get_string(&text, what, why)) return false;
+  if (text.empty()) {
+    *why = std::string("needs ") + what;
+    return false;
+  }
+  *field = text;
+  return true;
+}
+
+bool set_scheduling(const Value& v, bool* batch, std::string* why) {
+  std::string text;
+  if (!v.get_string(&text, "batch or normal", why)) return false;
+  if (text != "batch" && text != "normal") {
+    *why = "expected batch or normal";
+    return false;
+  }
+  *batch = text == "batch";
+  return true;
+}
+
+constexpr uint64_t kMaxConns = limits::kMaxConnections;
+constexpr uint64_t kMaxRf = limits::kMaxRiseFall;
+
+// A const table of every setting. Lambdas rather than member pointers: several settings parse
+// text into something other than their field's type.
+const Entry kEntries[] = {
+    // Process-wide: top level and flags only.
+    {Level::kGlobal, "workers", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxWorkers, &t.top->config.workers, why); }},
+    {Level::kGlobal, "buffer-size", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1024, 1 << 20, &t.top->config.buffer_size, why); }},
+    {Level::kGlobal, "buffers", "buffers-per-worker", [](const Value& v, const Target& t, std::string* why) {
+       unsigned n = 0;
+       if (!set_uint(v, 8, 32768, &n, why)) return false;
+       if ((n & (n - 1)) != 0) {
+         *why = "must be a power of two";
+         return false;
+       }
+       t.top->config.buffers_per_worker = n;
+       return true; }},
+    {Level::kGlobal, "backlog", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, 65535, &t.top->config.backlog, why); }},
+    {Level::kGlobal, "max-connections", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, kMaxConns, &t.top->config.max_connections, why); }},
+    {Level::kGlobal, "metrics-listen", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "ADDR:PORT or none", why)) return false;
+       Config& c = t.top->config;
+       if (text == "none") {
+         c.metrics_enabled = false;
+         return true;
+       }
+       if (!parse_address(text, &c.metrics_listen, why)) {
+         *why += " (or none)";
+         return false;
+       }
+       c.metrics_enabled = true;
+       return true; }},
+    {Level::kGlobal, "metrics", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.top->config.metrics_enabled, why); }},
+    {Level::kGlobal, "access-log", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH (or - for standard output)", &t.top->config.access_log, why); }},
+    {Level::kGlobal, "access-log-format", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "logfmt or json", why)) return false;
+       if (!parse_access_log_format(text, &t.top->config.access_log_format)) {
+         *why = "expected logfmt or json";
+         return false;
+       }
+       return true; }},
+    {Level::kGlobal, "recv", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "multishot or single", why)) return false;
+       if (text != "multishot" && text != "single") {
+         *why = "expected multishot or single";
+         return false;
+       }
+       t.top->config.recv_multishot = text == "multishot";
+       return true; }},
+    {Level::kGlobal, "flow-buffers", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, 64, &t.top->config.flow_buffers, why); }},
+    {Level::kGlobal, "control-socket", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.top->config.control_socket, why); }},
+    {Level::kGlobal, "cpu-affinity", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       return v.get_string(&text, "none, auto or \"CPU[,CPU...]\"", why) &&
+              parse_cpu_affinity(text, &t.top->config.cpus, why); }},
+    {Level::kGlobal, "acceptor-scheduling", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_scheduling(v, &t.top->config.acceptor_batch, why); }},
+    {Level::kGlobal, "iowq-scheduling", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_scheduling(v, &t.top->config.iowq_batch, why); }},
+    {Level::kGlobal, "drain-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.top->config.drain_timeout, why); }},
+    {Level::kGlobal, "idle-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.top->config.idle_timeout, why); }},
+    {Level::kGlobal, "fin-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.top->config.fin_timeout, why); }},
+    {Level::kGlobal, "max-connection-duration", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.top->config.max_connection_duration, why); }},
+    {Level::kGlobal, "allow", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_cidrs(v, &t.top->config.allow, why); }},
+    {Level::kGlobal, "deny", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_cidrs(v, &t.top->config.deny, why); }},
+
+    // A cluster's, or at the top level every cluster's default.
+    {Level::kCluster, "balance", "policy", [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "roundrobin, leastconn, random2 or maglev", why)) return false;
+       if (!balancer::parse_policy(text, &t.cluster->policy)) {
+         *why = "expected roundrobin, leastconn, random2 or maglev";
+         return false;
+       }
+       return true; }},
+    {Level::kCluster, "hash-key", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       return v.get_string(&text, "addr or addr,port", why) && parse_hash_key(text, &t.cluster->hash_key, why); }},
+    {Level::kCluster, "maglev-table-size", "maglev-size", [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 2, 10'000'019, &t.cluster->maglev_size, why); }},
+    {Level::kCluster, "health-interval", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.cluster->health.interval, why); }},
+    {Level::kCluster, "health-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.cluster->health.timeout, why); }},
+    {Level::kCluster, "health-rise", "rise", [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, kMaxRf, &t.cluster->health.rise, why); }},
+    {Level::kCluster, "health-fall", "fall", [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, kMaxRf, &t.cluster->health.fall, why); }},
+    {Level::kCluster, "connect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.cluster->connect_timeout, why); }},
+    {Level::kCluster, "connect-attempts", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxConnectAttempts, &t.cluster->connect_attempts, why); }},
+    {Level::kCluster, "queue-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.cluster->queue_timeout, why); }},
+
+    // A listener's, or at the top level every listener's default.
+    {Level::kListenerDefault, "accept-proxy", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.listener->accept_proxy, why); }},
+    {Level::kListenerDefault, "trusted-proxies", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_cidrs(v, &t.listener->trusted_proxies, why); }},
+    {Level::kListenerDefault, "proxy-header-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.listener->proxy_header_timeout, why); }},
+    {Level::kListenerDefault, "tls-inspect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.listener->tls_inspect_timeout, why); }},
+
+    // A listener's own (the top-level keys of the same names are the global settings).
+    {Level::kListener, "v6only", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.listener->v6only, why); }},
+    {Level::kListener, "allow", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_cidrs(v, &t.listener->allow, why); }},
+    {Level::kListener, "deny", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_cidrs(v, &t.listener->deny, why); }},
+    {Level::kListener, "max-connections", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_connections, why); }},
+    {Level::kListener, "idle-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, false, &t.listener->idle_timeout, why); }},
+    {Level::kListener, "fin-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, true, &t.listener->fin_timeout, why); }},
+    {Level::kListener, "max-connection-duration", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, false, &t.listener->max_connection_duration, why); }},
+
+    // A backend table's (the same settings as parse_backend's ",key=value" suffixes).
+    {Level::kBackend, "weight", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, limits::kMaxWeight, &t.backend->weight, why); }},
+    {Level::kBackend, "max-connections", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.backend->max_connections, why); }},
+    {Level::kBackend, "backup", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.backend->backup, why); }},
+    {Level::kBackend, "send-proxy", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "\"v1\", \"v2\" or \"none\"", why)) return false;
+       if (text != "v1" && text != "v2" && text != "none") {
+         *why = "expected \"v1\", \"v2\" or \"none\"";
+         return false;
+       }
+       t.backend->proxy_protocol = text == "v1"   ? ProxyProtocol::kV1
+                                   : text == "v2" ? ProxyProtocol::kV2
+                                                  : ProxyProtocol::kNone;
+       return true; }},
+    {Level::kBackend, "health-interval", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, false, &t.backend->health_interval, why); }},
+    {Level::kBackend, "health-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, false, &t.backend->health_timeout, why); }},
+    {Level::kBackend, "rise", "health-rise", [](const Value& v, const Target& t, std::string* why) {
+       uint32_t n = 0;
+       if (!set_uint(v, 1, kMaxRf, &n, why)) return false;
+       t.backend->health_rise = n;
+       return true; }},
+    {Level::kBackend, "fall", "health-fall", [](const Value& v, const Target& t, std::string* why) {
+       uint32_t n = 0;
+       if (!set_uint(v, 1, kMaxRf, &n, why)) return false;
+       t.backend->health_fall = n;
+       return true; }},
+};
+
+bool in_scope(Level level, Scope scope) {
+  switch (scope) {
+    case Scope::kTop:
+      return level == Level::kGlobal || level == Level::kCluster || level == Level::kListenerDefault;
+    case Scope::kCluster:
+      return level == Level::kCluster;
+    case Scope::kListener:
+      return level == Level::kListenerDefault || level == Level::kListener;
+    case Scope::kBackend:
+      return level == Level::kBackend;
+  }
+  return false;
+}
+
+const Entry* find(Scope scope, std::string_view key) {
+  for (const Entry& e : kEntries) {
+    if (in_scope(e.level, scope) && (key == e.name || (e.alias != nullptr && key == e.alias))) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool FlagValue::get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const {
+  if (!parse_uint(text(), min, max, out)) {
+    *why = "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    return false;
+  }
+  return true;
+}
+
+bool FlagValue::get_bool(bool* out, std::string* why) const {
+  if (text() != "true" && text() != "false") {
+    *why = "expected true or false";
+    return false;
+  }
+  *out = text() == "true";
+  return true;
+}
+
+bool FlagValue::get_string(std::string* out, const char*, std::string*) const {
+  *out = text();
+  return true;
+}
+
+bool FlagValue::get_strings(std::vector<std::string>* out, std::string*) const {
+  *out = texts_;
+  return true;
+}
+
+Defaults make_defaults() {
+  Defaults d;
+  d.config.workers = std::max(1u, std::thread::hardware_concurrency());
+  std::string unused;
+  parse_address("127.0.0.1:9090", &d.config.metrics_listen, &unused);
+  return d;
+}
+
+const char* canonical_key(Scope scope, std::string_view key) {
+  const Entry* e = find(scope, key);
+  return e != nullptr ? e->name : nullptr;
+}
+
+std::vector<std::string> keys_of(Scope scope) {
+  std::vector<std::string> keys;
+  for (const Entry& e : kEntries) {
+    if (in_scope(e.level, scope)) keys.push_back(e.name);
+  }
+  return keys;
+}
+
+bool apply_setting(Scope scope, std::string_view key, const Value& value, const Target& target,
+                   std::string* why) {
+  const Entry* e = find(scope, key);
+  if (e == nullptr) {
+    *why = "unknown key";
+    return false;
+  }
+  Target t = target;
+  if (scope == Scope::kTop) {
+    t.cluster = &target.top->cluster;
+    t.listener = &target.top->listener;
+  }
+  if (!e->apply(value, t, why)) return false;
+  if (scope == Scope::kTop && std::string_view(e->name) == "queue-timeout") {
+    target.top->queue_timeout_set = true;
+  }
+  return true;
+}
+
+std::vector<Problem> check_cluster(const ClusterConfig& c) {
+  std::vector<Problem> problems;
+  if (c.policy == balancer::Policy::kMaglev && !balancer::is_prime(c.maglev_size)) {
+    problems.push_back({-1, "maglev-table-size", std::to_string(c.maglev_size), "must be prime (65537 is)"});
+  }
+  if (c.health.interval.count() > 0 && c.health.timeout.count() == 0) {
+    problems.push_back({-1, "health-timeout", "0ms", "must be above zero"});
+  }
+  for (size_t i = 0; i < c.backends.size(); ++i) {
+    const BackendConfig& b = c.backends[i];
+    const Millis interval = b.health_interval.value_or(c.health.interval);
+    const Millis timeout = b.health_timeout.value_or(c.health.timeout);
+    if (interval.count() > 0 && timeout.count() == 0 && (b.health_interval || b.health_timeout)) {
+      problems.push_back({static_cast<int>(i), "health-timeout", "0ms",
+                          "must be above zero while health checks run"});
+    }
+  }
+  return problems;
+}
+
+}  // namespace ringlb

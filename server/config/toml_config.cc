@@ -1,0 +1,333 @@
+#include "server/config/toml_config.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "server/config/toml_reader.h"
+
+namespace ringlb {
+
+struct TomlFile::Doc {
+  std::string path;
+  toml::table table;
+};
+
+using toml_reader::Errors;
+using toml_reader::get_text;
+using toml_reader::KeyReader;
+using toml_reader::line_of;
+using toml_reader::read_backend;
+using toml_reader::show;
+
+namespace {
+
+std::string names_of(const std::map<std::string, int>& clusters) {
+  std::string names;
+  for (const auto& [name, line] : clusters) names += (names.empty() ? "" : ", ") + name;
+  return names.empty() ? "none" : names;
+}
+
+}  // namespace
+
+TomlFile::TomlFile() = default;
+TomlFile::~TomlFile() = default;
+
+bool TomlFile::load(const std::string& path, std::vector<std::string>* errors) {
+  std::ifstream in(path);
+  std::stringstream text;
+  if (!in || !(text << in.rdbuf())) {
+    errors->push_back("cannot read config file '" + path + "': " + strerror(errno));
+    return false;
+  }
+  auto doc = std::make_unique<Doc>();
+  doc->path = path;
+  try {
+    doc->table = toml::parse(text.str(), std::string_view(path));
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    std::string message = std::string(e.description()) + " (column " + std::to_string(where.column) + ")";
+    // The old INI form (key = value, unquoted) is the likeliest cause of a syntax error.
+    std::string line;
+    std::stringstream lines(text.str());
+    for (size_t i = 0; i < where.line && std::getline(lines, line); ++i) {
+    }
+    const size_t eq = line.find('=');
+    const size_t value = line.find_first_not_of(" \t", eq == std::string::npos ? eq : eq + 1);
+    if (value != std::string::npos && std::string("\"'[{tf-0123456789").find(line[value]) == std::string::npos) {
+      message += "; strings need quotes: key = \"value\" (the config file is TOML; the INI form is gone)";
+    } else if (value != std::string::npos && line.find(':', value) != std::string::npos &&
+               line[value] != '"' && line[value] != '\'') {
+      message += "; addresses need quotes: address = \"127.0.0.1:80\" (the config file is TOML; the INI form is gone)";
+    }
+    errors->push_back(path + ":" + std::to_string(where.line) + ": toml syntax: " + message);
+    return false;
+  }
+  doc_ = std::move(doc);
+  return true;
+}
+
+bool TomlFile::has_services() const {
+  return doc_ && (doc_->table.contains("cluster") || doc_->table.contains("listener"));
+}
+
+void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
+  Errors errors(doc_->path);
+  KeyReader keys(Scope::kTop, "", &errors);
+  Target target;
+  target.top = d;
+  const std::vector<std::string> structural = {"cluster", "listener"};
+  const toml::key* metrics_key = nullptr;
+  const toml::node* metrics = nullptr;
+  for (auto&& [k, v] : doc_->table) {
+    if (k.str() == "cluster" || k.str() == "listener") continue;
+    // metrics = false wins over a metrics-listen in the file, whatever the order of the keys.
+    if (k.str() == "metrics") {
+      metrics_key = &k;
+      metrics = &v;
+      continue;
+    }
+    keys.apply(k, v, target, structural);
+  }
+  if (metrics != nullptr) keys.apply(*metrics_key, *metrics, target, structural);
+  errors.flush(out);
+}
+
+void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>* out) const {
+  Errors errors(doc_->path);
+  const toml::table& top = doc_->table;
+  // Where a top-level (default) setting was written, for a cluster check it fails.
+  auto top_line = [&](const std::string& canonical) {
+    for (auto&& [k, v] : top) {
+      const char* c = canonical_key(Scope::kTop, k.str());
+      if (c != nullptr && canonical == c) return line_of(v);
+    }
+    return 0;
+  };
+
+  std::map<std::string, int> cluster_lines;  // name -> line of its table
+  if (const toml::node* node = top.get("cluster")) {
+    std::vector<std::pair<std::string, const toml::node*>> ordered;
+    if (const toml::table* t = node->as_table()) {
+      for (auto&& [k, v] : *t) ordered.push_back({std::string(k.str()), &v});
+    } else {
+      errors.add(line_of(*node), "cluster", "expected [cluster.NAME] tables");
+    }
+    // toml++ keeps a table's keys sorted; clusters keep the file's order (the first is the one
+    // the runtime serves today).
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](auto& a, auto& b) { return line_of(*a.second) < line_of(*b.second); });
+    for (const auto& [name, node] : ordered) {
+      const std::string path = "cluster." + name;
+      const int line = line_of(*node);
+      std::string why;
+      if (!valid_name(name, &why)) errors.add(line, path, why);
+      const toml::table* t = node->as_table();
+      if (t == nullptr) {
+        errors.add(line, path, "expected a table [" + path + "]");
+        continue;
+      }
+      ClusterConfig c = d.cluster;
+      c.name = name;
+      KeyReader keys(Scope::kCluster, path + ".", &errors);
+      Target target;
+      target.cluster = &c;
+      const toml::node* backends = nullptr;
+      for (auto&& [k, v] : *t) {
+        if (k.str() == "backends") {
+          backends = &v;
+        } else {
+          keys.apply(k, v, target, {"backends"});
+        }
+      }
+      if (backends == nullptr) {
+        errors.add(line, path, "no backends (backends = [\"ADDR:PORT\", ...])");
+      } else if (const toml::array* a = backends->as_array(); a == nullptr || a->empty()) {
+        errors.add(line_of(*backends), path + ".backends", "expected an array of one or more backends");
+      } else {
+        std::map<std::string, size_t> seen;
+        for (size_t i = 0; i < a->size(); ++i) {
+          const std::string where = path + ".backends[" + std::to_string(i) + "]";
+          BackendConfig b;
+          if (!read_backend(*a->get(i), where, &errors, &b)) continue;
+          const std::string address = b.address.to_string();
+          if (auto [it, fresh] = seen.emplace(address, i); !fresh) {
+            errors.add(line_of(*a->get(i)), where,
+                       "the same address as backends[" + std::to_string(it->second) + "] (" + address + ")");
+            continue;
+          }
+          c.backends.push_back(b);
+        }
+      }
+      if (!d.queue_timeout_set && keys.line("queue-timeout") == 0) c.queue_timeout = c.connect_timeout;
+      for (const Problem& p : check_cluster(c)) {
+        int at = keys.line(p.key);
+        std::string key = path + "." + p.key;
+        if (p.backend >= 0) {
+          at = line_of(*backends->as_array()->get(static_cast<size_t>(p.backend)));
+          key = path + ".backends[" + std::to_string(p.backend) + "]." + p.key;
+        } else if (at == 0) {
+          at = top_line(p.key);  // a default from the top level (or a flag): blame that
+          if (at == 0) at = line;
+        }
+        errors.add(at, key, "invalid value " + p.value + ": " + p.why);
+      }
+      cluster_lines[name] = line;
+      config->clusters.push_back(std::move(c));
+    }
+  }
+
+  const toml::node* listeners = top.get("listener");
+  const toml::array* list = listeners != nullptr ? listeners->as_array() : nullptr;
+  if (listeners != nullptr && list == nullptr) {
+    errors.add(line_of(*listeners), "listener", "expected [[listener]] tables (an array of tables)");
+  } else if (list == nullptr && !cluster_lines.empty()) {
+    errors.add(cluster_lines.begin()->second, "listener",
+               "no [[listener]] tables: clusters serve no one without a listener");
+  }
+  std::map<std::string, std::pair<size_t, int>> names, addresses;  // -> (index, line)
+  for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
+    const std::string path = "listener[" + std::to_string(i) + "]";
+    const toml::node& node = *list->get(i);
+    const int line = line_of(node);
+    const toml::table* t = node.as_table();
+    if (t == nullptr) {
+      errors.add(line, path, "expected a table");
+      continue;
+    }
+    ListenConfig l = d.listener;
+    l.allow = d.config.allow;
+    l.deny = d.config.deny;
+    l.name = "listener-" + std::to_string(i + 1);
+    KeyReader keys(Scope::kListener, path + ".", &errors);
+    Target target;
+    target.listener = &l;
+    const std::vector<std::string> structural = {"address", "name", "cluster", "sni", "sni-default"};
+    int address_line = 0, cluster_line = 0, sni_line = 0, sni_default_line = 0;
+    for (auto&& [k, v] : *t) {
+      const std::string key(k.str());
+      const std::string at = path + "." + key;
+      const int kline = line_of(v);
+      std::string text, why;
+      if (key == "address") {
+        address_line = -1;  // given, and 0 < address_line once it parses
+        if (!get_text(v, at, kline, &errors, &text)) continue;
+        if (text.find(',') != std::string::npos) {
+          why = "settings go in their own keys (accept-proxy = true, ...)";
+        } else if (parse_address(text, &l.address, &why)) {
+          address_line = kline;
+          continue;
+        }
+        errors.add(kline, at, "invalid value " + show(v) + ": " + why);
+      } else if (key == "name") {
+        if (get_text(v, at, kline, &errors, &text)) {
+          if (valid_name(text, &why)) {
+            l.name = text;
+          } else {
+            errors.add(kline, at, why);
+          }
+        }
+      } else if (key == "cluster" || key == "sni-default") {
+        (key == "cluster" ? cluster_line : sni_default_line) = kline;
+        if (!get_text(v, at, kline, &errors, &text)) continue;
+        if (!(key == "sni-default" && text.empty()) && !cluster_lines.count(text)) {
+          errors.add(kline, at, "no cluster '" + text + "' (defined: " + names_of(cluster_lines) + ")");
+        }
+        (key == "cluster" ? l.cluster : l.sni_default) = text;
+      } else if (key == "sni") {
+        sni_line = kline;
+        const toml::array* routes = v.as_array();
+        if (routes == nullptr || routes->empty()) {
+          errors.add(kline, at, "expected an array of one or more {name = \"SERVER\", cluster = \"NAME\"}");
+          continue;
+        }
+        std::map<std::string, size_t> seen;
+        for (size_t r = 0; r < routes->size(); ++r) {
+          const std::string rpath = at + "[" + std::to_string(r) + "]";
+          const toml::node& route = *routes->get(r);
+          const toml::table* rt = route.as_table();
+          if (rt == nullptr) {
+            errors.add(line_of(route), rpath, "expected {name = \"SERVER\", cluster = \"NAME\"}");
+            continue;
+          }
+          SniRoute sni;
+          bool ok = true;
+          for (auto&& [rk, rv] : *rt) {
+            const std::string rkey(rk.str());
+            const std::string rat = rpath + "." + rkey;
+            if (rkey != "name" && rkey != "cluster") {
+              errors.add(line_of(rv), rat, "unknown key (an SNI route has name and cluster)");
+              ok = false;
+            } else if (!get_text(rv, rat, line_of(rv), &errors, &text)) {
+              ok = false;
+            } else if (rkey == "name" && !parse_sni_pattern(text, &sni.server_name, &why)) {
+              errors.add(line_of(rv), rat, why);
+              ok = false;
+            } else if (rkey == "cluster" && !cluster_lines.count(text)) {
+              errors.add(line_of(rv), rat, "no cluster '" + text + "' (defined: " + names_of(cluster_lines) + ")");
+              ok = false;
+            } else if (rkey == "cluster") {
+              sni.cluster = text;
+            }
+          }
+          if (ok && (sni.server_name.empty() || sni.cluster.empty())) {
+            errors.add(line_of(route), rpath, "needs both name and cluster");
+            ok = false;
+          }
+          if (!ok) continue;
+          if (auto [it, fresh] = seen.emplace(sni.server_name, r); !fresh) {
+            errors.add(line_of(route), rpath + ".name",
+                       "'" + sni.server_name + "' is already routed by sni[" + std::to_string(it->second) + "]");
+            continue;
+          }
+          l.sni_routes.push_back(sni);
+        }
+      } else {
+        keys.apply(k, v, target, structural);
+      }
+    }
+    if (address_line == 0) errors.add(line, path, "address is required (address = \"ADDR:PORT\")");
+    if (cluster_line != 0 && sni_line != 0) {
+      errors.add(sni_line, path + ".sni", "a listener has cluster or sni, not both");
+    } else if (cluster_line == 0 && sni_line == 0) {
+      errors.add(line, path, "needs cluster = \"NAME\" or sni = [{name = \"SERVER\", cluster = \"NAME\"}, ...]");
+    }
+    if (sni_default_line != 0 && sni_line == 0) {
+      errors.add(sni_default_line, path + ".sni-default", "only used with sni");
+    }
+    if (int at = keys.line("tls-inspect-timeout"); at != 0 && sni_line == 0) {
+      errors.add(at, path + ".tls-inspect-timeout", "only used with sni");
+    }
+    for (const char* key : {"trusted-proxies", "proxy-header-timeout"}) {
+      if (int at = keys.line(key); at != 0 && !l.accept_proxy) {
+        errors.add(at, path + "." + key, "only used with accept-proxy = true");
+      }
+    }
+    if (int at = keys.line("v6only"); at != 0 && l.v6only && address_line > 0 &&
+                                      l.address.family() != AF_INET6) {
+      errors.add(at, path + ".v6only", "needs an IPv6 address ([::]:PORT)");
+    }
+    if (auto [it, fresh] = names.emplace(l.name, std::make_pair(i, line)); !fresh) {
+      errors.add(line, path + ".name", "'" + l.name + "' is also the name of listener[" +
+                                           std::to_string(it->second.first) + "] (line " +
+                                           std::to_string(it->second.second) + ")");
+    }
+    // Port 0 is a fresh port each time, so two of those do not collide.
+    if (address_line > 0 && l.address.port() != 0) {
+      if (auto [it, fresh] = addresses.emplace(l.address.to_string(), std::make_pair(i, line)); !fresh) {
+        errors.add(address_line, path + ".address", l.address.to_string() + " is also the address of listener[" +
+                                                        std::to_string(it->second.first) + "] (line " +
+                                                        std::to_string(it->second.second) + ")");
+      }
+    }
+    config->listen.push_back(std::move(l));
+  }
+  errors.flush(out);
+}
+
+}  // namespace ringlb

@@ -1,0 +1,197 @@
+#include "server/config/toml_reader.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace ringlb::toml_reader {
+
+std::string show(const toml::node& n) {
+  std::ostringstream out;
+  if (const auto* s = n.as_string()) {
+    out << '"' << s->get() << '"';  // as most files write it (toml++ would print 'lots')
+  } else {
+    n.visit([&](auto&& v) { out << v; });
+  }
+  std::string text = out.str();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+bool NodeValue::get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const {
+  const auto* n = node_.as_integer();
+  // Compared as signed first: a negative number must not wrap into range.
+  if (n == nullptr || n->get() < 0 || static_cast<uint64_t>(n->get()) < min ||
+      static_cast<uint64_t>(n->get()) > max) {
+    *why = "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    return false;
+  }
+  *out = static_cast<uint64_t>(n->get());
+  return true;
+}
+
+bool NodeValue::get_bool(bool* out, std::string* why) const {
+  const auto* b = node_.as_boolean();
+  if (b == nullptr) {
+    *why = "expected true or false";
+    return false;
+  }
+  *out = b->get();
+  return true;
+}
+
+bool NodeValue::get_string(std::string* out, const char* expected, std::string* why) const {
+  const auto* s = node_.as_string();
+  if (s == nullptr) {
+    *why = std::string("expected ") + expected + " (a string)";
+    return false;
+  }
+  *out = s->get();
+  return true;
+}
+
+bool NodeValue::get_strings(std::vector<std::string>* out, std::string* why) const {
+  out->clear();
+  if (const auto* s = node_.as_string()) {
+    out->push_back(s->get());
+    return true;
+  }
+  const toml::array* a = node_.as_array();
+  for (size_t i = 0; a != nullptr && i < a->size(); ++i) {
+    const auto* s = a->get(i)->as_string();
+    if (s == nullptr) break;
+    out->push_back(s->get());
+  }
+  if (a == nullptr || out->size() != a->size()) {
+    *why = "expected an array of strings";
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string unknown_key(Scope scope, const std::string& key, const std::vector<std::string>& structural) {
+  if (scope == Scope::kTop && key == "listen") {
+    return "unknown key (the INI form is gone: a listener is a [[listener]] table with address = \"ADDR:PORT\")";
+  }
+  if (scope == Scope::kTop && key == "backend") {
+    return "unknown key (the INI form is gone: backends go in a [cluster.NAME] table, backends = [\"ADDR:PORT\"])";
+  }
+  if (scope == Scope::kTop && (key == "takeover" || key == "config")) {
+    return "unknown key (--" + key + " is a command-line flag only)";
+  }
+  std::vector<std::string> known = keys_of(scope);
+  known.insert(known.end(), structural.begin(), structural.end());
+  std::string best;
+  size_t best_distance = 3;  // suggest only near misses
+  for (const std::string& k : known) {
+    const size_t d = edit_distance(key, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "unknown key" : "unknown key (did you mean '" + best + "'?)";
+}
+
+void Errors::add(int line, const std::string& key, const std::string& message) {
+  errors_.push_back({line, path_ + ":" + std::to_string(line) + ": " + key + ": " + message});
+}
+
+void Errors::flush(std::vector<std::string>* out) {
+  std::stable_sort(errors_.begin(), errors_.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& e : errors_) out->push_back(e.second);
+  errors_.clear();
+}
+
+void KeyReader::apply(const toml::key& k, const toml::node& v, const Target& target,
+                       const std::vector<std::string>& structural) {
+  const std::string key(k.str());
+  const int line = static_cast<int>(k.source().begin.line);
+  const char* canonical = canonical_key(scope_, key);
+  if (canonical == nullptr) {
+    errors_->add(line, prefix_ + key, unknown_key(scope_, key, structural));
+    return;
+  }
+  if (auto it = lines_.find(canonical); it != lines_.end()) {
+    errors_->add(line, prefix_ + key,
+                 "the same setting as " + std::string(canonical) + " (or its other name) on line " +
+                     std::to_string(it->second) + "; give one");
+    return;
+  }
+  lines_[canonical] = line;
+  std::string why;
+  if (!apply_setting(scope_, key, NodeValue(v), target, &why)) {
+    errors_->add(line_of(v), prefix_ + key, "invalid value " + show(v) + ": " + why);
+  }
+}
+
+int KeyReader::line(const std::string& canonical) const {
+  auto it = lines_.find(canonical);
+  return it == lines_.end() ? 0 : it->second;
+}
+
+bool get_text(const toml::node& v, const std::string& key, int line, Errors* errors, std::string* out) {
+  if (const auto* s = v.as_string()) {
+    *out = s->get();
+    return true;
+  }
+  errors->add(line, key, "invalid value " + show(v) + ": expected a string");
+  return false;
+}
+
+bool read_backend(const toml::node& node, const std::string& path, Errors* errors, BackendConfig* out) {
+  const int line = line_of(node);
+  std::string error;
+  if (const auto* s = node.as_string()) {
+    if (!parse_backend(s->get(), out, &error)) {
+      errors->add(line, path, "invalid backend " + show(node) + ": " + error);
+      return false;
+    }
+    return true;
+  }
+  const toml::table* t = node.as_table();
+  if (t == nullptr) {
+    errors->add(line, path, "expected \"ADDR:PORT[,setting...]\" or a table {address = \"ADDR:PORT\", ...}");
+    return false;
+  }
+  const toml::node* address = t->get("address");
+  std::string text;
+  if (address == nullptr) {
+    errors->add(line, path, "address is required");
+    return false;
+  }
+  if (!get_text(*address, path + ".address", line_of(*address), errors, &text)) return false;
+  if (text.find(',') != std::string::npos || !parse_backend(text, out, &error)) {
+    errors->add(line_of(*address), path + ".address",
+                "invalid value " + show(*address) + ": " +
+                    (error.empty() ? "settings go in their own keys (weight = 2, ...)" : error));
+    return false;
+  }
+  KeyReader keys(Scope::kBackend, path + ".", errors);
+  Target target;
+  target.backend = out;
+  for (auto&& [k, v] : *t) {
+    if (k.str() != "address") keys.apply(k, v, target, {"address"});
+  }
+  return true;
+}
+
+}  // namespace ringlb::toml_reader

@@ -1,0 +1,342 @@
+// The TOML config file: how it maps onto the model, how flags combine with it, and that every
+// broken file is refused with "FILE:LINE: KEY: message".
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "server/config/command_line.h"
+#include "server/config/config.h"
+
+namespace ringlb {
+namespace {
+
+struct Parsed {
+  ParseStatus status = ParseStatus::kError;
+  Config config;
+  std::string message;
+  std::string path;
+};
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const char* dir = getenv("TEST_TMPDIR");
+  const std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+Parsed parse_args(std::vector<std::string> args) {
+  args.insert(args.begin(), "ringlb");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  Parsed p;
+  p.status = parse_config(static_cast<int>(argv.size()), argv.data(), &p.config, &p.message);
+  return p;
+}
+
+Parsed parse_toml(const std::string& text, std::vector<std::string> flags = {}) {
+  const std::string path = write_file("test.toml", text);
+  flags.insert(flags.begin(), {"--config", path});
+  Parsed p = parse_args(flags);
+  p.path = path;
+  return p;
+}
+
+const char kTwoClusters[] = R"(workers = 3
+idle-timeout = "1m"
+health-interval = "5s"
+accept-proxy = true
+deny = ["192.0.2.0/24"]
+
+[cluster.zeta]
+balance = "maglev"
+connect-timeout = "4s"
+backends = [
+  "127.0.0.1:8080,weight=2,send-proxy",
+  { address = "127.0.0.1:8081", weight = 0, max-connections = 7, backup = true, send-proxy = "v2", health-interval = "1s", health-timeout = "250ms", rise = 4, fall = 5 },
+]
+
+[cluster.alpha]
+policy = "leastconn"
+health-interval = "10s"
+queue-timeout = "0s"
+backends = [{ address = "unix:/run/a.sock" }]
+
+[[listener]]
+address = "127.0.0.1:0"
+cluster = "zeta"
+
+[[listener]]
+name = "tls"
+address = "[::]:8443"
+v6only = true
+sni = [{ name = "A.example.com", cluster = "alpha" }, { name = "*.example.com", cluster = "zeta" }]
+sni-default = "alpha"
+tls-inspect-timeout = "2s"
+trusted-proxies = ["10.0.0.0/8"]
+proxy-header-timeout = "1s"
+allow = ["10.0.0.0/8"]
+max-connections = 100
+idle-timeout = "1h"
+fin-timeout = "5s"
+max-connection-duration = "2h"
+)";
+
+TEST(TomlConfig, MapsClustersAndListeners) {
+  Parsed p = parse_toml(kTwoClusters);
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  const Config& c = p.config;
+  EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.idle_timeout.count(), 60000);
+  EXPECT_EQ(c.config_file, p.path);
+  // In file order, not toml++'s sorted order.
+  ASSERT_EQ(c.clusters.size(), 2u);
+  const ClusterConfig& zeta = c.clusters[0];
+  EXPECT_EQ(zeta.name, "zeta");
+  EXPECT_EQ(zeta.policy, balancer::Policy::kMaglev);
+  EXPECT_EQ(zeta.connect_timeout.count(), 4000);
+  EXPECT_EQ(zeta.queue_timeout.count(), 4000);  // unset: its own connect timeout
+  EXPECT_EQ(zeta.health.interval.count(), 5000);  // the top-level default
+  ASSERT_EQ(zeta.backends.size(), 2u);
+  EXPECT_EQ(zeta.backends[0].text, "127.0.0.1:8080");
+  EXPECT_EQ(zeta.backends[0].weight, 2u);
+  EXPECT_EQ(zeta.backends[0].proxy_protocol, ProxyProtocol::kV1);
+  const BackendConfig& b = zeta.backends[1];
+  EXPECT_EQ(b.text, "127.0.0.1:8081");
+  EXPECT_EQ(b.weight, 0u);
+  EXPECT_EQ(b.max_connections, 7u);
+  EXPECT_TRUE(b.backup);
+  EXPECT_EQ(b.proxy_protocol, ProxyProtocol::kV2);
+  EXPECT_EQ(b.health_interval->count(), 1000);
+  EXPECT_EQ(b.health_timeout->count(), 250);
+  EXPECT_EQ(*b.health_rise, 4u);
+  EXPECT_EQ(*b.health_fall, 5u);
+  const ClusterConfig& alpha = c.clusters[1];
+  EXPECT_EQ(alpha.policy, balancer::Policy::kLeastConn);
+  EXPECT_EQ(alpha.health.interval.count(), 10000);
+  EXPECT_EQ(alpha.queue_timeout.count(), 0);
+  EXPECT_EQ(alpha.backends.at(0).address.family(), AF_UNIX);
+  // The flat fields are cluster 0's.
+  EXPECT_EQ(c.backends.size(), 2u);
+  EXPECT_EQ(c.policy, balancer::Policy::kMaglev);
+  EXPECT_EQ(c.connect_timeout.count(), 4000);
+
+  ASSERT_EQ(c.listen.size(), 2u);
+  const ListenConfig& plain = c.listen[0];
+  EXPECT_EQ(plain.name, "listener-1");
+  EXPECT_EQ(plain.cluster, "zeta");
+  EXPECT_TRUE(plain.accept_proxy);  // the top-level default
+  EXPECT_EQ(plain.deny.size(), 1u);
+  EXPECT_FALSE(plain.idle_timeout.has_value());
+  const ListenConfig& tls = c.listen[1];
+  EXPECT_EQ(tls.name, "tls");
+  EXPECT_EQ(tls.address.to_string(), "[::]:8443");
+  EXPECT_TRUE(tls.v6only);
+  EXPECT_TRUE(tls.cluster.empty());
+  ASSERT_EQ(tls.sni_routes.size(), 2u);
+  EXPECT_EQ(tls.sni_routes[0].server_name, "a.example.com");  // lower case
+  EXPECT_EQ(tls.sni_routes[0].cluster, "alpha");
+  EXPECT_EQ(tls.sni_routes[1].server_name, "*.example.com");
+  EXPECT_EQ(tls.sni_default, "alpha");
+  EXPECT_EQ(tls.tls_inspect_timeout.count(), 2000);
+  EXPECT_EQ(tls.trusted_proxies.size(), 1u);
+  EXPECT_EQ(tls.proxy_header_timeout.count(), 1000);
+  EXPECT_EQ(tls.allow.size(), 1u);
+  EXPECT_EQ(tls.deny.size(), 1u);  // no list of its own: the global one
+  EXPECT_EQ(tls.max_connections, 100u);
+  EXPECT_EQ(tls.idle_timeout->count(), 3'600'000);
+  EXPECT_EQ(tls.fin_timeout->count(), 5000);
+  EXPECT_EQ(tls.max_connection_duration->count(), 7'200'000);
+  // What the runtime cannot serve yet is named, not ignored.
+  EXPECT_FALSE(unsupported_by_runtime(c).empty());
+}
+
+TEST(TomlConfig, ExampleFileIsValid) {
+  Parsed p = parse_args({"--config", "examples/ringlb.toml"});
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  EXPECT_EQ(p.config.listen.size(), 3u);
+  EXPECT_EQ(p.config.clusters.size(), 2u);
+  size_t backends = 0;
+  for (const ClusterConfig& c : p.config.clusters) backends += c.backends.size();
+  EXPECT_EQ(backends, 5u);
+}
+
+TEST(TomlConfig, ReadmeExampleIsValid) {
+  std::ifstream readme("README.md");
+  std::string line, toml;
+  bool inside = false;
+  while (std::getline(readme, line)) {
+    if (line == "```toml") {
+      inside = true;
+    } else if (inside && line == "```") {
+      break;
+    } else if (inside) {
+      toml += line + "\n";
+    }
+  }
+  ASSERT_FALSE(toml.empty()) << "README.md has no ```toml block";
+  Parsed p = parse_toml(toml);
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  EXPECT_EQ(p.config.clusters.size(), 2u);
+  EXPECT_EQ(p.config.listen.size(), 2u);
+}
+
+const char kOneCluster[] = R"(workers = 2
+health-interval = "5s"
+[cluster.web]
+backends = ["127.0.0.1:8080"]
+[cluster.api]
+health-interval = "9s"
+backends = ["127.0.0.1:9000"]
+[[listener]]
+address = "127.0.0.1:0"
+cluster = "web"
+)";
+
+TEST(TomlConfig, FlagsReplaceTopLevelKeys) {
+  Parsed p = parse_toml(kOneCluster, {"--workers", "5", "--health-interval", "7s", "--allow", "10.0.0.0/8"});
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  EXPECT_EQ(p.config.workers, 5u);
+  EXPECT_EQ(p.config.clusters[0].health.interval.count(), 7000);  // the default, replaced
+  EXPECT_EQ(p.config.clusters[1].health.interval.count(), 9000);  // its own, kept
+  EXPECT_EQ(p.config.listen[0].allow.size(), 1u);
+  // Defaulted flags (only --help's text) do not replace anything.
+  EXPECT_EQ(parse_toml(kOneCluster).config.clusters[0].health.interval.count(), 5000);
+}
+
+TEST(TomlConfig, ListenAndBackendOnlyWithAFileWithoutServices) {
+  Parsed refused = parse_toml(kOneCluster, {"--backend", "127.0.0.1:1"});
+  EXPECT_EQ(refused.status, ParseStatus::kError);
+  EXPECT_NE(refused.message.find("--backend cannot be combined with " + refused.path), std::string::npos)
+      << refused.message;
+  Parsed globals = parse_toml("workers = 2\nbalance = \"random2\"\n",
+                              {"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1"});
+  ASSERT_EQ(globals.status, ParseStatus::kRun) << globals.message;
+  EXPECT_EQ(globals.config.workers, 2u);
+  EXPECT_EQ(globals.config.clusters.at(0).name, "default");
+  EXPECT_EQ(globals.config.policy, balancer::Policy::kRandom2);
+  EXPECT_EQ(globals.config.listen.at(0).cluster, "default");
+  Parsed neither = parse_toml("workers = 2\n");
+  EXPECT_EQ(neither.status, ParseStatus::kError);
+  EXPECT_NE(neither.message.find("no --listen address given (and " + neither.path), std::string::npos)
+      << neither.message;
+}
+
+TEST(TomlConfig, MetricsFalseAndTheFlag) {
+  const std::string file = "metrics = false\nmetrics-listen = \"127.0.0.1:1\"\n";
+  const std::vector<std::string> flat = {"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1"};
+  EXPECT_FALSE(parse_toml(file, flat).config.metrics_enabled);
+  std::vector<std::string> flag = flat;
+  flag.insert(flag.end(), {"--metrics-listen", "127.0.0.1:2"});
+  EXPECT_TRUE(parse_toml(file, flag).config.metrics_enabled);  // the flag wins
+}
+
+struct Broken {
+  std::string text;
+  int line;
+  std::string key;
+  std::string says;  // part of the message after "FILE:LINE: KEY: "
+};
+
+const char kGood[] = "[cluster.web]\nbackends = [\"127.0.0.1:8080\"]\n";  // lines 1-2
+const char kListener[] = "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n";
+
+TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
+  const std::string good = kGood, listener = kListener;
+  const std::vector<Broken> cases = {
+      {"idel-timeout = \"5s\"\n" + good + listener, 1, "idel-timeout", "unknown key (did you mean 'idle-timeout'?)"},
+      {"workers = \"two\"\n" + good + listener, 1, "workers", "invalid value \"two\": expected a whole number from 1 to 256"},
+      {"\nworkers = 257\n" + good + listener, 2, "workers", "expected a whole number from 1 to 256"},
+      {"idle-timeout = \"577h\"\n" + good + listener, 1, "idle-timeout", "at most 576h (24 days)"},
+      {"idle-timeout = 5\n" + good + listener, 1, "idle-timeout", "expected a duration such as \"5s\""},
+      {"[cluster.web]\nbackends = [{ address = \"127.0.0.1:1\", weight = 1001 }]\n" + listener, 2,
+       "cluster.web.backends[0].weight", "expected a whole number from 0 to 1000"},
+      {"[cluster.web]\nbackends = [{ address = \"127.0.0.1:1\", weight = -1 }]\n" + listener, 2,
+       "cluster.web.backends[0].weight", "invalid value -1"},
+      {"[cluster.web]\nbackends = [\n  \"127.0.0.1:1\",\n  { address = \"127.0.0.1:2\", wieght = 2 },\n]\n" + listener,
+       4, "cluster.web.backends[1].wieght", "unknown key (did you mean 'weight'?)"},
+      {"[cluster.web]\nbackends = [\"nonsense:80\"]\n" + listener, 2, "cluster.web.backends[0]", "nonsense:80"},
+      {"[cluster.web]\nbackends = [{ address = \"127.0.0.1:1\", send-proxy = \"v3\" }]\n" + listener, 2,
+       "cluster.web.backends[0].send-proxy", "expected \"v1\", \"v2\" or \"none\""},
+      {good + "\n[cluster.api]\nbalance = \"roundrobin\"\n" + listener, 4, "cluster.api", "no backends"},
+      {good + "balance = \"maglev\"\nmaglev-table-size = 65536\n" + listener, 4, "cluster.web.maglev-table-size",
+       "must be prime"},
+      {good + "balance = \"maglev\"\npolicy = \"leastconn\"\n" + listener, 4, "cluster.web.policy",
+       "the same setting as balance"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"wbe\"\n", 5, "listener[0].cluster",
+       "no cluster 'wbe' (defined: web)"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\nsni = [{ name = \"a.example.com\", cluster = \"web\" }]\n",
+       6, "listener[0].sni", "cluster or sni, not both"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\n", 3, "listener[0]", "needs cluster = \"NAME\" or sni"},
+      {good + "[[listener]]\ncluster = \"web\"\n", 3, "listener[0]", "address is required"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:80\"\ncluster = \"web\"\n[[listener]]\naddress = \"127.0.0.1:80\"\ncluster = \"web\"\n",
+       7, "listener[1].address", "127.0.0.1:80 is also the address of listener[0] (line 3)"},
+      {good + "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n",
+       7, "listener[1].name", "'a' is also the name of listener[0] (line 3)"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\nsni = [{ name = \"a.*.example.com\", cluster = \"web\" }]\n",
+       5, "listener[0].sni[0].name", "'a.*.example.com' is not a server name"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\nsni = [\n  { name = \"a.example.com\", cluster = \"web\" },\n  { name = \"A.example.com\", cluster = \"web\" },\n]\n",
+       7, "listener[0].sni[1].name", "'a.example.com' is already routed by sni[0]"},
+      {good + "[[listener]]\naddress = \"127.0.0.1:0\"\nsni = [{ name = \"a.example.com\", cluster = \"web\" }]\nsni-default = \"api\"\n",
+       6, "listener[0].sni-default", "no cluster 'api'"},
+      {good + listener + "v6only = true\n", 6, "listener[0].v6only", "needs an IPv6 address"},
+      {good + listener + "trusted-proxies = [\"10.0.0.0/8\"]\n", 6, "listener[0].trusted-proxies",
+       "only used with accept-proxy = true"},
+      {good + listener + "accept-proxy = true\ntrusted-proxies = [\"10.0.0.1/8\"]\n", 7, "listener[0].trusted-proxies",
+       "'10.0.0.1/8'"},
+      {good + listener + "max-connections = 1000001\n", 6, "listener[0].max-connections",
+       "expected a whole number from 0 to 1000000"},
+      {good + "[listener]\naddress = \"127.0.0.1:0\"\n", 3, "listener", "expected [[listener]] tables"},
+      {"[cluster.\"web app\"]\nbackends = [\"127.0.0.1:1\"]\n" + listener, 1, "cluster.web app", "not a valid name"},
+      {good + listener, 0, "", ""},  // (the control: this one is fine)
+      {"listen = 127.0.0.1:0\n", 1, "toml syntax", "the INI form is gone"},
+      {"workers = 2\n" + good + "[cluster.web]\nbackends = [\"127.0.0.1:2\"]\n" + listener, 4, "toml syntax",
+       "cannot redefine existing table 'cluster.web'"},
+      {good + listener + "\nlisten = \"127.0.0.1:1\"\n", 7, "listener[0].listen", "unknown key"},
+      {"listen = \"127.0.0.1:0\"\n" + good + listener, 1, "listen", "the INI form is gone"},
+  };
+  for (const Broken& b : cases) {
+    Parsed p = parse_toml(b.text);
+    if (b.line == 0) {
+      EXPECT_EQ(p.status, ParseStatus::kRun) << p.message;
+      continue;
+    }
+    EXPECT_EQ(p.status, ParseStatus::kError) << b.text;
+    const std::string where = p.path + ":" + std::to_string(b.line) + ": " + b.key + ": ";
+    // The first error is the one meant (each file has one mistake), at the start of a line.
+    EXPECT_EQ(p.message.rfind(where, 0), 0u) << "expected " << where << "\ngot: " << p.message << "\nfor:\n" << b.text;
+    const std::string first = p.message.substr(0, p.message.find('\n'));
+    EXPECT_NE(first.find(b.says, where.size()), std::string::npos)
+        << "expected '" << b.says << "' in: " << first;
+  }
+}
+
+TEST(TomlConfig, EveryErrorIsReportedInLineOrder) {
+  // toml++ hands out a table's keys sorted (backlog before workers): the errors still come in
+  // the file's order.
+  Parsed p = parse_toml(
+      "workers = 0\n"                                     // 1
+      "backlog = 0\n"                                     // 2
+      "[cluster.web]\n"                                   // 3
+      "backends = [{ address = \"127.0.0.1:1\", weight = 5000 }]\n"  // 4
+      "[[listener]]\n"                                    // 5
+      "cluster = \"nope\"\n"                              // 6
+      "address = \"127.0.0.1:0\"\n");                     // 7
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
+                           p.path + ":2: backlog: invalid value 0: expected a whole number from 1 to 65535\n" +
+                           p.path + ":4: cluster.web.backends[0].weight: invalid value 5000: expected a whole number from 0 to 1000\n" +
+                           p.path + ":6: listener[0].cluster: no cluster 'nope' (defined: web)");
+}
+
+TEST(TomlConfig, UnreadableFile) {
+  Parsed p = parse_args({"--config", "/nonexistent/ringlb.toml"});
+  EXPECT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, "cannot read config file '/nonexistent/ringlb.toml': No such file or directory");
+}
+
+}  // namespace
+}  // namespace ringlb
