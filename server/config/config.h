@@ -143,8 +143,8 @@ struct Config {
   // --iowq-scheduling batch: the io-wq thread that runs a worker's SHUTDOWNs is SCHED_BATCH, so
   // queueing one does not preempt the worker; it runs when the worker sleeps, several at a time.
   bool iowq_batch = true;
-  unsigned buffer_size = 16384;
-  unsigned buffers_per_worker = 1024;
+  unsigned buffer_size = 131072;
+  unsigned buffers_per_worker = 128;
   // --recv multishot: one multishot recv per direction stays armed for the connection's life
   // (no SQE, and no poll to arm, per message); single: one recv per message, as liburing's proxy.
   bool recv_multishot = false;

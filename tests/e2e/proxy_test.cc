@@ -246,8 +246,8 @@ TEST(Proxy, SlowReaderDoesNotGrowMemory) {
   const long rss_after = rss_kib(lb.pid());
   const double received_after = received();
   // The client side holds at most its receive buffer plus ringlb's send buffer towards it
-  // (tcp_wmem's maximum); ringlb itself at most one 16 KiB buffer per direction. A proxy that kept
-  // reading would move hundreds of MiB a second over loopback.
+  // (tcp_wmem's maximum); ringlb itself at most one 128 KiB buffer (--buffer-size) per direction.
+  // A proxy that kept reading would move hundreds of MiB a second over loopback.
   int client_rcvbuf = 0;
   socklen_t len = sizeof(client_rcvbuf);
   ASSERT_EQ(getsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &client_rcvbuf, &len), 0);

@@ -210,8 +210,8 @@ TEST(Config, CommandLineDefaults) {
   EXPECT_EQ(c.drain_timeout.count(), 10000);
   EXPECT_EQ(c.max_connection_duration.count(), 0);
   EXPECT_EQ(c.max_connections, 4096u);
-  EXPECT_EQ(c.buffer_size, 16384u);
-  EXPECT_EQ(c.buffers_per_worker, 1024u);
+  EXPECT_EQ(c.buffer_size, 131072u);
+  EXPECT_EQ(c.buffers_per_worker, 128u);
   EXPECT_EQ(c.backlog, 1024u);
   EXPECT_TRUE(c.metrics_enabled);
   EXPECT_EQ(c.metrics_listen.to_string(), "127.0.0.1:9090");
