@@ -9,7 +9,7 @@ PACKAGES=(
   libbenchmark-dev libgtest-dev libgmock-dev
   wrk haproxy nginx-light libnginx-mod-stream prometheus
   linux-perf procps iproute2 python3 gnuplot-nox
-  iperf3 libtomlplusplus-dev
+  iperf3 libtomlplusplus-dev clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 missing=()

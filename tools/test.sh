@@ -9,6 +9,13 @@ bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1;
 bazel test "$@" //... 2>&1 | grep -vE "^(Loading|Analyzing|\[[0-9,]+ / [0-9,]+\])" | tee /tmp/ringlb-test.log
 bazel_rc=${PIPESTATUS[0]}
 
+# Each fuzzer for a short bounded time (RINGLB_FUZZ_SECONDS, default 10; 0 skips): one result each.
+fuzz_seconds="${RINGLB_FUZZ_SECONDS:-10}"
+: >/tmp/ringlb-fuzz.log
+if [ "$fuzz_seconds" != 0 ] && [ $# -eq 0 ]; then
+  bash tools/fuzz.sh "$fuzz_seconds" 2>&1 | tee /tmp/ringlb-fuzz.log
+fi
+
 python3 - "$bazel_rc" <<'PY'
 import glob, os, re, sys
 import xml.etree.ElementTree as ET
@@ -41,6 +48,9 @@ for target, status in targets:
         target_failed = 1
     failed += target_failed
     passed += len(cases) - min(target_failed, len(cases))
+fuzz = open("/tmp/ringlb-fuzz.log", errors="replace").read()
+passed += len(re.findall(r"^fuzz: \S+ clean", fuzz, re.M))
+failed += len(re.findall(r"^fuzz: \S+ FAILED", fuzz, re.M)) + len(re.findall(r"^fuzz: build failed", fuzz, re.M))
 if bazel_rc != 0 and failed == 0:
     failed = 1  # the build itself failed
 print(f"{passed} passed, {failed} failed")

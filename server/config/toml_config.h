@@ -24,6 +24,8 @@ class TomlFile {
   // Reads and parses `path`. False with one error when it cannot be read or is not TOML (then
   // the error names the line of the syntax error).
   bool load(const std::string& path, std::vector<std::string>* errors);
+  // The same for text already read; `path` names it in errors (the fuzzer's entry point).
+  bool load_text(const std::string& text, const std::string& path, std::vector<std::string>* errors);
 
   // Its top-level keys, onto *d (the command line's flags go on top of them afterwards).
   void apply_top(Defaults* d, std::vector<std::string>* errors) const;

@@ -1,0 +1,75 @@
+// libFuzzer entry point: the TOML config file (toml++, then every setting and cross-check) and
+// the value parsers the flags share (durations, backends, listen addresses, CIDRs, CPU lists,
+// SNI patterns). Anything may be refused; nothing may crash, hang, or accept a value outside
+// its documented limits.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "server/acl.h"
+#include "server/config/config.h"
+#include "server/config/settings.h"
+#include "server/config/toml_config.h"
+
+namespace {
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    fprintf(stderr, "config_fuzz: invariant broken: %s\n", what);
+    abort();
+  }
+}
+
+void value_parsers(const std::string& text) {
+  using namespace ringlb;
+  std::string error;
+  Millis d{0};
+  if (parse_duration(text, &d, &error)) check(d.count() >= 0 && d.count() <= 576LL * 3600 * 1000, "duration limit");
+  BackendConfig b;
+  if (parse_backend(text, &b, &error)) check(b.weight <= 1000, "weight limit");
+  ListenConfig l;
+  parse_listen(text, &l, &error);
+  Cidr c;
+  parse_cidr(text, &c, &error);
+  std::vector<int> cpus;
+  parse_cpu_affinity(text, &cpus, &error);
+  std::string pattern;
+  if (parse_sni_pattern(text, &pattern, &error)) check(!pattern.empty() && pattern.size() <= 255, "SNI pattern length");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ringlb;
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  // Short inputs are values for the flag parsers, one per line.
+  if (size < 128) {
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t nl = text.find('\n', start);
+      if (nl == std::string::npos) nl = text.size();
+      value_parsers(text.substr(start, nl - start));
+      start = nl + 1;
+    }
+  }
+  std::vector<std::string> errors;
+  TomlFile file;
+  if (!file.load_text(text, "fuzz.toml", &errors)) {
+    check(errors.size() == 1 && errors[0].rfind("fuzz.toml:", 0) == 0, "a syntax error names the file");
+    return 0;
+  }
+  Defaults d = make_defaults();
+  file.apply_top(&d, &errors);
+  Config c = d.config;
+  if (file.has_services()) file.build(d, &c, &errors);
+  for (const std::string& e : errors) check(e.rfind("fuzz.toml:", 0) == 0, "every error names the file");
+  if (errors.empty() && file.has_services()) {
+    finish_config(&c);
+    check(c.workers >= 1 && c.workers <= 256, "workers limit");
+    for (const ClusterConfig& cl : c.clusters) check(!cl.backends.empty(), "a cluster has backends");
+    for (const ListenConfig& li : c.listen) check(!li.cluster.empty() || !li.sni_routes.empty(), "a listener routes somewhere");
+  }
+  return 0;
+}
