@@ -1,6 +1,7 @@
 #include "server/control/protocol.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -179,7 +180,10 @@ int listen_unix(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
   unlink(path.c_str());  // a stale socket file, or the previous process's (it keeps its own)
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 16) != 0) {
+  // Owner only (0600): the socket hands out listening sockets and connection details. Set
+  // between bind and listen, while nobody can connect yet.
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || chmod(path.c_str(), 0600) != 0 ||
+      listen(fd, 16) != 0) {
     int err = -errno;
     close(fd);
     return err;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <cstring>
 #include <unistd.h>
@@ -88,6 +89,24 @@ Fd connect_unix_path(const std::string& path) {
   strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return Fd();
   return fd;
+}
+
+// The control socket hands out listening sockets: only its owner may connect (0600), whatever
+// the umask.
+TEST(Control, SocketIsOwnerOnly) {
+  PollEchoBackend backend;
+  const std::string sock = short_socket_path("mode.sock");
+  const mode_t old_mask = umask(0);
+  RinglbProcess lb;
+  const bool started = lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--workers", "1",
+                                 "--control-socket", sock, "--health-interval", "0s"});
+  umask(old_mask);
+  ASSERT_TRUE(started) << lb.output();
+  struct stat st {};
+  ASSERT_EQ(stat(sock.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << std::oct << (st.st_mode & 0777);
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
 TEST(Control, UnreadConnectionsAnswerNeverBlocksTheAcceptor) {
