@@ -360,6 +360,16 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
   EXPECT_FALSE(file.load_text("workers = 2\n\xc2\xa1 = 1\n", "f.toml", &errors));
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].rfind("f.toml:2: ", 0), 0u) << errors[0];
+  // The second finding: a quote in the middle of a bare value opens no string for toml++.
+  errors.clear();
+  EXPECT_FALSE(file.load_text("3isten = 121.0.0.1trusts54.'.0.11;8\xef\xba\xbf:\n", "f.toml", &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("f.toml:1: toml syntax: a non-ASCII"), std::string::npos) << errors[0];
+  // Nor does a one-line string left open.
+  errors.clear();
+  EXPECT_FALSE(file.load_text("a = 'caf\xc3\xa9\n", "f.toml", &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("non-ASCII"), std::string::npos) << errors[0];
   // In strings and comments it is fine, whatever the quoting.
   errors.clear();
   EXPECT_TRUE(file.load_text("# caf\xc3\xa9 \xef\xbb\xbb\n"
@@ -367,7 +377,10 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
                              "b = 'caf\xc3\xa9'\n"
                              "c = \"\"\"\nmulti \xef\xbb\xbb \"\" line\n\"\"\"\n"
                              "d = '''\nlit \xef\xbb\xbb ''\n'''\n"
-                             "e = 1 # caf\xc3\xa9\n",
+                             "e = 1 # caf\xc3\xa9\n"
+                             "f.'caf\xc3\xa9' = 2\n"
+                             "g = [\"\xc3\xa9\", '\xc3\xa9']\n"
+                             "h = { i = \"\xc3\xa9\" }\n",
                              "f.toml", &errors))
       << (errors.empty() ? "" : errors[0]);
 }
