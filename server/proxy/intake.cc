@@ -9,6 +9,7 @@
 #include "server/clock.h"
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
+#include "server/proxy/sni_inspector.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/upstream.h"
 #include "server/uring/compat.h"
@@ -121,6 +122,7 @@ void Intake::on_header_consumed(uint32_t id, int res) {
 }
 
 void Intake::inspect(uint32_t id) {
+  if (ctx_.shared.routes[ctx_.conns[id].listener].sni) return ctx_.sni->start(id);
   identify(id);
 }
 

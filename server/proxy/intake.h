@@ -32,6 +32,9 @@ class Intake {
   void on_header_peek(uint32_t id, int res, uint32_t cqe_flags);
   void on_header_consumed(uint32_t id, int res);
   void on_peer_name(uint32_t id, int res);
+  // Asks the socket for the client's address when something needs it, then routes (also once
+  // the SNI inspector has picked the cluster).
+  void identify(uint32_t id);
   // The connection ended: a header still in pieces goes with it.
   void forget(uint32_t id);
 
@@ -46,8 +49,6 @@ class Intake {
   // The PROXY header (if any) is done: looks at the client's first bytes where the listener
   // routes by them, then identifies.
   void inspect(uint32_t id);
-  // Asks the socket for the client's address when something needs it, then routes.
-  void identify(uint32_t id);
   // getsockopt(SO_PEERNAME); on_peer_name follows.
   void ask_peer_name(uint32_t id);
   // The client's address is asked for first: its cluster, its listener's ACL or the access log
