@@ -4,8 +4,11 @@
 // they got.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -60,6 +63,55 @@ std::string certificate_seen(uint16_t port, const std::string& server_name) {
   return r.output.substr(at + marker.size(), r.output.find('\n', at) - at - marker.size());
 }
 
+// Between one client and ringlb: sends the client's first TLS record (its ClientHello) on in
+// three segments, 100 ms apart, then copies both ways until both sides are done.
+class SplittingRelay {
+ public:
+  explicit SplittingRelay(uint16_t to) : listener_(listen_loopback(&port_)), thread_([this, to] { run(to); }) {}
+  ~SplittingRelay() { thread_.join(); }
+  uint16_t port() const { return port_; }
+
+ private:
+  void run(uint16_t to) {
+    pollfd p{listener_.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return;
+    Fd client(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    Fd up = connect_loopback(to);
+    int one = 1;
+    setsockopt(up.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    set_recv_timeout(client.get(), 10000);
+    std::string record(5, '\0');
+    if (!read_exact(client.get(), record.data(), 5)) return;
+    const size_t len = static_cast<size_t>(static_cast<uint8_t>(record[3])) << 8 | static_cast<uint8_t>(record[4]);
+    record.resize(5 + len);
+    if (!read_exact(client.get(), record.data() + 5, len)) return;
+    const size_t third = record.size() / 3;
+    for (size_t at = 0; at < record.size(); at += third) {
+      if (!write_all(up.get(), record.data() + at, std::min(third, record.size() - at))) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    pollfd fds[2] = {{client.get(), POLLIN, 0}, {up.get(), POLLIN, 0}};
+    int open = 2;
+    char buf[16384];
+    while (open > 0 && poll(fds, 2, 10000) > 0) {
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        const int other = fds[1 - i].fd >= 0 ? fds[1 - i].fd : (i == 0 ? up.get() : client.get());
+        const ssize_t n = recv(fds[i].fd, buf, sizeof(buf), 0);
+        if (n <= 0 || !write_all(other, buf, static_cast<size_t>(n))) {
+          shutdown(other, SHUT_WR);
+          fds[i].fd = -1;
+          --open;
+        }
+      }
+    }
+  }
+
+  uint16_t port_ = 0;
+  Fd listener_;
+  std::thread thread_;
+};
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
@@ -95,6 +147,11 @@ TEST(Sni, RoutesByServerNameExactWildcardAndDefault) {
   EXPECT_EQ(certificate_seen(lb.port(0), "mail.example.org"), "mail.example.org");
   EXPECT_EQ(certificate_seen(lb.port(0), "shop.example.net"), "wild.example.net");
   EXPECT_EQ(certificate_seen(lb.port(0), "example.net"), "fallback") << "a wildcard is not its own domain";
+  {
+    // A real ClientHello in three TCP segments.
+    SplittingRelay relay(lb.port(0));
+    EXPECT_EQ(certificate_seen(relay.port(), "mail.example.org"), "mail.example.org");
+  }
   EXPECT_EQ(certificate_seen(lb.port(0), "unknown.test"), "fallback");
   EXPECT_EQ(certificate_seen(lb.port(0), ""), "fallback") << "no SNI";
   // No default: an unmatched name is closed.
@@ -103,6 +160,7 @@ TEST(Sni, RoutesByServerNameExactWildcardAndDefault) {
   EXPECT_TRUE(eventually([&] { return lb.closed_total("no_route") == 1; }));
 
   EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"tls\"", "cluster=\"api\""}), 1);
+  EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"tls\"", "cluster=\"mail\""}), 2);
   EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"tls\"", "cluster=\"fallback\""}), 3);
   EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"strict\"", "cluster=\"api\""}), 1);
   EXPECT_EQ(lb.closed_total("bad_client_hello"), 0);
