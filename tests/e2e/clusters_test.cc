@@ -176,5 +176,30 @@ TEST(Clusters, ReloadChangesOneClusterWhileTheOtherKeepsServing) {
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
+TEST(Clusters, AReloadAddsAndRemovesAClusterNoListenerNames) {
+  Backend a(name_handler("a")), b(name_handler("b")), spare(name_handler("s"));
+  const std::string toml = ::testing::TempDir() + "/spare.toml";
+  write_two_clusters(toml, "roundrobin", {a.address()}, "roundrobin", {b.address()});
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
+  std::ofstream(toml, std::ios::app) << "\n[cluster.spare]\nhealth-interval = \"50ms\"\nbackends = [\""
+                                     << spare.address() << "\"]\n";
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("changed: spare\n") != std::string::npos; })) << lb.output();
+  // Not served (no listener names it), but checked.
+  EXPECT_TRUE(eventually([&] { return spare.accepted() >= 2; })) << "the added cluster's backend is not checked";
+  write_two_clusters(toml, "roundrobin", {a.address()}, "roundrobin", {b.address()});
+  kill(lb.pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return lb.output().find("changed: spare (removed)\n") != std::string::npos; }))
+      << lb.output();
+  std::this_thread::sleep_for(200ms);
+  const int checks = spare.accepted();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(spare.accepted(), checks) << "the removed cluster's backend is still checked";
+  EXPECT_EQ(name_from(lb.port(0)), "a");
+  EXPECT_EQ(name_from(lb.port(1)), "b");
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
 }  // namespace
 }  // namespace ringlb::testing
