@@ -29,22 +29,35 @@ const char* policy_name(Policy p) {
   return "?";
 }
 
-int32_t BackendRegistry::intern(const std::string& name) {
+int32_t BackendRegistry::intern_cluster(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t n = clusters_.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (cluster_names_[i] == name) return static_cast<int32_t>(i);
+  }
+  if (n == kMaxClusters) return -1;
+  cluster_names_[n] = name;
+  clusters_.store(n + 1, std::memory_order_release);
+  return static_cast<int32_t>(n);
+}
+
+int32_t BackendRegistry::intern(uint32_t cluster, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint32_t n = size_.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < n; ++i) {
-    if (names_[i] == name) return static_cast<int32_t>(i);
+    if (cluster_of_[i] == cluster && names_[i] == name) return static_cast<int32_t>(i);
   }
   if (n == kCapacity) return -1;
   names_[n] = name;
+  cluster_of_[n] = cluster;
   size_.store(n + 1, std::memory_order_release);
   return static_cast<int32_t>(n);
 }
 
 std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size) {
-  if (s->backends.empty()) return "no backends";
+  if (s->backends.empty() && !s->retired) return "no backends";
   for (BackendSpec& b : s->backends) {
-    const int32_t id = registry->intern(b.name);
+    const int32_t id = registry->intern(s->cluster, b.name);
     if (id < 0) return "more than " + std::to_string(BackendRegistry::kCapacity) + " distinct backends";
     b.id = static_cast<uint32_t>(id);
     b.state = &registry->state(b.id);
@@ -58,6 +71,27 @@ std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t mag
     s->maglev = build_maglev(mb, maglev_size);
   }
   return {};
+}
+
+bool same_snapshot(const Snapshot& a, const Snapshot& b) {
+  if (a.cluster != b.cluster || a.retired != b.retired || a.connect_timeout_ms != b.connect_timeout_ms ||
+      a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
+      a.policy != b.policy || a.hash_key != b.hash_key || a.maglev.size() != b.maglev.size() ||
+      a.backends.size() != b.backends.size()) {
+    return false;
+  }
+  // The Maglev table follows from the names, weights and its size, all compared here.
+  for (size_t i = 0; i < a.backends.size(); ++i) {
+    const BackendSpec& x = a.backends[i];
+    const BackendSpec& y = b.backends[i];
+    if (x.id != y.id || x.weight != y.weight || x.max_connections != y.max_connections ||
+        x.backup != y.backup || x.proxy_protocol != y.proxy_protocol ||
+        x.check_interval_ms != y.check_interval_ms || x.check_timeout_ms != y.check_timeout_ms ||
+        x.rise != y.rise || x.fall != y.fall) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void SnapshotHolder::publish(std::shared_ptr<const Snapshot> snapshot) {

@@ -45,36 +45,62 @@ struct BackendSpec {
   BackendState* state = nullptr;
 };
 
-// Every backend ringlb has ever been configured with, by name; ids are never reused, so metric
-// series and live state stay attached to their backend across reloads.
+// Every cluster and every backend ringlb has ever been configured with; indexes and ids are
+// never reused, so metric series and live state stay attached across reloads. A backend id
+// stands for one address in one cluster: an address in two clusters is two backends, each with
+// its cluster's health settings, max-connections and counts (its metrics carry both labels, and
+// the label sets stay bounded by what the configurations named).
 class BackendRegistry {
  public:
   static constexpr uint32_t kCapacity = 1024;
-  // The id for `name`, registering it if new; -1 when the registry is full.
-  int32_t intern(const std::string& name);
+  static constexpr uint32_t kMaxClusters = 256;
+  // The index of cluster `name`, registering it if new; -1 when kMaxClusters are registered.
+  int32_t intern_cluster(const std::string& name);
+  uint32_t clusters() const { return clusters_.load(std::memory_order_acquire); }
+  const std::string& cluster_name(uint32_t cluster) const { return cluster_names_[cluster]; }
+  // The id for backend `name` of cluster `cluster`, registering it if new; -1 when full.
+  int32_t intern(uint32_t cluster, const std::string& name);
   uint32_t size() const { return size_.load(std::memory_order_acquire); }
   const std::string& name(uint32_t id) const { return names_[id]; }
+  uint32_t cluster_of(uint32_t id) const { return cluster_of_[id]; }
   BackendState& state(uint32_t id) { return states_[id]; }
   const BackendState& state(uint32_t id) const { return states_[id]; }
 
  private:
   std::mutex mu_;
   std::atomic<uint32_t> size_{0};
+  std::atomic<uint32_t> clusters_{0};
   std::array<std::string, kCapacity> names_;
+  std::array<uint32_t, kCapacity> cluster_of_{};
+  std::array<std::string, kMaxClusters> cluster_names_;
   std::array<BackendState, kCapacity> states_;
 };
 
+// One cluster's backends and how to reach them. Each cluster has a snapshot of its own.
 struct Snapshot {
   uint64_t version = 0;
+  uint32_t cluster = 0;  // its index in the BackendRegistry
+  // The cluster was removed by a reload: no backends, no listener sends clients to it; it is
+  // published only so that connections to its backends get their drain deadline.
+  bool retired = false;
+  // How its clients connect: each attempt's timeout, attempts per client (first try plus
+  // retries on other backends), and how long a client waits while every backend is full.
+  uint32_t connect_timeout_ms = 2000;
+  uint32_t connect_attempts = 3;
+  uint32_t queue_timeout_ms = 2000;
   Policy policy = Policy::kRoundRobin;
   HashKey hash_key = HashKey::kAddr;
   std::vector<BackendSpec> backends;
   std::vector<int32_t> maglev;  // filled for Policy::kMaglev
 };
 
-// Validates and completes a snapshot: registers its backends, builds the Maglev table.
-// Returns an empty string on success, otherwise what is wrong.
+// Validates and completes a snapshot: registers its backends (in its cluster), builds the
+// Maglev table. Returns an empty string on success, otherwise what is wrong.
 std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size);
+
+// Whether two finished snapshots serve clients alike (all but the version): a reload publishes
+// a cluster only when it changed, so workers keep their pickers (round-robin positions) otherwise.
+bool same_snapshot(const Snapshot& a, const Snapshot& b);
 
 // Publishes snapshots to the workers. Readers check `version()` (one relaxed load) and only when
 // it moved take the lock to copy the new pointer, so the data path never contends.

@@ -206,7 +206,8 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
     MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
     for (uint32_t b = 0; b < r.backends->size(); ++b) {
-      const std::vector<ClientMetric::Label> label{{"backend", r.backends->name(b)}};
+      const std::vector<ClientMetric::Label> label{{"cluster", r.backends->cluster_name(r.backends->cluster_of(b))},
+                                                   {"backend", r.backends->name(b)}};
       uint64_t n_attempts = 0, n_failures = 0, n_to = 0, n_from = 0;
       std::vector<const LocalHistogram*> parts;
       for (const auto& w : r.workers) {
@@ -226,6 +227,22 @@ std::vector<MetricFamily> Collector::Collect() const {
       latency.metric.push_back(histogram_metric(parts, label));
     }
     for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
+  }
+  {
+    // Only the pairs that routed a client: the rest of listeners x clusters would be zeros (and
+    // without SNI listeners, no family at all).
+    MetricFamily f = family("ringlb_sni_routed_total", "Clients an SNI listener routed, by listener and cluster.", MetricType::Counter);
+    const size_t clusters = r.backends->clusters();
+    for (size_t l = 0; l < r.listeners.size(); ++l) {
+      for (size_t c = 0; c < clusters; ++c) {
+        uint64_t n = 0;
+        for (const auto& w : r.workers) n += w->routed(l, c).get();
+        if (n == 0) continue;
+        f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
+                                        {{"listener", r.listeners[l]}, {"cluster", r.backends->cluster_name(c)}}));
+      }
+    }
+    if (!f.metric.empty()) out.push_back(std::move(f));
   }
   add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
              static_cast<double>(r.health_checks.get()));

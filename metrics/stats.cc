@@ -41,9 +41,14 @@ void AcceptorStats::handoff_failed(int err) {
   handoff_failures.back().add();
 }
 
-Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend_registry)
-    : backends(backend_registry) {
-  for (size_t i = 0; i < worker_count; ++i) workers.push_back(std::make_unique<WorkerStats>());
+Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend_registry,
+                   std::vector<std::string> listener_names)
+    : backends(backend_registry), listeners(std::move(listener_names)) {
+  for (size_t i = 0; i < worker_count; ++i) {
+    workers.push_back(std::make_unique<WorkerStats>());
+    // Built whole: a counter (an atomic) cannot be moved, so the vector cannot grow.
+    workers.back()->sni_routed = std::vector<LocalCounter>(listeners.size() * balancer::BackendRegistry::kMaxClusters);
+  }
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   start_time_seconds = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;

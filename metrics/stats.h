@@ -51,6 +51,9 @@ const char* op_name(Op op);
   X(max_duration)               \
   X(queue_timeout)              \
   X(bad_proxy_header)           \
+  X(untrusted_proxy)            \
+  X(bad_client_hello)           \
+  X(no_route)                   \
   X(error)
 
 enum class CloseReason : uint8_t {
@@ -107,9 +110,14 @@ struct alignas(64) WorkerStats {
   LocalCounter lost_handoffs_recovered;  // hand-offs whose completion was lost (msg_ring -EOVERFLOW)
   LocalCounter fd_installs_diagnostics;  // slow path: regular fds made for `ctl connections`
   std::vector<BackendStats> backends;  // by backend registry id
+  // Clients an SNI listener routed, by listener * kMaxClusters + cluster (sized by Registry).
+  std::vector<LocalCounter> sni_routed;
 
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
   LocalCounter& close(CloseReason r) { return closed[static_cast<size_t>(r)]; }
+  LocalCounter& routed(size_t listener, size_t cluster) {
+    return sni_routed[listener * balancer::BackendRegistry::kMaxClusters + cluster];
+  }
 };
 
 // Hand-off errors worth a label of their own; anything else counts as "other".
@@ -133,8 +141,10 @@ struct alignas(64) AcceptorStats {
 
 // Everything the exporter reads; owned by main, outlives the threads that write it.
 struct Registry {
-  Registry(size_t workers, const balancer::BackendRegistry* backends);
-  const balancer::BackendRegistry* backends;  // names and up/down, by id
+  // `listeners`: their names, by index (labels of the per-listener counters).
+  Registry(size_t workers, const balancer::BackendRegistry* backends, std::vector<std::string> listeners = {});
+  const balancer::BackendRegistry* backends;  // names, clusters and up/down, by id
+  std::vector<std::string> listeners;
   std::vector<std::unique_ptr<WorkerStats>> workers;
   AcceptorStats acceptor;
   LocalHistogram health_check_latency;  // written by the health checker

@@ -116,17 +116,34 @@ void HealthChecker::tick() {
     io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
     sqe->user_data = data(Tag::kCheckTick, 0);
   }
-  if (shared_.snapshot.version() != (snapshot_ ? snapshot_->version : 0)) {
-    snapshot_ = shared_.snapshot.get();
-    for (Check& c : checks_) c.spec = nullptr;
-    for (const balancer::BackendSpec& b : snapshot_->backends) checks_[b.id].spec = &b;
+  // A reload republished some cluster: the specs to check by are taken afresh, all at once
+  // (a removed backend's spec goes with its cluster's old snapshot).
+  const uint32_t clusters = shared_.backends.clusters();
+  bool moved = snapshots_.size() != clusters;
+  snapshots_.resize(clusters);
+  for (uint32_t i = 0; i < clusters; ++i) {
+    const uint64_t version = shared_.clusters[i].version();
+    if (version != (snapshots_[i] ? snapshots_[i]->version : 0)) {
+      snapshots_[i] = shared_.clusters[i].get();
+      moved = true;
+    }
   }
-  if (!snapshot_ || stopping_.load()) return;
-  for (const balancer::BackendSpec& b : snapshot_->backends) {
-    Check& c = checks_[b.id];
-    if (b.check_interval_ms == 0 || c.in_flight || now_ns_ < c.next_due_ns) continue;
-    c.next_due_ns = now_ns_ + uint64_t{b.check_interval_ms} * 1'000'000ULL;
-    start(b.id);
+  if (moved) {
+    for (Check& c : checks_) c.spec = nullptr;
+    for (const auto& snapshot : snapshots_) {
+      if (!snapshot) continue;
+      for (const balancer::BackendSpec& b : snapshot->backends) checks_[b.id].spec = &b;
+    }
+  }
+  if (stopping_.load()) return;
+  for (const auto& snapshot : snapshots_) {
+    if (!snapshot) continue;
+    for (const balancer::BackendSpec& b : snapshot->backends) {
+      Check& c = checks_[b.id];
+      if (b.check_interval_ms == 0 || c.in_flight || now_ns_ < c.next_due_ns) continue;
+      c.next_due_ns = now_ns_ + uint64_t{b.check_interval_ms} * 1'000'000ULL;
+      start(b.id);
+    }
   }
 }
 
@@ -169,7 +186,10 @@ void HealthChecker::finish(uint32_t id, bool ok) {
   if (!ok) shared_.registry->health_check_failures.add();
   if (c.spec == nullptr || stopping_.load()) return;  // removed by a reload meanwhile
   balancer::BackendState& state = shared_.backends.state(id);
-  const char* name = shared_.backends.name(id).c_str();
+  // "CLUSTER/ADDRESS": an address may be in several clusters, each checked on its own.
+  const std::string who =
+      shared_.backends.cluster_name(shared_.backends.cluster_of(id)) + "/" + shared_.backends.name(id);
+  const char* name = who.c_str();
   // Taken down elsewhere since the last check (passive: failed connects): rise counts afresh.
   if (c.last_seen_up && !state.up.load(std::memory_order_relaxed)) c.successes = 0;
   if (ok) {

@@ -1,4 +1,5 @@
-// Active TCP health checks on an io_uring ring of their own: for each backend, every interval,
+// Active TCP health checks on an io_uring ring of their own: for each backend of every cluster
+// (an address in two clusters is two backends, checked with each cluster's settings), every interval,
 // a direct socket connects with a linked timeout (and, for a send-proxy backend, sends a LOCAL
 // PROXY header) and is closed. `rise` successes in a row bring
 // a down backend up; `fall` failures in a row take it down. Workers see the result through the
@@ -8,6 +9,7 @@
 #include <array>
 #include <future>
 #include <memory>
+#include <vector>
 
 #include "balancer/snapshot.h"
 #include "server/protocol/proxy_protocol.h"
@@ -59,7 +61,8 @@ class HealthChecker {
   SharedState& shared_;
   uring::Ring ring_;
   uring::FileTable table_;
-  std::shared_ptr<const balancer::Snapshot> snapshot_;
+  // Every cluster's snapshot being checked, by registry cluster index (null: none yet).
+  std::vector<std::shared_ptr<const balancer::Snapshot>> snapshots_;
   std::array<Check, balancer::BackendRegistry::kCapacity> checks_{};
   std::atomic<bool> stopping_{false};
   uint32_t in_flight_ = 0;

@@ -46,15 +46,15 @@ void stop_workers(const std::vector<int>& ring_fds) {
   }
 }
 
-// False (and *message) when `config` asks for what this build does not serve yet: better to
-// refuse than to send a listener's clients to another cluster's backends.
-bool runtime_gaps(const Config& config, std::string* message) {
-  const std::vector<std::string> gaps = unsupported_by_runtime(config);
-  message->clear();
-  for (const std::string& gap : gaps) {
-    *message += (message->empty() ? "" : "\n") + std::string("not supported by this build yet: ") + gap;
+// "web: roundrobin, api: maglev", and the backends of every cluster in *backends.
+std::string clusters_summary(const Config& config, size_t* backends) {
+  std::string text;
+  *backends = 0;
+  for (const ClusterConfig& c : config.clusters) {
+    *backends += c.backends.size();
+    text += (text.empty() ? "" : ", ") + c.name + ": " + balancer::policy_name(c.policy);
   }
-  return gaps.empty();
+  return text;
 }
 
 std::string plural(size_t n, const char* what) {
@@ -81,10 +81,6 @@ int check(int argc, char** argv) {
   printf("%s: ok (%s, %s, %s)\n", config.config_file.empty() ? "command line" : config.config_file.c_str(),
          plural(config.listen.size(), "listener").c_str(), plural(config.clusters.size(), "cluster").c_str(),
          plural(backends, "backend").c_str());
-  // Valid, and still refused at start-up: say so here rather than surprise at the next restart.
-  for (const std::string& gap : unsupported_by_runtime(config)) {
-    fprintf(stderr, "note: ringlb would refuse to start this: not supported by this build yet: %s\n", gap.c_str());
-  }
   return 0;
 }
 
@@ -126,8 +122,12 @@ int serve(const Config& config, int argc, char** argv) {
   }
 
   SharedState shared(config);
-  shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends);
-  if (std::string why = publish_snapshot(config, 1, &shared); !why.empty()) {
+  std::vector<std::string> listener_names;
+  for (const ListenConfig& l : config.listen) listener_names.push_back(l.name);
+  shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends, listener_names);
+  std::string why = set_up_routes(config, &shared);
+  if (why.empty()) why = publish_config(config, 1, &shared);
+  if (!why.empty()) {
     fprintf(stderr, "ringlb: %s\n", why.c_str());
     return 2;
   }
@@ -232,22 +232,31 @@ int serve(const Config& config, int argc, char** argv) {
     Config fresh;
     std::string message;
     // The same path as at start-up: argv again, so --config FILE is read again.
-    if (parse_config(argc, argv, &fresh, &message) != ParseStatus::kRun || !runtime_gaps(fresh, &message)) {
+    const ParseStatus status = parse_config(argc, argv, &fresh, &message);
+    if (status != ParseStatus::kRun && message.empty()) message = "the command line does not run ringlb";
+    if (status == ParseStatus::kRun) {
+      message.clear();
+      // What only a restart (or an upgrade) may change is refused, not half applied.
+      for (const std::string& refusal : reload_refusals(shared.config, fresh)) {
+        message += (message.empty() ? "" : "\n") + refusal;
+      }
+    }
+    std::vector<std::string> changed;
+    if (message.empty()) message = publish_config(fresh, version + 1, &shared, &changed);
+    if (!message.empty()) {
       std::string line;  // one log line, every error in it
       for (char ch : message) line += ch == '\n' ? std::string("; ") : std::string(1, ch);
       fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", line.c_str());
       return;
     }
-    if (std::string why = publish_snapshot(fresh, version + 1, &shared); !why.empty()) {
-      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", why.c_str());
-      return;
-    }
     ++version;
-    fprintf(stderr, "ringlb: reloaded: %zu backends (%s)%s\n", fresh.backends.size(),
-            balancer::policy_name(fresh.policy),
-            fresh.listen.size() != shared.config.listen.size() || fresh.workers != shared.config.workers
-                ? "; --listen and --workers changes take an upgrade (--takeover)"
-                : "");
+    size_t backends = 0;
+    const std::string clusters = clusters_summary(fresh, &backends);
+    std::string republished;
+    for (const std::string& name : changed) republished += (republished.empty() ? "" : ", ") + name;
+    fprintf(stderr, "ringlb: reloaded: %zu backends (%s); changed: %s%s\n", backends, clusters.c_str(),
+            republished.empty() ? "none" : republished.c_str(),
+            fresh.workers != shared.config.workers ? "; --workers changes take an upgrade (--takeover)" : "");
   });
 
   HealthChecker checker(shared);
@@ -265,8 +274,10 @@ int serve(const Config& config, int argc, char** argv) {
     metrics.set_port(static_cast<uint16_t>(exporter->port()));
     fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", metrics.to_string().c_str());
   }
+  size_t backends = 0;
+  const std::string clusters = clusters_summary(config, &backends);
   fprintf(stderr, "ringlb: %u workers, %zu backends (%s), up to %u connections\n", config.workers,
-          config.backends.size(), balancer::policy_name(config.policy), config.max_connections);
+          backends, clusters.c_str(), config.max_connections);
 
   if (!config.cpus.empty()) {
     // Last, so that only the acceptor (this thread) is pinned, not the threads started above
@@ -318,8 +329,7 @@ int main(int argc, char** argv) {
     case ringlb::ParseStatus::kError:
       break;
     case ringlb::ParseStatus::kRun:
-      if (ringlb::runtime_gaps(config, &message)) return ringlb::serve(config, argc, argv);
-      break;
+      return ringlb::serve(config, argc, argv);
   }
   // Every error on a line of its own, each naming the program.
   for (size_t at = 0; at < message.size();) {

@@ -1,37 +1,174 @@
 #include "server/shared_state.h"
 
-namespace ringlb {
+#include <algorithm>
 
-std::string publish_snapshot(const Config& config, uint64_t version, SharedState* shared) {
+namespace ringlb {
+namespace {
+
+std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t version,
+                           SharedState* shared, std::shared_ptr<balancer::Snapshot>* out) {
   auto snapshot = std::make_shared<balancer::Snapshot>();
   snapshot->version = version;
-  snapshot->policy = config.policy;
-  snapshot->hash_key = config.hash_key;
-  for (const BackendConfig& b : config.backends) {
+  snapshot->cluster = cluster;
+  snapshot->policy = c.policy;
+  snapshot->hash_key = c.hash_key;
+  // Durations are capped below 2^31 ms by the config's limits, so they fit.
+  snapshot->connect_timeout_ms = static_cast<uint32_t>(c.connect_timeout.count());
+  snapshot->connect_attempts = c.connect_attempts;
+  snapshot->queue_timeout_ms = static_cast<uint32_t>(c.queue_timeout.count());
+  for (const BackendConfig& b : c.backends) {
     balancer::BackendSpec spec;
     spec.name = b.text;
     spec.weight = b.weight;
     spec.max_connections = b.max_connections;
     spec.backup = b.backup;
     spec.proxy_protocol = static_cast<uint8_t>(b.proxy_protocol);
-    spec.check_interval_ms =
-        static_cast<uint32_t>(b.health_interval.value_or(config.health.interval).count());
-    spec.check_timeout_ms =
-        static_cast<uint32_t>(b.health_timeout.value_or(config.health.timeout).count());
-    spec.rise = b.health_rise.value_or(config.health.rise);
-    spec.fall = b.health_fall.value_or(config.health.fall);
+    spec.check_interval_ms = static_cast<uint32_t>(b.health_interval.value_or(c.health.interval).count());
+    spec.check_timeout_ms = static_cast<uint32_t>(b.health_timeout.value_or(c.health.timeout).count());
+    spec.rise = b.health_rise.value_or(c.health.rise);
+    spec.fall = b.health_fall.value_or(c.health.fall);
     snapshot->backends.push_back(spec);
   }
-  std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, config.maglev_size);
-  if (!error.empty()) return error;
-  for (size_t i = 0; i < config.backends.size(); ++i) {
-    shared->backend_addresses[snapshot->backends[i].id] = config.backends[i].address;
+  std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size);
+  if (!error.empty()) return "cluster '" + c.name + "': " + error;
+  *out = std::move(snapshot);
+  return {};
+}
+
+int32_t cluster_index(const std::string& name, SharedState* shared, std::string* error) {
+  const int32_t index = shared->backends.intern_cluster(name);
+  if (index < 0) {
+    *error = "more than " + std::to_string(balancer::BackendRegistry::kMaxClusters) + " distinct clusters";
+  }
+  return index;
+}
+
+bool same_routes(const ListenConfig& a, const ListenConfig& b) {
+  if (a.cluster != b.cluster || a.sni_default != b.sni_default || a.sni_routes.size() != b.sni_routes.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.sni_routes.size(); ++i) {
+    if (a.sni_routes[i].server_name != b.sni_routes[i].server_name ||
+        a.sni_routes[i].cluster != b.sni_routes[i].cluster) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string set_up_routes(const Config& config, SharedState* shared) {
+  std::string error;
+  for (const ClusterConfig& c : config.clusters) {
+    if (cluster_index(c.name, shared, &error) < 0) return error;
+  }
+  shared->routes.clear();
+  for (const ListenConfig& l : config.listen) {
+    ListenerRoute route;
+    route.sni = !l.sni_routes.empty();
+    if (!route.sni) {
+      const int32_t index = cluster_index(l.cluster, shared, &error);
+      if (index < 0) return error;
+      route.cluster = static_cast<uint16_t>(index);
+    } else {
+      const int32_t fallback = l.sni_default.empty() ? -1 : cluster_index(l.sni_default, shared, &error);
+      if (!error.empty()) return error;
+      route.sni_routes = protocol::SniRoutes(fallback < 0 ? protocol::kNoCluster : static_cast<size_t>(fallback));
+      for (const SniRoute& r : l.sni_routes) {
+        const int32_t index = cluster_index(r.cluster, shared, &error);
+        if (index < 0) return error;
+        if (std::string why = route.sni_routes.add(r.server_name, static_cast<size_t>(index)); !why.empty()) {
+          return "listener '" + l.name + "': " + why;
+        }
+      }
+    }
+    shared->routes.push_back(std::move(route));
+  }
+  return {};
+}
+
+std::vector<std::string> reload_refusals(const Config& running, const Config& fresh) {
+  std::vector<std::string> refusals;
+  for (size_t i = fresh.listen.size(); i < running.listen.size(); ++i) {
+    refusals.push_back("listener '" + running.listen[i].name + "' cannot be removed by a reload");
+  }
+  for (size_t i = running.listen.size(); i < fresh.listen.size(); ++i) {
+    refusals.push_back("listener '" + fresh.listen[i].name + "' cannot be added by a reload");
+  }
+  for (size_t i = 0; i < std::min(running.listen.size(), fresh.listen.size()); ++i) {
+    const ListenConfig& was = running.listen[i];
+    const ListenConfig& now = fresh.listen[i];
+    const std::string who = "listener '" + was.name + "': ";
+    if (was.name != now.name) refusals.push_back(who + "its name cannot change at a reload");
+    if (was.address.to_string() != now.address.to_string() || was.v6only != now.v6only) {
+      refusals.push_back(who + "its address cannot change at a reload");
+    }
+    if (was.accept_proxy != now.accept_proxy) refusals.push_back(who + "accept-proxy cannot change at a reload");
+    if (!same_routes(was, now)) refusals.push_back(who + "its cluster and SNI routes cannot change at a reload");
+  }
+  if (!refusals.empty()) refusals.back() += " (restart, or upgrade with --takeover)";
+  return refusals;
+}
+
+std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
+                           std::vector<std::string>* changed) {
+  // Everything is built first, so that a bad cluster publishes nothing.
+  std::string error;
+  std::vector<std::shared_ptr<balancer::Snapshot>> built(config.clusters.size());
+  std::vector<bool> present(balancer::BackendRegistry::kMaxClusters, false);
+  for (size_t i = 0; i < config.clusters.size(); ++i) {
+    const int32_t index = cluster_index(config.clusters[i].name, shared, &error);
+    if (index < 0) return error;
+    present[static_cast<size_t>(index)] = true;
+    error = build_snapshot(config.clusters[i], static_cast<uint32_t>(index), version, shared, &built[i]);
+    if (!error.empty()) return error;
+  }
+  auto policies = std::make_shared<ListenerPolicies>();
+  policies->version = version;
+  for (const ListenConfig& l : config.listen) {
+    ListenerPolicy p;
+    p.acl = Acl(l.allow, l.deny);
+    // Meaningful only where a header is read: elsewhere the list is ignored.
+    p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
+    p.max_connections = l.max_connections;
+    p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
+    p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
+    p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
+    p.proxy_header_timeout = l.proxy_header_timeout;
+    p.tls_inspect_timeout = l.tls_inspect_timeout;
+    policies->listeners.push_back(std::move(p));
+  }
+
+  for (size_t i = 0; i < config.clusters.size(); ++i) {
+    const balancer::Snapshot& s = *built[i];
+    for (size_t b = 0; b < s.backends.size(); ++b) {
+      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
+    }
+    balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
+    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
+    if (current && balancer::same_snapshot(*current, s)) continue;
+    holder.publish(built[i]);
+    if (changed != nullptr) changed->push_back(config.clusters[i].name);
+  }
+  // A removed cluster gets an empty snapshot: its backends stop being checked, and connections
+  // to them finish within the drain deadline.
+  for (uint32_t c = 0; c < shared->backends.clusters(); ++c) {
+    balancer::SnapshotHolder& holder = shared->clusters[c];
+    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
+    if (present[c] || !current || current->retired) continue;
+    auto retired = std::make_shared<balancer::Snapshot>();
+    retired->version = version;
+    retired->cluster = c;
+    retired->retired = true;
+    holder.publish(std::move(retired));
+    if (changed != nullptr) changed->push_back(shared->backends.cluster_name(c) + " (removed)");
   }
   {
-    std::lock_guard<std::mutex> lock(shared->acl_mu);
-    shared->acl = std::make_shared<const Acl>(config.allow, config.deny);
+    std::lock_guard<std::mutex> lock(shared->policies_mu);
+    shared->policies = std::move(policies);
   }
-  shared->snapshot.publish(std::move(snapshot));
+  shared->policies_version.store(version, std::memory_order_release);
   return {};
 }
 

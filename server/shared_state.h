@@ -1,6 +1,7 @@
 // What the acceptor, the workers and the health checker share. Written during start-up (and by
-// reloads through the snapshot holder), otherwise read-only, except for the per-worker atomics,
-// each of which has a single writer.
+// reloads through the clusters' snapshot holders and the listeners' policies), otherwise
+// read-only, except for the atomics: the per-worker ones have a single writer each, the
+// per-listener connection counts are shared by the workers.
 #pragma once
 
 #include <array>
@@ -17,6 +18,7 @@
 #include "server/acl.h"
 #include "server/address.h"
 #include "server/config/config.h"
+#include "server/protocol/sni_routes.h"
 
 namespace ringlb {
 
@@ -34,14 +36,41 @@ struct alignas(64) WorkerSlot {
   std::atomic<bool> stopped{false};   // the worker's loop has ended
 };
 
+// Where a listener's clients go. Fixed for the life of the process: a reload that would change
+// a listener is refused (reload_refusals), so workers read these without locks.
+struct ListenerRoute {
+  bool sni = false;      // by the ClientHello's server name, through `sni_routes`
+  uint16_t cluster = 0;  // otherwise, this cluster (a BackendRegistry cluster index)
+  protocol::SniRoutes sni_routes;  // to cluster indexes
+};
+
+// A listener's settings that a reload may change, as the workers apply them.
+struct ListenerPolicy {
+  Acl acl;      // its allow/deny lists (the global ones unless it has its own)
+  Acl trusted;  // trusted-proxies as an allow list; empty: every source may send a PROXY header
+  unsigned max_connections = 0;  // 0: only the global limit
+  Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
+  Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
+};
+
+struct ListenerPolicies {
+  uint64_t version = 0;
+  std::vector<ListenerPolicy> listeners;  // by listener index
+};
+
 struct SharedState {
-  explicit SharedState(const Config& c) : config(c) {}
-  Config config;  // as started; backends and policy live in `snapshot` (reloads replace it)
+  explicit SharedState(const Config& c) : config(c), listener_active(c.listen.size()) {}
+  Config config;  // as started; clusters live in `clusters` and listeners' settings in `policies`
   balancer::BackendRegistry backends;
-  // Backend addresses by registry id. An id is its address as written, so an entry, once set
-  // (before the snapshot naming it is published), never changes.
+  // Backend addresses by registry id. An id is its address as written (in its cluster), so an
+  // entry, once set (before the snapshot naming it is published), never changes.
   std::array<Address, balancer::BackendRegistry::kCapacity> backend_addresses{};
-  balancer::SnapshotHolder snapshot;
+  // One snapshot per cluster, by registry cluster index; version 0: never published.
+  std::array<balancer::SnapshotHolder, balancer::BackendRegistry::kMaxClusters> clusters;
+  std::vector<ListenerRoute> routes;  // by listener; set before any worker starts
+  // Live client connections per listener, all workers together: one atomic each, so that a
+  // listener's max-connections holds exactly however its clients spread over the workers.
+  std::vector<std::atomic<uint32_t>> listener_active;
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
@@ -49,10 +78,11 @@ struct SharedState {
   // PROXY protocol header names. Set before any worker starts.
   std::vector<Address> listen_bound;
   AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
-  // --allow/--deny, replaced by a reload just before the snapshot it goes with is published;
-  // workers copy it when they see the new snapshot version.
-  std::mutex acl_mu;
-  std::shared_ptr<const Acl> acl = std::make_shared<const Acl>();
+  // Listeners' reloadable settings. Workers compare policies_version (one relaxed load per
+  // hand-off) and take the lock to copy the pointer only when it moved.
+  std::mutex policies_mu;
+  std::shared_ptr<const ListenerPolicies> policies = std::make_shared<const ListenerPolicies>();
+  std::atomic<uint64_t> policies_version{0};
 
   uint64_t active_connections() const {
     uint64_t n = 0;
@@ -61,8 +91,20 @@ struct SharedState {
   }
 };
 
-// Builds the balancer snapshot for `config` (registering new backends and their addresses) and
-// publishes it with `version`. Empty on success, otherwise why the config cannot be used.
-std::string publish_snapshot(const Config& config, uint64_t version, SharedState* shared);
+// Start-up: registers the clusters and sets each listener's route. Empty on success, otherwise
+// why the config cannot be used.
+std::string set_up_routes(const Config& config, SharedState* shared);
+
+// What a config read at a reload changes that a reload cannot (a listener added, removed, or
+// given another address, cluster or SNI routes), one line each; empty when it may be applied.
+std::vector<std::string> reload_refusals(const Config& running, const Config& fresh);
+
+// Builds every cluster's snapshot for `config` (registering new clusters, backends and their
+// addresses), publishes with `version` those that changed and retires clusters it no longer
+// has, then publishes the listeners' policies. All or nothing: empty on success, otherwise why
+// the config cannot be used (nothing published). *changed (if given) gets the names of the
+// clusters published.
+std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
+                           std::vector<std::string>* changed = nullptr);
 
 }  // namespace ringlb

@@ -21,6 +21,7 @@ enum class Tag : uint8_t {
   kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
   kRecvProxyHeader, // accept-proxy: a peek at the client's bytes for its PROXY header
   kConsumeProxyHeader,  // accept-proxy: the header's bytes (and only those) taken off the socket
+  kRecvClientHello, // SNI routing: a peek at the client's bytes for its TLS ClientHello
   kSocket,          // upstream socket_direct_alloc
   kConnect,
   kRecvClient,

@@ -37,6 +37,7 @@ po::options_description describe() {
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("queue-timeout", po::value<std::string>(), "how long a client waits when every backend is at its max-connections before it is closed; 0s: closed at once (default: the connect timeout)")
+      ("proxy-header-timeout", po::value<std::string>()->default_value("5s"), "an accept-proxy listener's client must have sent its whole PROXY header this long after it connected, or it is closed")
       ("max-connection-duration", po::value<std::string>()->default_value("0s"), "close any connection this long after it arrived, busy or not, so long-lived clients reconnect and rebalance; 0s: never")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
@@ -183,7 +184,6 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     *message = join(errors);
     return ParseStatus::kError;
   }
-  finish_config(&c);
   *config = c;
   return ParseStatus::kRun;
 }

@@ -11,17 +11,6 @@
 namespace ringlb {
 namespace {
 
-bool same_lists(const std::vector<Cidr>& a, const std::vector<Cidr>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].family != b[i].family || a[i].prefix_len != b[i].prefix_len ||
-        memcmp(a[i].bytes, b[i].bytes, sizeof(a[i].bytes)) != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // One DNS label: 1 to 63 of a-z 0-9 -, not starting or ending with '-'.
 bool valid_label(const std::string& label) {
   if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
@@ -237,45 +226,6 @@ bool parse_sni_pattern(const std::string& text, std::string* out, std::string* e
   }
   *out = name;
   return true;
-}
-
-void finish_config(Config* c) {
-  if (c->clusters.empty()) return;
-  const ClusterConfig& first = c->clusters.front();
-  c->backends = first.backends;
-  c->connect_timeout = first.connect_timeout;
-  c->queue_timeout = first.queue_timeout;
-  c->connect_attempts = first.connect_attempts;
-  c->policy = first.policy;
-  c->hash_key = first.hash_key;
-  c->maglev_size = first.maglev_size;
-  c->health = first.health;
-}
-
-std::vector<std::string> unsupported_by_runtime(const Config& c) {
-  std::vector<std::string> gaps;
-  if (c.clusters.empty()) return gaps;
-  const std::string& served = c.clusters.front().name;
-  for (const ListenConfig& l : c.listen) {
-    const std::string who = "listener '" + l.name + "': ";
-    if (!l.sni_routes.empty()) gaps.push_back(who + "SNI routing");
-    if (l.sni_routes.empty() && l.cluster != served) {
-      gaps.push_back(who + "cluster '" + l.cluster + "' (every listener is served by '" + served + "')");
-    }
-    // Without accept-proxy these mean nothing (a top-level default reaches every listener).
-    if (l.accept_proxy && !l.trusted_proxies.empty()) gaps.push_back(who + "trusted-proxies");
-    if (l.accept_proxy && l.proxy_header_timeout != ListenConfig{}.proxy_header_timeout) {
-      gaps.push_back(who + "proxy-header-timeout (the header must arrive within the idle timeout)");
-    }
-    if (!same_lists(l.allow, c.allow) || !same_lists(l.deny, c.deny)) {
-      gaps.push_back(who + "allow/deny of its own (the global lists apply)");
-    }
-    if (l.max_connections != 0) gaps.push_back(who + "max-connections (the global limit applies)");
-    if (l.idle_timeout || l.fin_timeout || l.max_connection_duration) {
-      gaps.push_back(who + "timeouts of its own (the global ones apply)");
-    }
-  }
-  return gaps;
 }
 
 }  // namespace ringlb

@@ -114,16 +114,6 @@ struct Config {
   // "default", made of the --backend flags and the cluster flags.
   std::vector<ClusterConfig> clusters;
 
-  // Copies of clusters[0]'s fields (finish_config fills them): what the runtime reads today.
-  std::vector<BackendConfig> backends;
-  Millis connect_timeout{2000};
-  Millis queue_timeout{2000};
-  unsigned connect_attempts = 3;
-  balancer::Policy policy = balancer::Policy::kRoundRobin;
-  balancer::HashKey hash_key = balancer::HashKey::kAddr;
-  uint32_t maglev_size = balancer::kDefaultMaglevSize;
-  HealthConfig health;
-
   unsigned workers = 1;
   Millis idle_timeout{300000};
   // Once either side has half-closed (sent FIN), the connection is closed after this long
@@ -189,16 +179,8 @@ bool parse_cpu_affinity(const std::string& text, std::vector<int>* cpus, std::st
 bool valid_name(const std::string& name, std::string* error);
 
 // An SNI route's server name: a DNS name ("a.example.com") or one with a leading wildcard label
-// ("*.example.com", which matches one label: b.example.com, not a.b.example.com). Stored lower
-// case in *out.
+// ("*.example.com", which matches every name under example.com at any depth, as SniRoutes
+// does). Stored lower case in *out.
 bool parse_sni_pattern(const std::string& text, std::string* out, std::string* error);
-
-// After a reader has filled listen and clusters: copies clusters[0] into the flat fields the
-// runtime reads.
-void finish_config(Config* config);
-
-// What this build would not honour in `config` yet (the runtime serves one pool: clusters[0],
-// with the global timeouts and lists), one line each; empty when it can serve it as written.
-std::vector<std::string> unsupported_by_runtime(const Config& config);
 
 }  // namespace ringlb

@@ -10,11 +10,13 @@ namespace ringlb::proxy {
 
 struct SnapshotRef;  // server/proxy/snapshot_cache.h
 
-// kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read.
+// kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read (or, with
+// trusted-proxies, whose source address is being checked first).
+// kClientHello: an SNI listener's client, whose TLS ClientHello is being peeked at.
 // kQueued: every backend that is up is at its max-connections; waiting for a turn.
 // kConnecting covers everything between the hand-off and the first proxied byte: asking the
 // socket for the client's address, connecting (and retrying), writing a send-proxy header.
-enum class State : uint8_t { kFree, kProxyHeader, kQueued, kConnecting, kProxying, kClosing };
+enum class State : uint8_t { kFree, kProxyHeader, kClientHello, kQueued, kConnecting, kProxying, kClosing };
 enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
 
 // One direction. Bytes received and not yet sent wait in a chain of buffers (the Pump keeps each
@@ -49,12 +51,14 @@ struct Conn {
   bool counted = false;          // counted in its backend's active connections
   bool has_peer_name = false;    // Context::peer_names[id] holds this client's address
   bool has_proxied_dst = false;  // Context::proxied_dsts[id] holds where the client connected to
+  bool listener_counted = false; // counted in SharedState::listener_active of its listener
   int client = -1;               // direct slots, -1 when closed
   int backend = -1;
   int backend_index = -1;        // in snap->snapshot->backends
   uint32_t backend_id = 0;       // registry id: stats and shared state
   uint16_t listener = 0;         // the --listen address the client came in on
-  SnapshotRef* snap = nullptr;
+  uint16_t cluster = 0;          // where it goes (registry cluster index); set with snap
+  SnapshotRef* snap = nullptr;   // null until its cluster is known (an SNI listener's client)
   uint64_t key_hash = 0;
   uint32_t attempts = 0;
   uint8_t socket_retries = 0;    // socket_direct_alloc tries that found the table full

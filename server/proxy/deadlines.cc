@@ -16,7 +16,13 @@ void for_each_deadline(const Conn& conn, const Timeouts& t, Visit&& visit) {
       break;
     case State::kProxyHeader:
       // last_active_ns stays at the hand-off until the header is whole: a header trickled in a
-      // byte at a time must still be whole within the idle timeout from the start.
+      // byte at a time must still be whole within the header timeout from the start.
+      visit(conn.last_active_ns + t.proxy_header_ns, CloseReason::k_bad_proxy_header);
+      break;
+    case State::kClientHello:
+      // last_active_ns is when the peeking began (after any PROXY header), and stays there.
+      visit(conn.last_active_ns + t.tls_inspect_ns, CloseReason::k_bad_client_hello);
+      break;
     case State::kProxying: {
       const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;
       if (half_closed && t.fin_ns < t.idle_ns) {

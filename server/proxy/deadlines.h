@@ -16,6 +16,8 @@ struct Timeouts {
   uint64_t fin_ns = 0;
   uint64_t max_duration_ns = 0;  // 0: none
   uint64_t queue_ns = 0;
+  uint64_t proxy_header_ns = 0;  // a PROXY header must be whole within this of the hand-off
+  uint64_t tls_inspect_ns = 0;   // a ClientHello must be whole within this of its first peek
 };
 
 struct Deadline {

@@ -9,6 +9,7 @@
 #include "server/clock.h"
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
+#include "server/proxy/sni_inspector.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/upstream.h"
 #include "server/uring/compat.h"
@@ -28,6 +29,7 @@ void Intake::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   }
   ctx_.stats.received.add();
   ctx_.stats.open_slots.add();
+  ctx_.snapshots->refresh_policies();  // a reload's new limits apply from its next client on
   // While draining too: the acceptor took this client before it stopped accepting, and it is
   // served within the drain deadline like the others.
   const int opened = ctx_.lifecycle->open(res, static_cast<uint16_t>(listener), stamp_us);
@@ -36,14 +38,20 @@ void Intake::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
     return ctx_.close_slot(res);
   }
   const uint32_t id = static_cast<uint32_t>(opened);
+  const ListenerPolicy& policy = ctx_.snapshots->policy(static_cast<uint16_t>(listener));
+  if (!ctx_.lifecycle->count_listener(id, policy.max_connections)) {
+    return ctx_.lifecycle->close(id, CloseReason::k_max_connections);
+  }
   if (ctx_.config.listen[listener].accept_proxy) {
     Conn& conn = ctx_.conns[id];
     conn.state = State::kProxyHeader;
-    conn.flow[kUp].expect_data = true;  // the proxy in front sends its header at once
     ctx_.lifecycle->rearm_timer(id);
+    // Who may send a header is decided by the socket's own source, before a byte is read.
+    if (!policy.trusted.empty()) return ask_peer_name(id);
+    conn.flow[kUp].expect_data = true;  // the proxy in front sends its header at once
     return peek(id);
   }
-  identify(id);
+  inspect(id);
 }
 
 void Intake::peek(uint32_t id) {
@@ -105,21 +113,37 @@ void Intake::on_header_consumed(uint32_t id, int res) {
     return ctx_.lifecycle->close(id, res <= 0 ? close_reason_for(res) : CloseReason::k_error);
   }
   if (!it->second.complete) return peek(id);  // a header in pieces: wait for the rest
-  const bool has_addresses = it->second.has_addresses;
   headers_.erase(it);
   conn.state = State::kConnecting;
   conn.last_active_ns = ctx_.now_ns;
-  if (!has_addresses) return identify(id);  // LOCAL or UNKNOWN: the socket's own address
-  route(id);
+  // The client's address is the header's; for LOCAL or UNKNOWN the socket's own (asked for
+  // when needed, or known already from the trusted-proxies check).
+  inspect(id);
+}
+
+void Intake::inspect(uint32_t id) {
+  if (ctx_.shared.routes[ctx_.conns[id].listener].sni) return ctx_.sni->start(id);
+  identify(id);
 }
 
 void Intake::forget(uint32_t id) {
   if (!headers_.empty()) headers_.erase(id);
 }
 
+bool Intake::needs_peer_name(const Conn& conn) const {
+  return conn.snap->needs_peer_name || ctx_.shared.access_log != nullptr ||
+         !ctx_.snapshots->policy(conn.listener).acl.empty();
+}
+
 void Intake::identify(uint32_t id) {
   Conn& conn = ctx_.conns[id];
-  if (!conn.snap->needs_peer_name) return ctx_.upstream->connect(id);
+  if (conn.has_peer_name) return route(id);  // named by a PROXY header, or asked already
+  if (!needs_peer_name(conn)) return ctx_.upstream->connect(id);
+  ask_peer_name(id);
+}
+
+void Intake::ask_peer_name(uint32_t id) {
+  Conn& conn = ctx_.conns[id];
   // Multishot accept cannot report the client's address per connection, so ask the socket:
   // getsockopt(SO_PEERNAME) through the socket uring_cmd. The length must be exactly the
   // family's sockaddr size.
@@ -139,13 +163,23 @@ void Intake::on_peer_name(uint32_t id, int res) {
   // Not connected any more: the client went away before it could be asked.
   if (res < 0) return ctx_.lifecycle->close(id, res == -ENOTCONN ? CloseReason::k_reset : CloseReason::k_error);
   conn.has_peer_name = true;
+  if (conn.state == State::kProxyHeader) {
+    // trusted-proxies: only these sources may say who the client is.
+    const ListenerPolicy& policy = ctx_.snapshots->policy(conn.listener);
+    if (!policy.trusted.allows(reinterpret_cast<const sockaddr*>(&ctx_.peer_names[id]))) {
+      return ctx_.lifecycle->close(id, CloseReason::k_untrusted_proxy);
+    }
+    conn.flow[kUp].expect_data = true;
+    return peek(id);
+  }
   route(id);
 }
 
 void Intake::route(uint32_t id) {
   Conn& conn = ctx_.conns[id];
   const sockaddr_in6& peer = ctx_.peer_names[id];
-  if (conn.has_peer_name && !conn.snap->acl->allows(reinterpret_cast<const sockaddr*>(&peer))) {
+  const Acl& acl = ctx_.snapshots->policy(conn.listener).acl;
+  if (conn.has_peer_name && !acl.allows(reinterpret_cast<const sockaddr*>(&peer))) {
     return ctx_.lifecycle->close(id, CloseReason::k_denied);
   }
   if (conn.snap->snapshot->policy == balancer::Policy::kMaglev && conn.has_peer_name) {

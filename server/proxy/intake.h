@@ -1,7 +1,8 @@
 // What happens to a client between its hand-off and the choice of a backend (Envoy's listener
-// filters): a slot in this worker, the PROXY header of an accept-proxy listener, the client's
+// filters): a slot in this worker, its listener's max-connections, the PROXY header of an
+// accept-proxy listener (from trusted sources only, when the listener names them), the client's
 // address (asked of the socket when Maglev, an ACL, a send-proxy header or the access log needs
-// it), the ACL, and the Maglev key. Then the upstream connector takes over.
+// it), the listener's ACL, and the Maglev key. Then the upstream connector takes over.
 #pragma once
 
 #include <array>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 
 #include "server/protocol/proxy_header_reader.h"
+#include "server/proxy/conn.h"
 
 namespace ringlb::worker {
 struct Context;
@@ -30,6 +32,9 @@ class Intake {
   void on_header_peek(uint32_t id, int res, uint32_t cqe_flags);
   void on_header_consumed(uint32_t id, int res);
   void on_peer_name(uint32_t id, int res);
+  // Asks the socket for the client's address when something needs it, then routes (also once
+  // the SNI inspector has picked the cluster).
+  void identify(uint32_t id);
   // The connection ended: a header still in pieces goes with it.
   void forget(uint32_t id);
 
@@ -41,8 +46,14 @@ class Intake {
     bool has_addresses = false;
   };
 
-  // Asks the socket for the client's address when something needs it, then routes.
-  void identify(uint32_t id);
+  // The PROXY header (if any) is done: looks at the client's first bytes where the listener
+  // routes by them, then identifies.
+  void inspect(uint32_t id);
+  // getsockopt(SO_PEERNAME); on_peer_name follows.
+  void ask_peer_name(uint32_t id);
+  // The client's address is asked for first: its cluster, its listener's ACL or the access log
+  // need it.
+  bool needs_peer_name(const Conn& conn) const;
   // The client's address is known (or not needed): the ACL, the hash key, then a backend.
   void route(uint32_t id);
 

@@ -27,18 +27,44 @@ CloseReason close_reason_for(int res) {
   return res == -ECONNRESET || res == -EPIPE ? CloseReason::k_reset : CloseReason::k_error;
 }
 
-Lifecycle::Lifecycle(worker::Context& ctx) : ctx_(ctx) {
-  timeouts_.idle_ns = to_ns(ctx.config.idle_timeout);
-  timeouts_.fin_ns = to_ns(ctx.config.fin_timeout);
-  timeouts_.max_duration_ns = to_ns(ctx.config.max_connection_duration);
-  timeouts_.queue_ns = to_ns(ctx.config.queue_timeout);
-}
+Lifecycle::Lifecycle(worker::Context& ctx) : ctx_(ctx) {}
 
 void Lifecycle::init(uint32_t capacity) {
+  set_policies(ctx_.snapshots->policies());
   ctx_.conns.resize(capacity);
   ctx_.peer_names.resize(capacity);
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
+}
+
+void Lifecycle::set_policies(const ListenerPolicies& policies) {
+  timeouts_.assign(policies.listeners.size(), Timeouts{});
+  for (size_t i = 0; i < policies.listeners.size(); ++i) {
+    const ListenerPolicy& p = policies.listeners[i];
+    Timeouts& t = timeouts_[i];
+    t.idle_ns = to_ns(p.idle_timeout);
+    t.fin_ns = to_ns(p.fin_timeout);
+    t.max_duration_ns = to_ns(p.max_connection_duration);
+    t.proxy_header_ns = to_ns(p.proxy_header_timeout);
+    t.tls_inspect_ns = to_ns(p.tls_inspect_timeout);
+  }
+}
+
+Timeouts Lifecycle::timeouts_for(const Conn& conn) const {
+  Timeouts t = timeouts_[conn.listener];
+  if (conn.snap != nullptr) t.queue_ns = conn.snap->queue_ns;
+  return t;
+}
+
+bool Lifecycle::count_listener(uint32_t id, unsigned limit) {
+  Conn& conn = ctx_.conns[id];
+  std::atomic<uint32_t>& active = ctx_.shared.listener_active[conn.listener];
+  if (active.fetch_add(1, std::memory_order_relaxed) >= limit && limit != 0) {
+    active.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  conn.listener_counted = true;
+  return true;
 }
 
 int Lifecycle::open(int client, uint16_t listener, uint32_t accept_us) {
@@ -55,7 +81,11 @@ int Lifecycle::open(int client, uint16_t listener, uint32_t accept_us) {
   conn.start_ns = ctx_.now_ns;
   conn.accept_us = accept_us;
   conn.last_active_ns = ctx_.now_ns;
-  conn.snap = ctx_.snapshots->acquire();
+  const ListenerRoute& route = ctx_.shared.routes[listener];
+  if (!route.sni) {
+    conn.cluster = route.cluster;
+    conn.snap = ctx_.snapshots->acquire(route.cluster);
+  }
   rearm_timer(id);  // a max connection duration counts while it connects, too
   ++ctx_.live;
   ctx_.stats.active.set(ctx_.live);
@@ -115,6 +145,10 @@ void Lifecycle::free(uint32_t id) {
   }
   ctx_.intake->forget(id);  // a PROXY header still in pieces dies with its client
   if (conn.backend_index >= 0) count_backend(conn, false);
+  if (conn.listener_counted) {
+    ctx_.shared.listener_active[conn.listener].fetch_sub(1, std::memory_order_relaxed);
+    conn.listener_counted = false;
+  }
   ctx_.snapshots->release(conn.snap);
   conn.snap = nullptr;
   conn.state = State::kFree;
@@ -135,7 +169,7 @@ void Lifecycle::count_backend(Conn& conn, bool on) {
 void Lifecycle::rearm_timer(uint32_t id) {
   const Conn& conn = ctx_.conns[id];
   if (conn.state == State::kClosing || conn.state == State::kFree) return;
-  const Deadline d = next_deadline(conn, timeouts_);
+  const Deadline d = next_deadline(conn, timeouts_for(conn));
   if (d.at_ns == UINT64_MAX) return;
   worker::TimerWheel& timers = *ctx_.timers;
   if (!timers.scheduled(id) || d.at_ns < timers.deadline(id)) timers.schedule(id, d.at_ns);
@@ -151,9 +185,10 @@ void Lifecycle::on_timer(uint32_t id) {
     return maybe_finish(id);
   }
   if (conn.state == State::kFree) return;
-  const Deadline expired = expired_deadline(conn, timeouts_, ctx_.now_ns);
+  const Timeouts t = timeouts_for(conn);
+  const Deadline expired = expired_deadline(conn, t, ctx_.now_ns);
   if (expired.at_ns != UINT64_MAX) return close(id, expired.reason);
-  const Deadline next = next_deadline(conn, timeouts_);
+  const Deadline next = next_deadline(conn, t);
   if (next.at_ns != UINT64_MAX) ctx_.timers->schedule(id, next.at_ns);
 }
 

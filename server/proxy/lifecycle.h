@@ -4,10 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "metrics/stats.h"
 #include "server/proxy/conn.h"
 #include "server/proxy/deadlines.h"
+
+namespace ringlb {
+struct ListenerPolicies;
+}
 
 namespace ringlb::worker {
 struct Context;
@@ -25,11 +30,17 @@ class Lifecycle {
   Lifecycle(const Lifecycle&) = delete;
   Lifecycle& operator=(const Lifecycle&) = delete;
 
-  // Sizes the slots for `capacity` connections.
+  // Sizes the slots for `capacity` connections; takes the listeners' policies.
   void init(uint32_t capacity);
-  // Takes a free slot for a client that arrived in direct slot `client` from `listener`.
-  // Returns its id, or -1 when every slot is taken.
+  // The listeners' timeouts, at start-up and after a reload changed them.
+  void set_policies(const ListenerPolicies& policies);
+  // Takes a free slot for a client that arrived in direct slot `client` from `listener`, and
+  // its cluster's snapshot when the listener has one cluster. Returns its id, or -1 when every
+  // slot is taken.
   int open(int client, uint16_t listener, uint32_t accept_us);
+  // Counts the connection in its listener's live connections, unless `limit` (0: none) are
+  // live already: then false, and it is not counted.
+  bool count_listener(uint32_t id, unsigned limit);
 
   // Ends the connection for `reason` (counted and logged once), cancelling what is in flight.
   void close(uint32_t id, metrics::CloseReason reason);
@@ -53,13 +64,14 @@ class Lifecycle {
   // The drain deadline passed: every connection still open is closed.
   void close_all(metrics::CloseReason reason);
 
-  const Timeouts& timeouts() const { return timeouts_; }
+  // Its listener's timeouts, with its cluster's queue timeout.
+  Timeouts timeouts_for(const Conn& conn) const;
 
  private:
   void free(uint32_t id);
 
   worker::Context& ctx_;
-  Timeouts timeouts_;
+  std::vector<Timeouts> timeouts_;  // by listener
   std::vector<uint32_t> free_;
 };
 

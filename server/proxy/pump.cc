@@ -6,6 +6,7 @@
 
 #include "server/proxy/intake.h"
 #include "server/proxy/lifecycle.h"
+#include "server/proxy/sni_inspector.h"
 #include "server/worker/context.h"
 
 namespace ringlb::proxy {
@@ -259,7 +260,8 @@ int32_t Pump::take_recv_buffer(Flow& flow, uint32_t cqe_flags) {
 bool Pump::still_waiting(worker::FlowRef ref) const {
   const Conn& conn = ctx_.conns[ref.conn];
   return conn.gen == ref.gen && conn.flow[ref.dir].waiting &&
-         (conn.state == State::kProxying || conn.state == State::kProxyHeader);
+         (conn.state == State::kProxying || conn.state == State::kProxyHeader ||
+          conn.state == State::kClientHello);
 }
 
 int32_t Pump::take_buffer(uint32_t cqe_flags) {
@@ -300,8 +302,10 @@ void Pump::resume(worker::FlowRef ref, int32_t buf) {
 }
 
 void Pump::recv_again(uint32_t id, Dir dir) {
-  // A client still sending its PROXY header waits like a proxied one; its reader peeks.
+  // A client still sending its PROXY header or ClientHello waits like a proxied one; its
+  // reader peeks.
   if (ctx_.conns[id].state == State::kProxyHeader) return ctx_.intake->peek(id);
+  if (ctx_.conns[id].state == State::kClientHello) return ctx_.sni->peek(id);
   maybe_arm(id, dir);
 }
 

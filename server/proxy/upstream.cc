@@ -10,6 +10,7 @@
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
 #include "server/proxy/snapshot_cache.h"
+#include "server/proxy/snapshot_ref.h"
 #include "server/uring/compat.h"
 #include "server/worker/context.h"
 
@@ -35,19 +36,17 @@ const balancer::BackendSpec& spec_of(const Conn& conn) {
 
 }  // namespace
 
-Upstream::Upstream(worker::Context& ctx) : ctx_(ctx) {
-  queue_poll_ts_ = to_timespec(kQueuePollNs);
-  connect_ts_ = to_timespec(to_ns(ctx.config.connect_timeout));
-}
+Upstream::Upstream(worker::Context& ctx) : ctx_(ctx) { queue_poll_ts_ = to_timespec(kQueuePollNs); }
 
 void Upstream::connect(uint32_t id) {
   Conn& conn = ctx_.conns[id];
-  const Config& config = ctx_.config;
-  const int b = conn.attempts < config.connect_attempts ? conn.snap->picker->pick(conn.key_hash, conn.tried) : -1;
+  // The cluster's own settings, from the snapshot this client picks from.
+  const balancer::Snapshot& cluster = *conn.snap->snapshot;
+  const int b = conn.attempts < cluster.connect_attempts ? conn.snap->picker->pick(conn.key_hash, conn.tried) : -1;
   if (b < 0) {
     // Full backends not yet tried are worth waiting for (HAProxy's maxconn queue), also after
     // another backend refused.
-    if (conn.attempts < config.connect_attempts && config.queue_timeout.count() > 0 &&
+    if (conn.attempts < cluster.connect_attempts && cluster.queue_timeout_ms > 0 &&
         !ctx_.draining && conn.snap->picker->waiting_helps(conn.tried)) {
       return enqueue(id);
     }
@@ -103,7 +102,7 @@ void Upstream::on_socket(uint32_t id, int res) {
   sqe->user_data = ctx_.data(Tag::kConnect, id);
   ++conn.inflight;
   sqe = ctx_.ring.sqe();
-  io_uring_prep_link_timeout(sqe, &connect_ts_, 0);
+  io_uring_prep_link_timeout(sqe, &conn.snap->connect_ts, 0);
   // Not counted in flight: it ends no later than the connect it guards, and names no connection.
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   sqe->user_data = ctx_.data_plain(Tag::kQuietConnectTimeout, 0);
@@ -159,7 +158,8 @@ void Upstream::connect_failed(Conn& conn) {
   if (spec.check_interval_ms == 0) return;
   const uint32_t failures = spec.state->connect_failures_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1;
   if (failures >= spec.fall && spec.state->up.exchange(0, std::memory_order_relaxed)) {
-    fprintf(stderr, "ringlb: backend %s is down: %u connects failed in a row\n", spec.name.c_str(), failures);
+    fprintf(stderr, "ringlb: backend %s/%s is down: %u connects failed in a row\n",
+            ctx_.shared.backends.cluster_name(conn.cluster).c_str(), spec.name.c_str(), failures);
   }
 }
 

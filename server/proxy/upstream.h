@@ -61,7 +61,6 @@ class Upstream {
   worker::AdmissionQueue queue_;
   bool queue_poll_armed_ = false;
   __kernel_timespec queue_poll_ts_{};
-  __kernel_timespec connect_ts_{};
   struct Retry {
     uint32_t id;
     uint8_t gen;

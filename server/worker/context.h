@@ -20,6 +20,7 @@ namespace ringlb::proxy {
 class Intake;
 class Lifecycle;
 class Pump;
+class SniInspector;
 class SnapshotCache;
 class Upstream;
 }  // namespace ringlb::proxy
@@ -81,6 +82,7 @@ struct Context {
   proxy::SnapshotCache* snapshots = nullptr;
   proxy::Lifecycle* lifecycle = nullptr;
   proxy::Intake* intake = nullptr;
+  proxy::SniInspector* sni = nullptr;
   proxy::Upstream* upstream = nullptr;
   proxy::Pump* pump = nullptr;
 

@@ -36,7 +36,8 @@ Op op_of(Tag tag) {
     case Tag::kRecvClient:
     case Tag::kRecvBackend:
     case Tag::kRecvProxyHeader:
-    case Tag::kConsumeProxyHeader: return Op::k_recv;
+    case Tag::kConsumeProxyHeader:
+    case Tag::kRecvClientHello: return Op::k_recv;
     case Tag::kSendClient:
     case Tag::kSendBackend:
     case Tag::kSendProxyHeader: return Op::k_send;
@@ -60,6 +61,7 @@ Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
       snapshots_(ctx_),
       lifecycle_(ctx_),
       intake_(ctx_),
+      sni_(ctx_),
       upstream_(ctx_),
       pump_(ctx_) {
   ctx_.pool = &pool_;
@@ -68,6 +70,7 @@ Worker::Worker(SharedState& shared, unsigned index, uring::BufferRegion& region)
   ctx_.snapshots = &snapshots_;
   ctx_.lifecycle = &lifecycle_;
   ctx_.intake = &intake_;
+  ctx_.sni = &sni_;
   ctx_.upstream = &upstream_;
   ctx_.pump = &pump_;
 }
@@ -252,6 +255,7 @@ void Worker::handle_conn(Tag tag, uint32_t index, const io_uring_cqe* cqe) {
     case Tag::kPeerName: return intake_.on_peer_name(id, res);
     case Tag::kRecvProxyHeader: return intake_.on_header_peek(id, res, cqe->flags);
     case Tag::kConsumeProxyHeader: return intake_.on_header_consumed(id, res);
+    case Tag::kRecvClientHello: return sni_.on_peek(id, res, cqe->flags);
     case Tag::kSocket: return upstream_.on_socket(id, res);
     case Tag::kConnect: return upstream_.on_connect(id, res);
     case Tag::kSendProxyHeader: return upstream_.on_proxy_header(id, res);

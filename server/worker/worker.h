@@ -11,6 +11,7 @@
 #include "server/proxy/intake.h"
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
+#include "server/proxy/sni_inspector.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/upstream.h"
 #include "server/shared_state.h"
@@ -65,6 +66,7 @@ class Worker {
   proxy::SnapshotCache snapshots_;
   proxy::Lifecycle lifecycle_;
   proxy::Intake intake_;
+  proxy::SniInspector sni_;
   proxy::Upstream upstream_;
   proxy::Pump pump_;
   __kernel_timespec tick_ts_{};

@@ -154,5 +154,47 @@ TEST(Snapshot, RejectsNonPrimeMaglevSize) {
   EXPECT_NE(finish_snapshot(&s, &r, 65536).find("not prime"), std::string::npos);
 }
 
+TEST(Snapshot, ABackendIsAnAddressInOneCluster) {
+  BackendRegistry r;
+  EXPECT_EQ(r.intern_cluster("web"), 0);
+  EXPECT_EQ(r.intern_cluster("api"), 1);
+  EXPECT_EQ(r.intern_cluster("web"), 0);
+  EXPECT_EQ(r.clusters(), 2u);
+  const int32_t in_web = r.intern(0, "10.0.0.1:80");
+  const int32_t in_api = r.intern(1, "10.0.0.1:80");
+  EXPECT_NE(in_web, in_api);
+  EXPECT_EQ(r.intern(0, "10.0.0.1:80"), in_web);
+  EXPECT_EQ(r.cluster_of(static_cast<uint32_t>(in_api)), 1u);
+  EXPECT_EQ(r.cluster_name(1), "api");
+}
+
+TEST(Snapshot, SameSnapshotSeesEveryChangeButTheVersion) {
+  BackendRegistry r;
+  auto make = [&](uint64_t version) {
+    Snapshot s;
+    s.version = version;
+    s.policy = Policy::kRoundRobin;
+    BackendSpec b;
+    b.name = "x";
+    s.backends.push_back(b);
+    EXPECT_EQ(finish_snapshot(&s, &r, 65537), "");
+    return s;
+  };
+  const Snapshot a = make(1);
+  EXPECT_TRUE(same_snapshot(a, make(2)));
+  Snapshot b = make(2);
+  b.policy = Policy::kMaglev;
+  EXPECT_FALSE(same_snapshot(a, b));
+  b = make(2);
+  b.backends[0].weight = 2;
+  EXPECT_FALSE(same_snapshot(a, b));
+  b = make(2);
+  b.connect_timeout_ms = 1;
+  EXPECT_FALSE(same_snapshot(a, b));
+  b = make(2);
+  b.backends.push_back(b.backends[0]);
+  EXPECT_FALSE(same_snapshot(a, b));
+}
+
 }  // namespace
 }  // namespace ringlb::balancer

@@ -1088,12 +1088,12 @@ TEST(Proxy, AcceptProxyPartialHeaderDiesWithItsConnection) {
 }
 
 // Slowloris on the header: a byte every 150 ms keeps the connection busy, but the header must be
-// whole within the idle timeout counted from the start.
-TEST(Proxy, AcceptProxyHeaderTrickledInIsClosedAtTheIdleTimeout) {
+// whole within the proxy-header-timeout counted from the start (the idle timeout is longer).
+TEST(Proxy, AcceptProxyHeaderTrickledInIsClosedAtTheHeaderTimeout) {
   Backend echo(echo_handler());
   RinglbProcess lb;
   std::vector<std::string> args = accept_proxy_in_front_of(echo);
-  args.insert(args.end(), {"--idle-timeout", "600ms"});
+  args.insert(args.end(), {"--proxy-header-timeout", "600ms", "--idle-timeout", "30s"});
   ASSERT_TRUE(lb.start(args)) << lb.output();
   Fd c = connect_loopback(lb.port());
   const std::string header = "PROXY TCP4 203.0.113.9 198.51.100.1 4444 443\r\n";
@@ -1108,7 +1108,8 @@ TEST(Proxy, AcceptProxyHeaderTrickledInIsClosedAtTheIdleTimeout) {
   EXPECT_GE(lived, 550ms);
   EXPECT_LT(lived, 2s);
   EXPECT_LT(sent, header.size());
-  EXPECT_TRUE(eventually([&] { return lb.closed_total("idle_timeout") == 1; }));
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("bad_proxy_header") == 1; }));
+  EXPECT_EQ(lb.closed_total("idle_timeout"), 0);
 }
 
 // Two ringlbs in a chain, and HAProxy in front of ringlb: each sender's v2 header is read, and

@@ -15,6 +15,8 @@ Timeouts timeouts() {
   t.idle_ns = 300 * kS;
   t.fin_ns = 30 * kS;
   t.queue_ns = 2 * kS;
+  t.proxy_header_ns = 5 * kS;
+  t.tls_inspect_ns = 3 * kS;
   return t;
 }
 
@@ -56,11 +58,25 @@ TEST(Deadlines, QueuedClientsHaveTheQueueTimeoutOnly) {
   EXPECT_EQ(d.reason, CloseReason::k_queue_timeout);
 }
 
-TEST(Deadlines, AProxyHeaderMustBeWholeWithinTheIdleTimeoutFromTheStart) {
+TEST(Deadlines, AProxyHeaderMustBeWholeWithinTheHeaderTimeoutFromTheStart) {
   Conn c;
   c.state = State::kProxyHeader;
   c.start_ns = c.last_active_ns = 1 * kS;
-  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, 301 * kS);
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 6 * kS);
+  EXPECT_EQ(d.reason, CloseReason::k_bad_proxy_header);
+  EXPECT_EQ(expired_deadline(c, timeouts(), 6 * kS).reason, CloseReason::k_bad_proxy_header);
+}
+
+TEST(Deadlines, AClientHelloMustBeWholeWithinTheInspectTimeout) {
+  Conn c;
+  c.state = State::kClientHello;
+  c.start_ns = 1 * kS;
+  c.last_active_ns = 2 * kS;  // the peeking began after a PROXY header
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 5 * kS);
+  EXPECT_EQ(d.reason, CloseReason::k_bad_client_hello);
+  EXPECT_EQ(expired_deadline(c, timeouts(), 4 * kS).at_ns, UINT64_MAX);
 }
 
 TEST(Deadlines, ConnectingHasNoneButMaxDurationAndDrain) {

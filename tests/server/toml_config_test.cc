@@ -120,10 +120,10 @@ TEST(TomlConfig, MapsClustersAndListeners) {
   EXPECT_EQ(alpha.health.interval.count(), 10000);
   EXPECT_EQ(alpha.queue_timeout.count(), 0);
   EXPECT_EQ(alpha.backends.at(0).address.family(), AF_UNIX);
-  // The flat fields are cluster 0's.
-  EXPECT_EQ(c.backends.size(), 2u);
-  EXPECT_EQ(c.policy, balancer::Policy::kMaglev);
-  EXPECT_EQ(c.connect_timeout.count(), 4000);
+  // The first cluster, in file order.
+  EXPECT_EQ(c.clusters.at(0).backends.size(), 2u);
+  EXPECT_EQ(c.clusters.at(0).policy, balancer::Policy::kMaglev);
+  EXPECT_EQ(c.clusters.at(0).connect_timeout.count(), 4000);
 
   ASSERT_EQ(c.listen.size(), 2u);
   const ListenConfig& plain = c.listen[0];
@@ -151,8 +151,6 @@ TEST(TomlConfig, MapsClustersAndListeners) {
   EXPECT_EQ(tls.idle_timeout->count(), 3'600'000);
   EXPECT_EQ(tls.fin_timeout->count(), 5000);
   EXPECT_EQ(tls.max_connection_duration->count(), 7'200'000);
-  // What the runtime cannot serve yet is named, not ignored.
-  EXPECT_FALSE(unsupported_by_runtime(c).empty());
 }
 
 TEST(TomlConfig, ExampleFileIsValid) {
@@ -218,7 +216,7 @@ TEST(TomlConfig, ListenAndBackendOnlyWithAFileWithoutServices) {
   ASSERT_EQ(globals.status, ParseStatus::kRun) << globals.message;
   EXPECT_EQ(globals.config.workers, 2u);
   EXPECT_EQ(globals.config.clusters.at(0).name, "default");
-  EXPECT_EQ(globals.config.policy, balancer::Policy::kRandom2);
+  EXPECT_EQ(globals.config.clusters.at(0).policy, balancer::Policy::kRandom2);
   EXPECT_EQ(globals.config.listen.at(0).cluster, "default");
   Parsed neither = parse_toml("workers = 2\n");
   EXPECT_EQ(neither.status, ParseStatus::kError);

@@ -1,0 +1,106 @@
+// Publishing a configuration to the runtime: per-cluster snapshots (republished only when they
+// changed), retired clusters, listeners' policies, and what a reload may not change.
+#include "server/shared_state.h"
+
+#include <gtest/gtest.h>
+
+namespace ringlb {
+namespace {
+
+ClusterConfig cluster(const std::string& name, std::vector<std::string> backends,
+                      balancer::Policy policy = balancer::Policy::kRoundRobin) {
+  ClusterConfig c;
+  c.name = name;
+  c.policy = policy;
+  for (const std::string& text : backends) {
+    BackendConfig b;
+    std::string why;
+    EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+    c.backends.push_back(b);
+  }
+  return c;
+}
+
+ListenConfig listener(const std::string& name, const std::string& address, const std::string& to) {
+  ListenConfig l;
+  l.name = name;
+  std::string why;
+  EXPECT_TRUE(parse_address(address, &l.address, &why)) << why;
+  l.cluster = to;
+  return l;
+}
+
+Config two_clusters() {
+  Config c;
+  c.clusters = {cluster("web", {"127.0.0.1:1", "127.0.0.1:2"}), cluster("api", {"127.0.0.1:2"})};
+  c.listen = {listener("a", "127.0.0.1:10", "web"), listener("b", "127.0.0.1:11", "api")};
+  return c;
+}
+
+TEST(SharedState, PublishesEachClusterAndOnlyThoseThatChanged) {
+  const Config c = two_clusters();
+  SharedState shared(c);
+  ASSERT_EQ(set_up_routes(c, &shared), "");
+  std::vector<std::string> changed;
+  ASSERT_EQ(publish_config(c, 1, &shared, &changed), "");
+  EXPECT_EQ(changed, (std::vector<std::string>{"web", "api"}));
+  EXPECT_EQ(shared.routes[1].cluster, 1);
+  EXPECT_EQ(shared.clusters[1].get()->backends.size(), 1u);
+  // 127.0.0.1:2 is a backend of each cluster: two ids.
+  EXPECT_NE(shared.clusters[0].get()->backends[1].id, shared.clusters[1].get()->backends[0].id);
+
+  Config next = c;
+  next.clusters[1].policy = balancer::Policy::kMaglev;
+  next.listen[0].idle_timeout = Millis(1000);
+  changed.clear();
+  ASSERT_EQ(publish_config(next, 2, &shared, &changed), "");
+  EXPECT_EQ(changed, (std::vector<std::string>{"api"}));
+  EXPECT_EQ(shared.clusters[0].version(), 1u);
+  EXPECT_EQ(shared.clusters[1].version(), 2u);
+  EXPECT_EQ(shared.policies->listeners[0].idle_timeout.count(), 1000);
+  EXPECT_EQ(shared.policies_version.load(), 2u);
+}
+
+TEST(SharedState, ARemovedClusterIsRetiredAndABadOnePublishesNothing) {
+  Config c = two_clusters();
+  c.clusters.push_back(cluster("spare", {"127.0.0.1:3"}));
+  SharedState shared(c);
+  ASSERT_EQ(set_up_routes(c, &shared), "");
+  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  Config bad = two_clusters();
+  bad.clusters[0].policy = balancer::Policy::kMaglev;
+  bad.clusters[0].maglev_size = 10;  // not prime
+  EXPECT_NE(publish_config(bad, 2, &shared).find("cluster 'web'"), std::string::npos);
+  EXPECT_EQ(shared.clusters[0].version(), 1u);
+  std::vector<std::string> changed;
+  ASSERT_EQ(publish_config(two_clusters(), 3, &shared, &changed), "");
+  EXPECT_EQ(changed, (std::vector<std::string>{"spare (removed)"}));
+  EXPECT_TRUE(shared.clusters[2].get()->retired);
+  EXPECT_TRUE(shared.clusters[2].get()->backends.empty());
+}
+
+TEST(SharedState, AReloadMayNotChangeTheListeners) {
+  const Config c = two_clusters();
+  EXPECT_TRUE(reload_refusals(c, c).empty());
+  Config moved = c;
+  moved.listen[0].cluster = "api";
+  ASSERT_EQ(reload_refusals(c, moved).size(), 1u);
+  EXPECT_NE(reload_refusals(c, moved)[0].find("listener 'a': its cluster and SNI routes cannot change"),
+            std::string::npos);
+  Config more = c;
+  more.listen.push_back(listener("c", "127.0.0.1:12", "web"));
+  EXPECT_NE(reload_refusals(c, more)[0].find("listener 'c' cannot be added"), std::string::npos);
+  Config rebound = c;
+  std::string why;
+  ASSERT_TRUE(parse_address("127.0.0.1:99", &rebound.listen[1].address, &why));
+  EXPECT_NE(reload_refusals(c, rebound)[0].find("listener 'b': its address"), std::string::npos);
+  // What a reload may change: lists, limits, timeouts, the clusters themselves.
+  Config tuned = c;
+  tuned.listen[0].max_connections = 5;
+  tuned.listen[0].fin_timeout = Millis(10);
+  tuned.clusters[0].backends.pop_back();
+  EXPECT_TRUE(reload_refusals(c, tuned).empty());
+}
+
+}  // namespace
+}  // namespace ringlb
