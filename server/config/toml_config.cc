@@ -3,7 +3,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -46,6 +48,7 @@ size_t stray_non_ascii_line(const std::string& text) {
   char last = '\n';          // the last non-blank byte outside strings, on this line
   bool seen_equals = false;  // this line has its '=': dotted keys are behind us
   size_t string_start = 0;   // where the open one-line string began
+  int depth = 0;             // brackets open: inside an array a '[' opens no table header
   auto triple = [&](size_t at, char q) {
     return at + 2 < text.size() && text[at] == q && text[at + 1] == q && text[at + 2] == q;
   };
@@ -72,6 +75,20 @@ size_t stray_non_ascii_line(const std::string& text) {
         if (static_cast<unsigned char>(c) >= 0x80) return line;
         const bool string_may_start = last == '\n' || last == '=' || last == '[' || last == ',' ||
                                       last == '{' || (last == '.' && !seen_equals);
+        // A key must follow a table header's '[' ('[[') and a dotted key's '.': toml++ 3.3.0
+        // only asserts that one does (and its release build assumes it), so it is checked here.
+        if ((c == '[' && last == '\n' && depth == 0) || (c == '.' && !seen_equals && depth == 0 && last != '\n')) {
+          size_t j = i + 1;
+          if (c == '[' && j < text.size() && text[j] == '[') ++j;
+          while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+          const char k = j < text.size() ? text[j] : '\n';
+          if (!(isalnum(static_cast<unsigned char>(k)) || k == '_' || k == '-' || k == '"' || k == '\'' ||
+                static_cast<unsigned char>(k) >= 0x80)) {
+            return line;
+          }
+        }
+        if (c == '[') ++depth;
+        if (c == ']' && depth > 0) --depth;
         if (c == '#') {
           in = In::kComment;
         } else if ((c == '"' || c == '\'') && string_may_start) {
@@ -139,9 +156,24 @@ bool TomlFile::load(const std::string& path, std::vector<std::string>* errors) {
 }
 
 bool TomlFile::load_text(const std::string& contents, const std::string& path, std::vector<std::string>* errors) {
+  // TOML allows no control character but tab and the line ends, in strings and comments too;
+  // toml++ asserts on some (a NUL where a key starts), so they are refused before it sees them.
+  size_t line = 1;
+  for (const char c : contents) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\n') ++line;
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
+      char code[8];
+      snprintf(code, sizeof(code), "0x%02x", u);
+      errors->push_back(path + ":" + std::to_string(line) + ": toml syntax: a control character (" + code +
+                        ") where TOML allows none");
+      return false;
+    }
+  }
   if (const size_t line = stray_non_ascii_line(contents); line != 0) {
     errors->push_back(path + ":" + std::to_string(line) +
-                      ": toml syntax: a non-ASCII character outside a string or a comment");
+                      ": toml syntax: a non-ASCII character outside a string or a comment, or a table "
+                      "header or dotted key without a name");
     return false;
   }
   std::stringstream text(contents);

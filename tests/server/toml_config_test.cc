@@ -368,6 +368,24 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
   EXPECT_FALSE(file.load_text("a = 'caf\xc3\xa9\n", "f.toml", &errors));
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("non-ASCII"), std::string::npos) << errors[0];
+  // Found by the corpus replay under --config=asan (toml++'s assertions on): a NUL after '['
+  // trips an assertion in toml++'s parse_key. TOML allows no control character but tab (and
+  // the line ends) anywhere, so they are refused first, naming the line.
+  errors.clear();
+  EXPECT_FALSE(file.load_text(std::string("workers = 1\n[\0luster.web]\n", 26), "f.toml", &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("f.toml:2: toml syntax: a control character"), std::string::npos) << errors[0];
+  errors.clear();
+  EXPECT_FALSE(file.load_text("a = \"x\x7fy\"\n", "f.toml", &errors));
+  EXPECT_EQ(errors.size(), 1u);
+  // And a table header with no name before its line ends ("[" then a newline): toml++ 3.3.0
+  // asserts (its release build assumes) that a key starts there.
+  for (const char* bad : {"[\nluster.web]\n", "[[ \n", "a. = 1\n", "[a.]\n"}) {
+    errors.clear();
+    EXPECT_FALSE(file.load_text(bad, "f.toml", &errors)) << bad;
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_NE(errors[0].find("f.toml:1: toml syntax:"), std::string::npos) << errors[0];
+  }
   // In strings and comments it is fine, whatever the quoting.
   errors.clear();
   EXPECT_TRUE(file.load_text("# caf\xc3\xa9 \xef\xbb\xbb\n"
@@ -378,7 +396,8 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
                              "e = 1 # caf\xc3\xa9\n"
                              "f.'caf\xc3\xa9' = 2\n"
                              "g = [\"\xc3\xa9\", '\xc3\xa9']\n"
-                             "h = { i = \"\xc3\xa9\" }\n",
+                             "h = { i = \"\xc3\xa9\" }\n"
+                             "j = [\n  [\n    1.5\n  ],\n]\n",
                              "f.toml", &errors))
       << (errors.empty() ? "" : errors[0]);
 }
