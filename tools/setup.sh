@@ -10,6 +10,7 @@ PACKAGES=(
   wrk haproxy nginx-light libnginx-mod-stream prometheus
   linux-perf procps iproute2 python3 gnuplot-nox
   iperf3 libtomlplusplus-dev
+  libsystemd-dev lintian groff-base
 )
 
 missing=()

@@ -74,7 +74,7 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
         << joined << " should mention " << c.must_mention << "; said: " << r.output;
     EXPECT_EQ(r.output.find("listening on"), std::string::npos) << "started anyway: " << joined;
     // One line, starting with the program name.
-    EXPECT_EQ(r.output.rfind("ringlb: ", 0), 0u) << r.output;
+    EXPECT_EQ(r.output.rfind("ringlb: error: ", 0), 0u) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
 }
@@ -174,7 +174,7 @@ TEST(Cli, BrokenTomlFileExitsTwoNamingFileLineAndKey) {
   const std::string path = write_toml("broken.toml", one_cluster("127.0.0.1:1", "backlog = \"lots\"\n"));
   RunResult r = run_ringlb({"--config", path});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.output, "ringlb: " + path + ":1: backlog: invalid value \"lots\": expected a whole number from 1 to 65535\n");
+  EXPECT_EQ(r.output, "ringlb: error: " + path + ":1: backlog: invalid value \"lots\": expected a whole number from 1 to 65535\n");
   // The old INI form is refused with a pointer to TOML.
   const std::string ini = write_toml("old.ini", "listen = 127.0.0.1:0\nbackend = 127.0.0.1:1\n");
   r = run_ringlb({"--config", ini});
@@ -191,7 +191,7 @@ TEST(Cli, RefusesWhatThisBuildCannotServe) {
                       "\n[cluster.other]\nbackends = [\"127.0.0.1:2\"]\n\n[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"other\"\n");
   RunResult r = run_ringlb({"--config", path, "--metrics-listen", "none"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("ringlb: not supported by this build yet: listener 'listener-2': cluster 'other'"),
+  EXPECT_NE(r.output.find("ringlb: error: not supported by this build yet: listener 'listener-2': cluster 'other'"),
             std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
