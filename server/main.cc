@@ -73,7 +73,11 @@ int check(int argc, char** argv) {
       fputs(message.c_str(), stdout);
       return 0;
     case ParseStatus::kError:
-      fprintf(stderr, "%s\n", message.c_str());  // FILE:LINE: KEY: message, one a line
+      for (size_t at = 0; at < message.size();) {  // FILE:LINE: KEY: message, one a line
+        const size_t end = std::min(message.find('\n', at), message.size());
+        log(LogLevel::kError, "%s", message.substr(at, end - at).c_str());
+        at = end + 1;
+      }
       return 2;
     case ParseStatus::kRun:
       break;
@@ -85,7 +89,7 @@ int check(int argc, char** argv) {
          plural(backends, "backend").c_str());
   // Valid, and still refused at start-up: say so here rather than surprise at the next restart.
   for (const std::string& gap : unsupported_by_runtime(config)) {
-    fprintf(stderr, "note: ringlb would refuse to start this: not supported by this build yet: %s\n", gap.c_str());
+    log(LogLevel::kWarning, "ringlb would refuse to start this: not supported by this build yet: %s", gap.c_str());
   }
   return 0;
 }

@@ -4,6 +4,9 @@
 #include <time.h>
 
 #include <cstdlib>
+#include <cstring>
+
+#include "server/log.h"
 
 namespace ringlb::service {
 namespace {
@@ -15,7 +18,15 @@ bool enabled() {
 
 // unset_environment 0: a process ringlb starts (none today) could report as well.
 void send(const std::string& message) {
-  if (enabled()) sd_notify(0, message.c_str());
+  if (!enabled()) return;
+  const int ret = sd_notify(0, message.c_str());
+  std::string line = message;  // one log line
+  for (char& ch : line) ch = ch == '\n' ? ' ' : ch;
+  if (ret < 0) {
+    log(LogLevel::kWarning, "sd_notify %s: %s", line.c_str(), strerror(-ret));
+  } else {
+    log(LogLevel::kDebug, "sd_notify %s", line.c_str());
+  }
 }
 
 }  // namespace

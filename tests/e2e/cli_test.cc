@@ -197,7 +197,7 @@ TEST(Cli, RefusesWhatThisBuildCannotServe) {
   EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
   RunResult check = run_ringlb({"check", "--config", path});
   EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_NE(check.output.find("note: ringlb would refuse to start this"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find("ringlb: warning: ringlb would refuse to start this"), std::string::npos) << check.output;
 }
 
 TEST(Cli, CheckValidatesAndStartsNothing) {
@@ -237,9 +237,10 @@ TEST(Cli, CheckReportsEveryErrorWithFileLineAndKey) {
       "sni = [{ name = \"*.*.example.com\", cluster = \"app\" }]\n");   // 6
   RunResult r = run_ringlb({"check", "--config", path});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.output, path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
-                          path + ":3: cluster.app.backends[0].wieght: unknown key (did you mean 'weight'?)\n" +
-                          path + ":6: listener[0].sni[0].name: '*.*.example.com' is not a server name: use a DNS "
+  const std::string e = "ringlb: error: ";
+  EXPECT_EQ(r.output, e + path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
+                          e + path + ":3: cluster.app.backends[0].wieght: unknown key (did you mean 'weight'?)\n" +
+                          e + path + ":6: listener[0].sni[0].name: '*.*.example.com' is not a server name: use a DNS "
                                  "name (a.example.com) or one leading wildcard label (*.example.com)\n");
   // Nothing listens where the file said.
   Fd probe = connect_loopback(port);
