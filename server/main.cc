@@ -23,13 +23,13 @@
 #include "server/control/protocol.h"
 #include "server/control/service_notify.h"
 #include "server/health_checker.h"
+#include "server/log.h"
 #include "server/shared_state.h"
 #include "server/uring/buffer_region.h"
 #include "server/uring/compat.h"
 #include "server/uring/probe.h"
 #include "server/version.h"
 #include "server/worker/worker.h"
-#include "server/log.h"
 
 namespace ringlb {
 namespace {
@@ -193,8 +193,11 @@ int serve(const Config& config, int argc, char** argv) {
   uring::BufferRegion region;
   const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
   if (int ret = region.init(config.workers, part); ret < 0) {
-    log(LogLevel::kError, "cannot register %zu bytes of buffers per worker: %s", part,
-            strerror(-ret));
+    // Without CAP_IPC_LOCK the pinned buffers count against RLIMIT_MEMLOCK (often 8 MiB).
+    log(LogLevel::kError, "cannot register %zu bytes of buffers per worker: %s%s", part, strerror(-ret),
+        ret == -ENOMEM ? " (registered buffers count against the locked-memory limit, ulimit -l: raise it "
+                         "(LimitMEMLOCK= under systemd) or lower --buffers or --buffer-size)"
+                       : "");
     return 1;
   }
 

@@ -179,5 +179,21 @@ TEST(ServiceTest, Port80IsRefusedWithoutTheCapability) {
   EXPECT_NE(r.output.find("ermission denied"), std::string::npos) << r.output;
 }
 
+TEST(ServiceTest, MemlockLimitIsNamedWhenTheBuffersDoNotFit) {
+  // Not root (no CAP_IPC_LOCK) and a locked-memory limit below one worker's buffers: the error
+  // says which limit to raise.
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
+  if (access("/usr/bin/setpriv", X_OK) != 0 || access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP();
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const RunResult r = run_command({"prlimit", "--memlock=1048576", "--", "setpriv", "--reuid=nobody",
+                                   "--regid=nogroup", "--clear-groups", "--", world_executable_copy(dir),
+                                   "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9", "--workers", "1",
+                                   "--metrics-listen", "none"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot register 16777216 bytes of buffers per worker"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("LimitMEMLOCK="), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace ringlb::testing
