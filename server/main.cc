@@ -130,10 +130,10 @@ int serve(const Config& config, int argc, char** argv) {
   setrlimit(RLIMIT_NOFILE, &nofile);
   if (Worker::table_slots(capacity) > nofile.rlim_cur) {
     log(LogLevel::kError,
-            "--max-connections %u needs %u descriptor slots per worker, above the open-file "
-            "limit %llu (lower it, add --workers, or raise ulimit -n)",
-            config.max_connections, Worker::table_slots(capacity),
-            static_cast<unsigned long long>(nofile.rlim_cur));
+        "--max-connections %u needs %u descriptor slots per worker, above the open-file "
+        "limit %llu (lower it, add --workers, or raise ulimit -n)",
+        config.max_connections, Worker::table_slots(capacity),
+        static_cast<unsigned long long>(nofile.rlim_cur));
     return 2;
   }
 
@@ -231,7 +231,7 @@ int serve(const Config& config, int argc, char** argv) {
     static const char kReady[] = "ready\n";
     if (send(takeover_conn, kReady, sizeof(kReady) - 1, MSG_NOSIGNAL) < 0) {
       log(LogLevel::kWarning, "takeover: cannot tell %s we are ready: %s", config.takeover.c_str(),
-              strerror(errno));
+          strerror(errno));
     } else {
       log(LogLevel::kInfo, "took over %zu listeners from %s", inherited.size(), config.takeover.c_str());
     }
@@ -265,10 +265,10 @@ int serve(const Config& config, int argc, char** argv) {
     }
     ++version;
     log(LogLevel::kInfo, "reloaded: %zu backends (%s)%s", fresh.backends.size(),
-            balancer::policy_name(fresh.policy),
-            fresh.listen.size() != shared.config.listen.size() || fresh.workers != shared.config.workers
-                ? "; --listen and --workers changes take an upgrade (--takeover)"
-                : "");
+        balancer::policy_name(fresh.policy),
+        fresh.listen.size() != shared.config.listen.size() || fresh.workers != shared.config.workers
+            ? "; --listen and --workers changes take an upgrade (--takeover)"
+            : "");
   });
 
   HealthChecker checker(shared);

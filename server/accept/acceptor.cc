@@ -135,8 +135,8 @@ void Acceptor::on_signal(int res, int signal_fd) {
                     (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT);
   if (stop) {
     log(LogLevel::kInfo, "%s: no longer accepting; draining for up to %lldms",
-            strsignal(static_cast<int>(siginfo_.ssi_signo)),
-            static_cast<long long>(shared_.config.drain_timeout.count()));
+        strsignal(static_cast<int>(siginfo_.ssi_signo)),
+        static_cast<long long>(shared_.config.drain_timeout.count()));
     return begin_drain();
   }
   if (res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP && reload_ && !draining_) {

@@ -128,7 +128,7 @@ void ControlServer::on_command(const std::string& command) {
       return end_client();
     }
     log(LogLevel::kInfo, "listeners handed over; no longer accepting, draining for up to %lldms",
-            static_cast<long long>(shared_.config.drain_timeout.count()));
+        static_cast<long long>(shared_.config.drain_timeout.count()));
     end_client();
     if (fd_ >= 0) {
       close(fd_);  // the new process serves the control path from now on
@@ -187,7 +187,7 @@ void ControlServer::on_install(uint32_t listener, int res) {
     return end_client();
   }
   log(LogLevel::kInfo, "takeover: sent %zu listeners; waiting for the new process",
-          listener_slots_.size());
+      listener_slots_.size());
   state_ = State::kAwaitReady;
   arm_recv();
 }
@@ -229,7 +229,7 @@ void ControlServer::on_answer_sent(int res) {
   if (res <= 0) {
     if (res == -ECANCELED) {
       log(LogLevel::kWarning, "control: the client did not take the connections answer within %llus; dropped",
-              static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
+          static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
     }
     return end_client();
   }

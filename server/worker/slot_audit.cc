@@ -58,7 +58,7 @@ void SlotAudit::on_probe(uint32_t slot, int res) {
     ++recovered_;
     ctx_.stats.lost_handoffs_recovered.add();
     log(LogLevel::kWarning, "worker %u: recovered a hand-off whose completion was lost (slot %u)",
-            ctx_.index, slot);
+        ctx_.index, slot);
     ctx_.intake->on_handoff(static_cast<int>(slot), listener, ctx_.now_us);
   }
   if (pending_ > 0) return;

@@ -266,7 +266,7 @@ void Worker::handle_conn(Tag tag, uint32_t index, const io_uring_cqe* cqe) {
       return lifecycle_.maybe_finish(id);
     default:
       log(LogLevel::kWarning, "worker %u: completion with unknown tag %u", ctx_.index,
-              static_cast<unsigned>(tag));
+          static_cast<unsigned>(tag));
       return;
   }
 }
