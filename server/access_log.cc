@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "server/address.h"
+#include "server/log.h"
 
 namespace ringlb {
 namespace {
@@ -267,7 +268,7 @@ void AccessLog::run() {
       std::string error;
       const int fd = open_fd(&error);
       if (fd < 0) {
-        fprintf(stderr, "ringlb: %s; still writing to the old file\n", error.c_str());
+        log(LogLevel::kWarning, "%s; still writing to the old file", error.c_str());
       } else {
         close(fd_);
         fd_ = fd;
@@ -280,7 +281,7 @@ void AccessLog::run() {
       std::lock_guard<std::mutex> lock(mu_);
       if (ret < 0) {
         if (stats_ != nullptr) stats_->access_log_dropped_lines.add(lines);
-        if (!reported) fprintf(stderr, "ringlb: access log '%s': %s\n", path_.c_str(), strerror(-ret));
+        if (!reported) log(LogLevel::kError, "access log '%s': %s", path_.c_str(), strerror(-ret));
         reported = true;
       } else if (stats_ != nullptr) {
         stats_->access_log_lines.add(lines);

@@ -21,7 +21,9 @@
 #include "server/config/config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
+#include "server/control/service_notify.h"
 #include "server/health_checker.h"
+#include "server/log.h"
 #include "server/shared_state.h"
 #include "server/uring/buffer_region.h"
 #include "server/uring/compat.h"
@@ -71,7 +73,11 @@ int check(int argc, char** argv) {
       fputs(message.c_str(), stdout);
       return 0;
     case ParseStatus::kError:
-      fprintf(stderr, "%s\n", message.c_str());  // FILE:LINE: KEY: message, one a line
+      for (size_t at = 0; at < message.size();) {  // FILE:LINE: KEY: message, one a line
+        const size_t end = std::min(message.find('\n', at), message.size());
+        log(LogLevel::kError, "%s", message.substr(at, end - at).c_str());
+        at = end + 1;
+      }
       return 2;
     case ParseStatus::kRun:
       break;
@@ -84,9 +90,15 @@ int check(int argc, char** argv) {
   return 0;
 }
 
+// systemd's STATUS= line (systemctl status shows it).
+std::string status_line(const SharedState& shared) {
+  return "serving " + plural(shared.active_connections(), "connection");
+}
+
 int serve(const Config& config, int argc, char** argv) {
+  set_log_level(config.log_level);
   if (std::string why = uring::check_kernel(); !why.empty()) {
-    fprintf(stderr, "ringlb: %s\n", why.c_str());
+    log(LogLevel::kError, "%s", why.c_str());
     return 1;
   }
   // Block the stop signals before any thread exists so every thread inherits the mask; the
@@ -101,7 +113,7 @@ int serve(const Config& config, int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   const int signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd < 0) {
-    fprintf(stderr, "ringlb: signalfd: %s\n", strerror(errno));
+    log(LogLevel::kError, "signalfd: %s", strerror(errno));
     return 1;
   }
 
@@ -113,11 +125,11 @@ int serve(const Config& config, int argc, char** argv) {
   nofile.rlim_cur = nofile.rlim_max;
   setrlimit(RLIMIT_NOFILE, &nofile);
   if (Worker::table_slots(capacity) > nofile.rlim_cur) {
-    fprintf(stderr,
-            "ringlb: --max-connections %u needs %u descriptor slots per worker, above the open-file "
-            "limit %llu (lower it, add --workers, or raise ulimit -n)\n",
-            config.max_connections, Worker::table_slots(capacity),
-            static_cast<unsigned long long>(nofile.rlim_cur));
+    log(LogLevel::kError,
+        "--max-connections %u needs %u descriptor slots per worker, above the open-file "
+        "limit %llu (lower it, add --workers, or raise ulimit -n)",
+        config.max_connections, Worker::table_slots(capacity),
+        static_cast<unsigned long long>(nofile.rlim_cur));
     return 2;
   }
 
@@ -128,7 +140,7 @@ int serve(const Config& config, int argc, char** argv) {
   std::string why = set_up_routes(config, &shared);
   if (why.empty()) why = publish_config(config, 1, &shared);
   if (!why.empty()) {
-    fprintf(stderr, "ringlb: %s\n", why.c_str());
+    log(LogLevel::kError, "%s", why.c_str());
     return 2;
   }
   std::unique_ptr<AccessLog> access_log;
@@ -136,7 +148,7 @@ int serve(const Config& config, int argc, char** argv) {
     std::string why;
     access_log = AccessLog::open(config.access_log, shared.registry.get(), &why);
     if (!access_log) {
-      fprintf(stderr, "ringlb: %s\n", why.c_str());
+      log(LogLevel::kError, "%s", why.c_str());
       return 2;
     }
     shared.access_log = access_log.get();
@@ -153,7 +165,7 @@ int serve(const Config& config, int argc, char** argv) {
   int takeover_conn = -1;
   if (!config.takeover.empty()) {
     if (request_listeners(config.takeover, &inherited, &takeover_conn, &error) < 0) {
-      fprintf(stderr, "ringlb: takeover: %s; binding the listeners here\n", error.c_str());
+      log(LogLevel::kWarning, "takeover: %s; binding the listeners here", error.c_str());
     }
   }
 
@@ -162,7 +174,7 @@ int serve(const Config& config, int argc, char** argv) {
   const int listen_ret = acceptor.open_listeners(inherited, &error);
   for (const InheritedListener& l : inherited) close(l.fd);  // registered (or unused): done
   if (listen_ret < 0) {
-    fprintf(stderr, "ringlb: %s\n", error.c_str());
+    log(LogLevel::kError, "%s", error.c_str());
     if (takeover_conn >= 0) close(takeover_conn);  // the old process keeps serving
     return 2;
   }
@@ -173,7 +185,7 @@ int serve(const Config& config, int argc, char** argv) {
                                         config.metrics_listen.length, *shared.registry, kVersion,
                                         &error);
     if (!exporter) {
-      fprintf(stderr, "ringlb: %s\n", error.c_str());
+      log(LogLevel::kError, "%s", error.c_str());
       return 2;
     }
   }
@@ -181,8 +193,11 @@ int serve(const Config& config, int argc, char** argv) {
   uring::BufferRegion region;
   const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
   if (int ret = region.init(config.workers, part); ret < 0) {
-    fprintf(stderr, "ringlb: cannot register %zu bytes of buffers per worker: %s\n", part,
-            strerror(-ret));
+    // Without CAP_IPC_LOCK the pinned buffers count against RLIMIT_MEMLOCK (often 8 MiB).
+    log(LogLevel::kError, "cannot register %zu bytes of buffers per worker: %s%s", part, strerror(-ret),
+        ret == -ENOMEM ? " (registered buffers count against the locked-memory limit, ulimit -l: raise it "
+                         "(LimitMEMLOCK= under systemd) or lower --buffers or --buffer-size)"
+                       : "");
     return 1;
   }
 
@@ -198,7 +213,7 @@ int serve(const Config& config, int argc, char** argv) {
     const int fd = ring_fd.get();
     if (fd < 0) {
       failed = fd;
-      fprintf(stderr, "ringlb: worker %u could not start: %s\n", i, strerror(-fd));
+      log(LogLevel::kError, "worker %u could not start: %s", i, strerror(-fd));
       break;
     }
     shared.workers[i]->ring_fd = fd;
@@ -215,18 +230,24 @@ int serve(const Config& config, int argc, char** argv) {
     // The listeners are registered and the workers run: the old process may stop accepting.
     static const char kReady[] = "ready\n";
     if (send(takeover_conn, kReady, sizeof(kReady) - 1, MSG_NOSIGNAL) < 0) {
-      fprintf(stderr, "ringlb: takeover: cannot tell %s we are ready: %s\n", config.takeover.c_str(),
-              strerror(errno));
+      log(LogLevel::kWarning, "takeover: cannot tell %s we are ready: %s", config.takeover.c_str(),
+          strerror(errno));
     } else {
-      fprintf(stderr, "ringlb: took over %zu listeners from %s\n", inherited.size(), config.takeover.c_str());
+      log(LogLevel::kInfo, "took over %zu listeners from %s", inherited.size(), config.takeover.c_str());
     }
     close(takeover_conn);
   }
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
-    fprintf(stderr, "ringlb: %s\n", error.c_str());  // serving matters more: carry on without it
+    log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
   uint64_t version = 1;
   acceptor.set_reload([&shared, &version, argc, argv] {
+    // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
+    service::reloading();
+    struct Ready {
+      const SharedState& shared;
+      ~Ready() { service::ready(status_line(shared)); }
+    } ready{shared};
     // Log rotation: the file was moved away, or will be; write to a new one at the same path.
     if (shared.access_log != nullptr) shared.access_log->reopen();
     Config fresh;
@@ -246,7 +267,7 @@ int serve(const Config& config, int argc, char** argv) {
     if (!message.empty()) {
       std::string line;  // one log line, every error in it
       for (char ch : message) line += ch == '\n' ? std::string("; ") : std::string(1, ch);
-      fprintf(stderr, "ringlb: reload failed: %s; keeping the running configuration\n", line.c_str());
+      log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
       return;
     }
     ++version;
@@ -254,9 +275,9 @@ int serve(const Config& config, int argc, char** argv) {
     const std::string clusters = clusters_summary(fresh, &backends);
     std::string republished;
     for (const std::string& name : changed) republished += (republished.empty() ? "" : ", ") + name;
-    fprintf(stderr, "ringlb: reloaded: %zu backends (%s); changed: %s%s\n", backends, clusters.c_str(),
-            republished.empty() ? "none" : republished.c_str(),
-            fresh.workers != shared.config.workers ? "; --workers changes take an upgrade (--takeover)" : "");
+    log(LogLevel::kInfo, "reloaded: %zu backends (%s); changed: %s%s", backends, clusters.c_str(),
+        republished.empty() ? "none" : republished.c_str(),
+        fresh.workers != shared.config.workers ? "; --workers changes take an upgrade (--takeover)" : "");
   });
 
   HealthChecker checker(shared);
@@ -267,17 +288,21 @@ int serve(const Config& config, int argc, char** argv) {
   checker_set_up.wait();
 
   for (const Address& a : acceptor.bound()) {
-    fprintf(stderr, "ringlb: listening on %s\n", a.to_string().c_str());
+    log(LogLevel::kInfo, "listening on %s", a.to_string().c_str());
   }
   if (exporter) {
     Address metrics = config.metrics_listen;
     metrics.set_port(static_cast<uint16_t>(exporter->port()));
-    fprintf(stderr, "ringlb: metrics on http://%s/metrics\n", metrics.to_string().c_str());
+    log(LogLevel::kInfo, "metrics on http://%s/metrics", metrics.to_string().c_str());
   }
   size_t backends = 0;
   const std::string clusters = clusters_summary(config, &backends);
-  fprintf(stderr, "ringlb: %u workers, %zu backends (%s), up to %u connections\n", config.workers,
-          backends, clusters.c_str(), config.max_connections);
+  log(LogLevel::kInfo,
+      "loaded %s: %s, %s, %s (%s), %s, %u buffers of %u KiB per worker, up to %u connections",
+      config.config_file.empty() ? "the command line" : config.config_file.c_str(),
+      plural(config.listen.size(), "listener").c_str(), plural(config.clusters.size(), "cluster").c_str(),
+      plural(backends, "backend").c_str(), clusters.c_str(), plural(config.workers, "worker").c_str(),
+      config.buffers_per_worker, config.buffer_size / 1024, config.max_connections);
 
   if (!config.cpus.empty()) {
     // Last, so that only the acceptor (this thread) is pinned, not the threads started above
@@ -286,7 +311,7 @@ int serve(const Config& config, int argc, char** argv) {
     CPU_ZERO(&set);
     CPU_SET(config.cpus[0], &set);
     if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
-      fprintf(stderr, "ringlb: acceptor: setting the CPU affinity: %s\n", strerror(err));
+      log(LogLevel::kWarning, "acceptor: setting the CPU affinity: %s", strerror(err));
     }
   }
   if (config.acceptor_batch) {
@@ -296,15 +321,20 @@ int serve(const Config& config, int argc, char** argv) {
     // connections and hands them off in one go: 10-12% less CPU per connection in close mode.
     sched_param param{};
     if (int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param); err != 0) {
-      fprintf(stderr, "ringlb: acceptor: SCHED_BATCH: %s\n", strerror(err));
+      log(LogLevel::kWarning, "acceptor: SCHED_BATCH: %s", strerror(err));
     }
   }
-  acceptor.run(signal_fd);
+  service::ready(status_line(shared));
+  {
+    // Until the acceptor returns: the drain, then the end of it, are reported by it and below.
+    service::StatusReporter reporter([&shared] { return status_line(shared); }, std::chrono::seconds(5));
+    acceptor.run(signal_fd);
+  }
   for (auto& t : threads) t.join();
   checker.stop();
   checker_thread.join();
   close(signal_fd);
-  fprintf(stderr, "ringlb: stopped\n");
+  log(LogLevel::kInfo, "stopped");
   return 0;
 }
 
@@ -314,7 +344,7 @@ int serve(const Config& config, int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ctl") {
     if (argc != 4) {
-      fprintf(stderr, "ringlb: usage: ringlb ctl PATH connections\n");
+      ringlb::log(ringlb::LogLevel::kError, "usage: ringlb ctl PATH connections");
       return 2;
     }
     return ringlb::run_ctl(argv[2], argv[3]);
@@ -334,7 +364,7 @@ int main(int argc, char** argv) {
   // Every error on a line of its own, each naming the program.
   for (size_t at = 0; at < message.size();) {
     const size_t end = std::min(message.find('\n', at), message.size());
-    fprintf(stderr, "ringlb: %s\n", message.substr(at, end - at).c_str());
+    ringlb::log(ringlb::LogLevel::kError, "%s", message.substr(at, end - at).c_str());
     at = end + 1;
   }
   return 2;

@@ -11,6 +11,8 @@
 
 #include "server/clock.h"
 #include "server/uring/compat.h"
+#include "server/control/service_notify.h"
+#include "server/log.h"
 
 namespace ringlb {
 namespace {
@@ -64,7 +66,7 @@ int Acceptor::run(int signal_fd) {
 
   for (;;) {
     if (int ret = ring_.submit_and_wait_one(); ret < 0) {
-      fprintf(stderr, "ringlb: acceptor: io_uring_submit_and_wait: %s\n", strerror(-ret));
+      log(LogLevel::kError, "acceptor: io_uring_submit_and_wait: %s", strerror(-ret));
     }
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
@@ -132,9 +134,9 @@ void Acceptor::on_signal(int res, int signal_fd) {
   const bool stop = res == sizeof(signalfd_siginfo) &&
                     (siginfo_.ssi_signo == SIGTERM || siginfo_.ssi_signo == SIGINT);
   if (stop) {
-    fprintf(stderr, "ringlb: %s: no longer accepting; draining for up to %lldms\n",
-            strsignal(static_cast<int>(siginfo_.ssi_signo)),
-            static_cast<long long>(shared_.config.drain_timeout.count()));
+    log(LogLevel::kInfo, "%s: no longer accepting; draining for up to %lldms",
+        strsignal(static_cast<int>(siginfo_.ssi_signo)),
+        static_cast<long long>(shared_.config.drain_timeout.count()));
     return begin_drain();
   }
   if (res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP && reload_ && !draining_) {
@@ -300,6 +302,8 @@ void Acceptor::begin_drain() {
   if (draining_) return;
   draining_ = true;
   control_.set_draining();
+  service::stopping("draining " + std::to_string(shared_.active_connections()) + " connections for up to " +
+                    std::to_string(shared_.config.drain_timeout.count()) + "ms");
   for (const Listener& l : listeners_) {
     // Stop the multishot accept, then close the listening socket: new clients are refused.
     io_uring_sqe* sqe = ring_.sqe();

@@ -53,6 +53,7 @@ po::options_description describe() {
       ("allow", po::value<std::vector<std::string>>(), "CIDR (repeatable): when given, only clients from these networks are served")
       ("deny", po::value<std::vector<std::string>>(), "CIDR (repeatable): clients from these networks are closed at once (deny wins over allow)")
       ("access-log-format", po::value<std::string>()->default_value("logfmt"), "logfmt (key=value) or json (one object per line, the same fields)")
+      ("log-level", po::value<std::string>()->default_value("info"), "error, warning, info or debug: the least severe line ringlb prints on stderr")
       ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
       ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");
   return desc;

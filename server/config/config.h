@@ -13,6 +13,7 @@
 #include "balancer/maglev.h"
 #include "balancer/snapshot.h"
 #include "server/access_log_format.h"
+#include "server/log_level.h"
 #include "server/acl.h"
 #include "server/address.h"
 #include "server/protocol/proxy_protocol.h"
@@ -148,6 +149,7 @@ struct Config {
   std::string control_socket;  // --control-socket PATH ("" = none)
   std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
   AccessLogFormat access_log_format = AccessLogFormat::kLogfmt;  // --access-log-format
+  LogLevel log_level = LogLevel::kInfo;  // --log-level: the least severe stderr line printed
   // --allow / --deny: source addresses refused before any backend is tried. Reloadable. Every
   // listener without lists of its own has copies of these.
   std::vector<Cidr> allow;

@@ -140,6 +140,14 @@ const Entry kEntries[] = {
          return false;
        }
        return true; }},
+    {Level::kGlobal, "log-level", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "error, warning, info or debug", why)) return false;
+       if (!parse_log_level(text, &t.top->config.log_level)) {
+         *why = "expected error, warning, info or debug";
+         return false;
+       }
+       return true; }},
     {Level::kGlobal, "recv", nullptr, [](const Value& v, const Target& t, std::string* why) {
        std::string text;
        if (!v.get_string(&text, "multishot or single", why)) return false;

@@ -10,6 +10,7 @@
 #include "server/clock.h"
 #include "server/control/protocol.h"
 #include "server/uring/compat.h"
+#include "server/log.h"
 
 namespace ringlb {
 
@@ -105,7 +106,7 @@ void ControlServer::on_recv(int res) {
   if (conn_ < 0) return;
   if (res <= 0) {
     if (state_ == State::kAwaitReady) {
-      fprintf(stderr, "ringlb: takeover aborted: the new process went away; still serving\n");
+      log(LogLevel::kWarning, "takeover aborted: the new process went away; still serving");
     }
     return end_client();
   }
@@ -123,11 +124,11 @@ void ControlServer::on_recv(int res) {
 void ControlServer::on_command(const std::string& command) {
   if (state_ == State::kAwaitReady) {
     if (command != "ready") {
-      fprintf(stderr, "ringlb: takeover aborted: unexpected '%s'; still serving\n", command.c_str());
+      log(LogLevel::kWarning, "takeover aborted: unexpected '%s'; still serving", command.c_str());
       return end_client();
     }
-    fprintf(stderr, "ringlb: listeners handed over; no longer accepting, draining for up to %lldms\n",
-            static_cast<long long>(shared_.config.drain_timeout.count()));
+    log(LogLevel::kInfo, "listeners handed over; no longer accepting, draining for up to %lldms",
+        static_cast<long long>(shared_.config.drain_timeout.count()));
     end_client();
     if (fd_ >= 0) {
       close(fd_);  // the new process serves the control path from now on
@@ -182,11 +183,11 @@ void ControlServer::on_install(uint32_t listener, int res) {
   }
   install_fds_.clear();
   if (ret < 0) {
-    fprintf(stderr, "ringlb: takeover: cannot send the listeners: %s; still serving\n", strerror(-ret));
+    log(LogLevel::kWarning, "takeover: cannot send the listeners: %s; still serving", strerror(-ret));
     return end_client();
   }
-  fprintf(stderr, "ringlb: takeover: sent %zu listeners; waiting for the new process\n",
-          listener_slots_.size());
+  log(LogLevel::kInfo, "takeover: sent %zu listeners; waiting for the new process",
+      listener_slots_.size());
   state_ = State::kAwaitReady;
   arm_recv();
 }
@@ -227,8 +228,8 @@ void ControlServer::on_answer_sent(int res) {
   if (conn_ < 0 || state_ != State::kAnswering) return;
   if (res <= 0) {
     if (res == -ECANCELED) {
-      fprintf(stderr, "ringlb: control: the client did not take the connections answer within %llus; dropped\n",
-              static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
+      log(LogLevel::kWarning, "control: the client did not take the connections answer within %llus; dropped",
+          static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
     }
     return end_client();
   }

@@ -8,17 +8,18 @@
 #include <cstring>
 
 #include "server/control/protocol.h"
+#include "server/log.h"
 
 namespace ringlb {
 
 int run_ctl(const std::string& path, const std::string& command) {
   const int fd = connect_unix(path);
   if (fd < 0) {
-    fprintf(stderr, "ringlb ctl: cannot connect to %s: %s\n", path.c_str(), strerror(-fd));
+    log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
     return 2;
   }
   if (!write_all_fd(fd, command + "\n")) {
-    fprintf(stderr, "ringlb ctl: cannot send to %s: %s\n", path.c_str(), strerror(errno));
+    log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(errno));
     close(fd);
     return 1;
   }

@@ -7,6 +7,7 @@
 #include "server/proxy/intake.h"
 #include "server/uring/compat.h"
 #include "server/worker/context.h"
+#include "server/log.h"
 
 namespace ringlb::worker {
 
@@ -56,8 +57,8 @@ void SlotAudit::on_probe(uint32_t slot, int res) {
     if (!lost_.empty()) lost_.pop_front();
     ++recovered_;
     ctx_.stats.lost_handoffs_recovered.add();
-    fprintf(stderr, "ringlb: worker %u: recovered a hand-off whose completion was lost (slot %u)\n",
-            ctx_.index, slot);
+    log(LogLevel::kWarning, "worker %u: recovered a hand-off whose completion was lost (slot %u)",
+        ctx_.index, slot);
     ctx_.intake->on_handoff(static_cast<int>(slot), listener, ctx_.now_us);
   }
   if (pending_ > 0) return;

@@ -13,6 +13,7 @@
 
 #include "server/clock.h"
 #include "server/uring/compat.h"
+#include "server/log.h"
 
 namespace ringlb {
 namespace {
@@ -99,7 +100,7 @@ void Worker::run(std::promise<int>* ready) {
 }
 
 int Worker::fail(const char* step, int ret) {
-  fprintf(stderr, "ringlb: worker %u: %s: %s\n", ctx_.index, step, strerror(-ret));
+  log(LogLevel::kError, "worker %u: %s: %s", ctx_.index, step, strerror(-ret));
   return ret;
 }
 
@@ -142,7 +143,7 @@ int Worker::setup() {
   }
   if (config.iowq_batch) {
     if (int ret = create_batch_iowq_thread(); ret < 0) {
-      fprintf(stderr, "ringlb: worker %u: SCHED_BATCH io-wq thread: %s (left as is)\n", ctx_.index, strerror(-ret));
+      log(LogLevel::kWarning, "worker %u: SCHED_BATCH io-wq thread: %s (left as is)", ctx_.index, strerror(-ret));
     }
   }
   if (int ret = region_.clone_into(ctx_.ring); ret < 0) return fail("clone_buffers", ret);
@@ -191,7 +192,7 @@ void Worker::loop() {
     if (ret == -EBADR) {
       on_completions_lost();
     } else if (ret < 0) {
-      fprintf(stderr, "ringlb: worker %u: io_uring_submit_and_wait: %s\n", ctx_.index, strerror(-ret));
+      log(LogLevel::kError, "worker %u: io_uring_submit_and_wait: %s", ctx_.index, strerror(-ret));
     }
     ctx_.now_ns = monotonic_ns();
     ctx_.now_us = micros32(ctx_.now_ns);
@@ -228,7 +229,7 @@ void Worker::handle(const io_uring_cqe* cqe) {
       return;  // only a failure gets here: the acceptor is gone (shutting down)
     case Tag::kQuietClose:
       if (cqe->res < 0) {
-        fprintf(stderr, "ringlb: worker %u: close_direct: %s\n", ctx_.index, strerror(-cqe->res));
+        log(LogLevel::kWarning, "worker %u: close_direct: %s", ctx_.index, strerror(-cqe->res));
       }
       return;
     default:
@@ -268,8 +269,8 @@ void Worker::handle_conn(Tag tag, uint32_t index, const io_uring_cqe* cqe) {
       --ctx_.conns[id].inflight;
       return lifecycle_.maybe_finish(id);
     default:
-      fprintf(stderr, "ringlb: worker %u: completion with unknown tag %u\n", ctx_.index,
-              static_cast<unsigned>(tag));
+      log(LogLevel::kWarning, "worker %u: completion with unknown tag %u", ctx_.index,
+          static_cast<unsigned>(tag));
       return;
   }
 }
@@ -303,7 +304,7 @@ void Worker::on_tick() {
 void Worker::on_completions_lost() {
   ctx_.stats.cq_dropped.set(ctx_.ring.cq_dropped());
   if (!ctx_.completions_lost) {
-    fprintf(stderr, "ringlb: worker %u: the kernel dropped completions; recovering\n", ctx_.index);
+    log(LogLevel::kWarning, "worker %u: the kernel dropped completions; recovering", ctx_.index);
   }
   // From now on a closing connection is freed after a grace period even if it still counts
   // completions in flight, and a stale completion is recognised by its generation.

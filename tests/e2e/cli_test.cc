@@ -74,7 +74,7 @@ TEST(Cli, BadInputExitsTwoNamingTheValue) {
         << joined << " should mention " << c.must_mention << "; said: " << r.output;
     EXPECT_EQ(r.output.find("listening on"), std::string::npos) << "started anyway: " << joined;
     // One line, starting with the program name.
-    EXPECT_EQ(r.output.rfind("ringlb: ", 0), 0u) << r.output;
+    EXPECT_EQ(r.output.rfind("ringlb: error: ", 0), 0u) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
 }
@@ -174,7 +174,7 @@ TEST(Cli, BrokenTomlFileExitsTwoNamingFileLineAndKey) {
   const std::string path = write_toml("broken.toml", one_cluster("127.0.0.1:1", "backlog = \"lots\"\n"));
   RunResult r = run_ringlb({"--config", path});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.output, "ringlb: " + path + ":1: backlog: invalid value \"lots\": expected a whole number from 1 to 65535\n");
+  EXPECT_EQ(r.output, "ringlb: error: " + path + ":1: backlog: invalid value \"lots\": expected a whole number from 1 to 65535\n");
   // The old INI form is refused with a pointer to TOML.
   const std::string ini = write_toml("old.ini", "listen = 127.0.0.1:0\nbackend = 127.0.0.1:1\n");
   r = run_ringlb({"--config", ini});
@@ -231,9 +231,10 @@ TEST(Cli, CheckReportsEveryErrorWithFileLineAndKey) {
       "sni = [{ name = \"*.*.example.com\", cluster = \"app\" }]\n");   // 6
   RunResult r = run_ringlb({"check", "--config", path});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.output, path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
-                          path + ":3: cluster.app.backends[0].wieght: unknown key (did you mean 'weight'?)\n" +
-                          path + ":6: listener[0].sni[0].name: '*.*.example.com' is not a server name: use a DNS "
+  const std::string e = "ringlb: error: ";
+  EXPECT_EQ(r.output, e + path + ":1: workers: invalid value 0: expected a whole number from 1 to 256\n" +
+                          e + path + ":3: cluster.app.backends[0].wieght: unknown key (did you mean 'weight'?)\n" +
+                          e + path + ":6: listener[0].sni[0].name: '*.*.example.com' is not a server name: use a DNS "
                                  "name (a.example.com) or one leading wildcard label (*.example.com)\n");
   // Nothing listens where the file said.
   Fd probe = connect_loopback(port);

@@ -137,7 +137,7 @@ TEST(Clusters, ReloadChangesOneClusterWhileTheOtherKeepsServing) {
   // beta: maglev over b2 and b3 (b1 removed); alpha as it was.
   write_two_clusters(toml, "roundrobin", {a1.address(), a2.address()}, "maglev", {b2.address(), b3.address()});
   kill(lb.pid(), SIGHUP);
-  ASSERT_TRUE(eventually([&] { return lb.output().find("ringlb: reloaded: 4 backends") != std::string::npos; }))
+  ASSERT_TRUE(eventually([&] { return lb.output().find("ringlb: info: reloaded: 4 backends") != std::string::npos; }))
       << lb.output();
   EXPECT_NE(lb.output().find("(alpha: roundrobin, beta: maglev); changed: beta\n"), std::string::npos) << lb.output();
   const int b1_before = b1.accepted();

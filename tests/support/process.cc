@@ -138,7 +138,8 @@ bool RinglbProcess::start(const std::vector<std::string>& args) {
   // RINGLB_BINARY runs the suite against another build (an older one, to show that a test fails
   // without the fix it covers).
   const char* other = getenv("RINGLB_BINARY");
-  std::vector<std::string> argv{other != nullptr ? std::string(other) : runfile("server/ringlb")};
+  std::vector<std::string> argv = prefix_;
+  argv.push_back(other != nullptr ? std::string(other) : runfile("server/ringlb"));
   bool has_metrics = false;
   for (const std::string& a : args) {
     argv.push_back(a);
@@ -164,7 +165,7 @@ bool RinglbProcess::start(const std::vector<std::string>& args) {
       }
       continue;
     }
-    if (output_.find(" workers, ") == std::string::npos) continue;
+    if (output_.find(": loaded ") == std::string::npos) continue;  // the start-up summary, last
     ports_.clear();
     for (auto it = std::sregex_iterator(output_.begin(), output_.end(), listen_re);
          it != std::sregex_iterator(); ++it) {

@@ -74,6 +74,8 @@ class RinglbProcess {
   // listeners, with --metrics-listen 127.0.0.1:0 added unless args name one. False on failure;
   // output() then says why.
   bool start(const std::vector<std::string>& args);
+  // Runs ringlb under `prefix` (e.g. {"setpriv", "--reuid=nobody", ...}) at the next start().
+  void set_prefix(std::vector<std::string> prefix) { prefix_ = std::move(prefix); }
   pid_t pid() const { return pid_; }
   uint16_t port(size_t i = 0) const { return ports_.at(i); }
   uint16_t metrics_port() const { return metrics_port_; }
@@ -97,6 +99,7 @@ class RinglbProcess {
  private:
   void drain_output(int timeout_ms);
 
+  std::vector<std::string> prefix_;
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string output_;
