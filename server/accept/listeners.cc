@@ -154,8 +154,12 @@ int Acceptor::run_sync(const std::function<void(io_uring_sqe*)>& prep) {
   if (int ret = ring_.submit(); ret < 0) return ret;
   for (;;) {
     io_uring_cqe* cqe = nullptr;
-    const int ret = io_uring_wait_cqe(ring_.get(), &cqe);
-    if (ret == -EINTR) continue;
+    // A full SQ may have left it in the spill: submit again until it is in.
+    if (ring_.spilled() != 0) ring_.submit();
+    __kernel_timespec wait{};
+    wait.tv_nsec = 10'000'000;
+    const int ret = io_uring_wait_cqe_timeout(ring_.get(), &cqe, ring_.spilled() != 0 ? &wait : nullptr);
+    if (ret == -EINTR || ret == -ETIME) continue;
     if (ret < 0) return ret;
     const io_uring_cqe copy = *cqe;
     io_uring_cqe_seen(ring_.get(), cqe);
