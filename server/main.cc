@@ -136,6 +136,7 @@ int serve(const Config& config, int argc, char** argv) {
   SharedState shared(config);
   std::vector<std::string> listener_names;
   for (const ListenConfig& l : config.listen) listener_names.push_back(l.name);
+  listener_names.resize(kMaxListeners);  // a reload names the indexes it adds
   shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends, listener_names);
   std::string why = set_up_routes(config, &shared);
   if (why.empty()) why = publish_config(config, 1, &shared);
@@ -178,7 +179,7 @@ int serve(const Config& config, int argc, char** argv) {
     if (takeover_conn >= 0) close(takeover_conn);  // the old process keeps serving
     return 2;
   }
-  shared.listen_bound = acceptor.bound();
+  for (size_t i = 0; i < acceptor.bound().size(); ++i) shared.listen_bound[i] = acceptor.bound()[i];
   std::unique_ptr<metrics::Exporter> exporter;
   if (config.metrics_enabled) {
     exporter = metrics::Exporter::start(config.metrics_listen.to_string(), config.metrics_listen.get(),
@@ -241,7 +242,7 @@ int serve(const Config& config, int argc, char** argv) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
   uint64_t version = 1;
-  acceptor.set_reload([&shared, &version, argc, argv] {
+  acceptor.set_reload([&shared, &acceptor, &version, argc, argv] {
     // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
     service::reloading();
     struct Ready {
@@ -255,15 +256,14 @@ int serve(const Config& config, int argc, char** argv) {
     // The same path as at start-up: argv again, so --config FILE is read again.
     const ParseStatus status = parse_config(argc, argv, &fresh, &message);
     if (status != ParseStatus::kRun && message.empty()) message = "the command line does not run ringlb";
-    if (status == ParseStatus::kRun) {
-      message.clear();
-      // What only a restart (or an upgrade) may change is refused, not half applied.
-      for (const std::string& refusal : reload_refusals(shared.config, fresh)) {
-        message += (message.empty() ? "" : "\n") + refusal;
-      }
-    }
+    // Listeners added, removed or changed: matched by name, new ones get new indexes.
+    Acceptor::ListenerPlan plan;
+    if (status == ParseStatus::kRun) message = acceptor.plan_listeners(fresh, &plan);
     std::vector<std::string> changed;
-    if (message.empty()) message = publish_config(fresh, version + 1, &shared, &changed);
+    if (message.empty()) {
+      message = publish_config(fresh, version + 1, &shared, &changed, &plan.indexes);
+      if (!message.empty()) acceptor.cancel_listeners(plan);
+    }
     if (!message.empty()) {
       std::string line;  // one log line, every error in it
       for (char ch : message) line += ch == '\n' ? std::string("; ") : std::string(1, ch);
@@ -271,13 +271,21 @@ int serve(const Config& config, int argc, char** argv) {
       return;
     }
     ++version;
+    // The policies name the new indexes (and mark the removed ones) before these accept.
+    for (const std::string& line : acceptor.apply_listeners(plan)) {
+      log(LogLevel::kError, "reload: %s", line.c_str());
+    }
     size_t backends = 0;
     const std::string clusters = clusters_summary(fresh, &backends);
     std::string republished;
     for (const std::string& name : changed) republished += (republished.empty() ? "" : ", ") + name;
-    log(LogLevel::kInfo, "reloaded: %zu backends (%s); changed: %s%s", backends, clusters.c_str(),
-        republished.empty() ? "none" : republished.c_str(),
-        fresh.workers != shared.config.workers ? "; --workers changes take an upgrade (--takeover)" : "");
+    std::string not_applied;
+    for (const std::string& what : not_applied_at_reload(shared.config, fresh)) {
+      not_applied += (not_applied.empty() ? "" : ", ") + what;
+    }
+    log(LogLevel::kInfo, "reloaded: %zu backends (%s); changed: %s%s%s", backends, clusters.c_str(),
+        republished.empty() ? "none" : republished.c_str(), not_applied.empty() ? "" : "; not applied: ",
+        not_applied.c_str());
   });
 
   HealthChecker checker(shared);

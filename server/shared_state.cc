@@ -58,61 +58,82 @@ bool same_routes(const ListenConfig& a, const ListenConfig& b) {
 
 }  // namespace
 
+std::string make_route(const ListenConfig& l, SharedState* shared, ListenerRoute* out) {
+  std::string error;
+  ListenerRoute route;
+  route.accept_proxy = l.accept_proxy;
+  route.family = l.address.family();
+  route.sni = !l.sni_routes.empty();
+  if (!route.sni) {
+    const int32_t index = cluster_index(l.cluster, shared, &error);
+    if (index < 0) return error;
+    route.cluster = static_cast<uint16_t>(index);
+  } else {
+    const int32_t fallback = l.sni_default.empty() ? -1 : cluster_index(l.sni_default, shared, &error);
+    if (!error.empty()) return error;
+    route.sni_routes = protocol::SniRoutes(fallback < 0 ? protocol::kNoCluster : static_cast<size_t>(fallback));
+    for (const SniRoute& r : l.sni_routes) {
+      const int32_t index = cluster_index(r.cluster, shared, &error);
+      if (index < 0) return error;
+      if (std::string why = route.sni_routes.add(r.server_name, static_cast<size_t>(index)); !why.empty()) {
+        return "listener '" + l.name + "': " + why;
+      }
+    }
+  }
+  *out = std::move(route);
+  return {};
+}
+
 std::string set_up_routes(const Config& config, SharedState* shared) {
   std::string error;
   for (const ClusterConfig& c : config.clusters) {
     if (cluster_index(c.name, shared, &error) < 0) return error;
   }
-  shared->routes.clear();
-  for (const ListenConfig& l : config.listen) {
-    ListenerRoute route;
-    route.sni = !l.sni_routes.empty();
-    if (!route.sni) {
-      const int32_t index = cluster_index(l.cluster, shared, &error);
-      if (index < 0) return error;
-      route.cluster = static_cast<uint16_t>(index);
-    } else {
-      const int32_t fallback = l.sni_default.empty() ? -1 : cluster_index(l.sni_default, shared, &error);
-      if (!error.empty()) return error;
-      route.sni_routes = protocol::SniRoutes(fallback < 0 ? protocol::kNoCluster : static_cast<size_t>(fallback));
-      for (const SniRoute& r : l.sni_routes) {
-        const int32_t index = cluster_index(r.cluster, shared, &error);
-        if (index < 0) return error;
-        if (std::string why = route.sni_routes.add(r.server_name, static_cast<size_t>(index)); !why.empty()) {
-          return "listener '" + l.name + "': " + why;
-        }
-      }
-    }
-    shared->routes.push_back(std::move(route));
+  if (config.listen.size() > kMaxListeners) {
+    return "more than " + std::to_string(kMaxListeners) + " listeners";
+  }
+  shared->listener_configs.clear();
+  shared->listener_live.clear();
+  for (size_t i = 0; i < config.listen.size(); ++i) {
+    if (std::string why = make_route(config.listen[i], shared, &shared->routes[i]); !why.empty()) return why;
+    shared->listener_configs.push_back(config.listen[i]);
+    shared->listener_live.push_back(true);
   }
   return {};
 }
 
-std::vector<std::string> reload_refusals(const Config& running, const Config& fresh) {
-  std::vector<std::string> refusals;
-  for (size_t i = fresh.listen.size(); i < running.listen.size(); ++i) {
-    refusals.push_back("listener '" + running.listen[i].name + "' cannot be removed by a reload");
-  }
-  for (size_t i = running.listen.size(); i < fresh.listen.size(); ++i) {
-    refusals.push_back("listener '" + fresh.listen[i].name + "' cannot be added by a reload");
-  }
-  for (size_t i = 0; i < std::min(running.listen.size(), fresh.listen.size()); ++i) {
-    const ListenConfig& was = running.listen[i];
-    const ListenConfig& now = fresh.listen[i];
-    const std::string who = "listener '" + was.name + "': ";
-    if (was.name != now.name) refusals.push_back(who + "its name cannot change at a reload");
-    if (was.address.to_string() != now.address.to_string() || was.v6only != now.v6only) {
-      refusals.push_back(who + "its address cannot change at a reload");
-    }
-    if (was.accept_proxy != now.accept_proxy) refusals.push_back(who + "accept-proxy cannot change at a reload");
-    if (!same_routes(was, now)) refusals.push_back(who + "its cluster and SNI routes cannot change at a reload");
-  }
-  if (!refusals.empty()) refusals.back() += " (restart, or upgrade with --takeover)";
-  return refusals;
+bool same_listener(const ListenConfig& was, const ListenConfig& now) {
+  return was.name == now.name && was.address.to_string() == now.address.to_string() &&
+         was.v6only == now.v6only && was.accept_proxy == now.accept_proxy && same_routes(was, now);
+}
+
+std::vector<std::string> not_applied_at_reload(const Config& running, const Config& fresh) {
+  std::vector<std::string> out;
+  auto check = [&](bool differs, const char* what) {
+    if (differs) out.push_back(std::string(what) + " (restart, or upgrade with --takeover)");
+  };
+  check(running.workers != fresh.workers, "--workers");
+  check(running.max_connections != fresh.max_connections, "--max-connections");
+  check(running.buffer_size != fresh.buffer_size, "--buffer-size");
+  check(running.buffers_per_worker != fresh.buffers_per_worker, "--buffers");
+  check(running.flow_buffers != fresh.flow_buffers, "--flow-buffers");
+  check(running.recv_multishot != fresh.recv_multishot, "--recv");
+  check(running.backlog != fresh.backlog, "--backlog");
+  check(running.cpus != fresh.cpus, "--cpu-affinity");
+  check(running.acceptor_batch != fresh.acceptor_batch, "--acceptor-scheduling");
+  check(running.iowq_batch != fresh.iowq_batch, "--iowq-scheduling");
+  check(running.metrics_enabled != fresh.metrics_enabled ||
+            running.metrics_listen.to_string() != fresh.metrics_listen.to_string(),
+        "--metrics-listen");
+  check(running.control_socket != fresh.control_socket, "--control-socket");
+  check(running.access_log != fresh.access_log || running.access_log_format != fresh.access_log_format,
+        "--access-log");
+  check(running.drain_timeout != fresh.drain_timeout, "--drain-timeout");
+  return out;
 }
 
 std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
-                           std::vector<std::string>* changed) {
+                           std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
   // Everything is built first, so that a bad cluster publishes nothing.
   std::string error;
   std::vector<std::shared_ptr<balancer::Snapshot>> built(config.clusters.size());
@@ -126,8 +147,22 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
   }
   auto policies = std::make_shared<ListenerPolicies>();
   policies->version = version;
-  for (const ListenConfig& l : config.listen) {
-    ListenerPolicy p;
+  // Every index used so far has an entry: a removed listener's connections still look theirs up.
+  // A removed one keeps its last settings (its timeouts still apply while it drains).
+  policies->listeners.resize(std::max(shared->listener_live.size(), config.listen.size()));
+  std::shared_ptr<const ListenerPolicies> running;
+  {
+    std::lock_guard<std::mutex> lock(shared->policies_mu);
+    running = shared->policies;
+  }
+  for (size_t i = 0; i < policies->listeners.size(); ++i) {
+    if (i >= shared->listener_live.size() || shared->listener_live[i]) continue;
+    if (i < running->listeners.size()) policies->listeners[i] = running->listeners[i];
+    policies->listeners[i].removed = true;
+  }
+  for (size_t i = 0; i < config.listen.size(); ++i) {
+    const ListenConfig& l = config.listen[i];
+    ListenerPolicy& p = policies->listeners[indexes != nullptr ? (*indexes)[i] : i];
     p.acl = Acl(l.allow, l.deny);
     // Meaningful only where a header is read: elsewhere the list is ignored.
     p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
@@ -137,7 +172,6 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
     p.proxy_header_timeout = l.proxy_header_timeout;
     p.tls_inspect_timeout = l.tls_inspect_timeout;
-    policies->listeners.push_back(std::move(p));
   }
 
   for (size_t i = 0; i < config.clusters.size(); ++i) {

@@ -25,6 +25,11 @@ namespace ringlb {
 // Accepted connections the acceptor holds at once, each until its hand-off completes: so also the
 // most hand-offs that can be on their way to one worker.
 inline constexpr unsigned kAcceptSlots = 4096;
+// Listener indexes over the life of the process: a reload that adds a listener (or changes one,
+// which is a removal and an addition) takes a new index, never one used before, so a removed
+// listener's connections keep reading its entries while they drain. The per-listener tables are
+// sized to this at start-up and never move.
+inline constexpr unsigned kMaxListeners = 512;
 
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;
@@ -36,9 +41,12 @@ struct alignas(64) WorkerSlot {
   std::atomic<bool> stopped{false};   // the worker's loop has ended
 };
 
-// Where a listener's clients go. Fixed for the life of the process: a reload that would change
-// a listener is refused (reload_refusals), so workers read these without locks.
+// Where a listener's clients go. Written once, before the listener accepts (at start-up, or by
+// the reload that adds it), never changed after: a reload that changes a listener gives it a new
+// index. So workers read these without locks.
 struct ListenerRoute {
+  bool accept_proxy = false;
+  int family = 0;        // of its address: the size of a client's SO_PEERNAME
   bool sni = false;      // by the ClientHello's server name, through `sni_routes`
   uint16_t cluster = 0;  // otherwise, this cluster (a BackendRegistry cluster index)
   protocol::SniRoutes sni_routes;  // to cluster indexes
@@ -51,15 +59,17 @@ struct ListenerPolicy {
   unsigned max_connections = 0;  // 0: only the global limit
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
+  // A reload removed the listener: its connections get the drain deadline and are then closed.
+  bool removed = false;
 };
 
 struct ListenerPolicies {
   uint64_t version = 0;
-  std::vector<ListenerPolicy> listeners;  // by listener index
+  std::vector<ListenerPolicy> listeners;  // by listener index, every index used so far
 };
 
 struct SharedState {
-  explicit SharedState(const Config& c) : config(c), listener_active(c.listen.size()) {}
+  explicit SharedState(const Config& c) : config(c) {}
   Config config;  // as started; clusters live in `clusters` and listeners' settings in `policies`
   balancer::BackendRegistry backends;
   // Backend addresses by registry id. An id is its address as written (in its cluster), so an
@@ -67,16 +77,21 @@ struct SharedState {
   std::array<Address, balancer::BackendRegistry::kCapacity> backend_addresses{};
   // One snapshot per cluster, by registry cluster index; version 0: never published.
   std::array<balancer::SnapshotHolder, balancer::BackendRegistry::kMaxClusters> clusters;
-  std::vector<ListenerRoute> routes;  // by listener; set before any worker starts
+  // By listener index; an entry is set before its listener accepts (see ListenerRoute).
+  std::array<ListenerRoute, kMaxListeners> routes;
   // Live client connections per listener, all workers together: one atomic each, so that a
   // listener's max-connections holds exactly however its clients spread over the workers.
-  std::vector<std::atomic<uint32_t>> listener_active;
+  std::array<std::atomic<uint32_t>, kMaxListeners> listener_active{};
+  // The acceptor's thread only (start-up, reloads): the listener behind each index used so far,
+  // and whether it still serves. An index is never given to another listener.
+  std::vector<ListenConfig> listener_configs;
+  std::vector<bool> listener_live;
   std::unique_ptr<metrics::Registry> registry;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
   // The listening addresses as bound (port 0 resolved), by listener index: the destination a
-  // PROXY protocol header names. Set before any worker starts.
-  std::vector<Address> listen_bound;
+  // PROXY protocol header names. Set before the listener accepts, like `routes`.
+  std::array<Address, kMaxListeners> listen_bound{};
   AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
   // Listeners' reloadable settings. Workers compare policies_version (one relaxed load per
   // hand-off) and take the lock to copy the pointer only when it moved.
@@ -91,20 +106,32 @@ struct SharedState {
   }
 };
 
-// Start-up: registers the clusters and sets each listener's route. Empty on success, otherwise
-// why the config cannot be used.
+// Start-up: registers the clusters and sets each listener's route (indexes 0..n-1). Empty on
+// success, otherwise why the config cannot be used.
 std::string set_up_routes(const Config& config, SharedState* shared);
 
-// What a config read at a reload changes that a reload cannot (a listener added, removed, or
-// given another address, cluster or SNI routes), one line each; empty when it may be applied.
-std::vector<std::string> reload_refusals(const Config& running, const Config& fresh);
+// The route of `listen` (registering the clusters it names), for a listener a reload adds.
+// Empty on success, otherwise why.
+std::string make_route(const ListenConfig& listen, SharedState* shared, ListenerRoute* route);
+
+// Whether a running listener `was` can serve as `now` in place: same address, accept-proxy,
+// cluster and SNI routes (the settings in ListenerPolicy may differ). Otherwise a reload
+// removes it and adds `now` under a new index.
+bool same_listener(const ListenConfig& was, const ListenConfig& now);
+
+// What a config read at a reload changes that only a restart (or an upgrade) applies, one line
+// each: a reload applies the rest and says these were not applied.
+std::vector<std::string> not_applied_at_reload(const Config& running, const Config& fresh);
 
 // Builds every cluster's snapshot for `config` (registering new clusters, backends and their
 // addresses), publishes with `version` those that changed and retires clusters it no longer
 // has, then publishes the listeners' policies. All or nothing: empty on success, otherwise why
 // the config cannot be used (nothing published). *changed (if given) gets the names of the
-// clusters published.
+// clusters published. `indexes` (if given) is the listener index of each config.listen entry
+// (otherwise its position); every index in shared->listener_live gets a policy, those not live
+// marked removed.
 std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
-                           std::vector<std::string>* changed = nullptr);
+                           std::vector<std::string>* changed = nullptr,
+                           const std::vector<uint16_t>* indexes = nullptr);
 
 }  // namespace ringlb

@@ -56,7 +56,47 @@ void Acceptor::arm_accept(uint32_t listener) {
   listeners_[listener].last_stamp_us = now_us_;
 }
 
+void Acceptor::handle(const io_uring_cqe* cqe) {
+  const uint64_t ud = cqe->user_data;
+  const uint32_t index = index_of(ud);
+  switch (tag_of(ud)) {
+    case Tag::kAccept:
+      on_accept(index, cqe->res, cqe->flags);
+      break;
+    case Tag::kMsgRing:
+      stats_.op(Op::k_msg_ring).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
+      on_msg_ring_done(index, cqe->res);
+      break;
+    case Tag::kQuietCloseAccepted:
+      // -ECANCELED: the msg_ring before it failed and kept the slot open for a retry.
+      if (cqe->res >= 0) stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
+      break;
+    case Tag::kLostHandoffChained:
+      // -ECANCELED: the hand-off before it failed, and is retried; otherwise the worker has
+      // the descriptor but not the message, and the close after it was cancelled.
+      if (cqe->res != -ECANCELED) {
+        const Pending& p = pending_[index];
+        close_slot(static_cast<int>(index));
+        tell_lost({p.worker, p.listener});
+      }
+      break;
+    case Tag::kLostHandoffMessage:
+      on_lost_message_done(index, cqe->res);
+      break;
+    case Tag::kDrainNotify:
+      --in_flight_;
+      break;
+    case Tag::kSignal:
+      on_signal(cqe->res, signal_fd_);
+      break;
+    default:
+      control_.handle(cqe, now_us_);
+      break;
+  }
+}
+
 int Acceptor::run(int signal_fd) {
+  signal_fd_ = signal_fd;
   now_ns_ = monotonic_ns();
   now_us_ = micros32(now_ns_);
   for (uint32_t i = 0; i < listeners_.size(); ++i) arm_accept(i);
@@ -70,44 +110,19 @@ int Acceptor::run(int signal_fd) {
     }
     now_ns_ = monotonic_ns();
     now_us_ = micros32(now_ns_);
-    ring_.reap([&](const io_uring_cqe* cqe) {
-      const uint64_t ud = cqe->user_data;
-      const uint32_t index = index_of(ud);
-      switch (tag_of(ud)) {
-        case Tag::kAccept:
-          on_accept(index, cqe->res, cqe->flags);
-          break;
-        case Tag::kMsgRing:
-          stats_.op(Op::k_msg_ring).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          on_msg_ring_done(index, cqe->res);
-          break;
-        case Tag::kQuietCloseAccepted:
-          // -ECANCELED: the msg_ring before it failed and kept the slot open for a retry.
-          if (cqe->res >= 0) stats_.op(Op::k_close).observe_ns(elapsed_ns_since(time_of(ud), now_ns_));
-          break;
-        case Tag::kLostHandoffChained:
-          // -ECANCELED: the hand-off before it failed, and is retried; otherwise the worker has
-          // the descriptor but not the message, and the close after it was cancelled.
-          if (cqe->res != -ECANCELED) {
-            const Pending& p = pending_[index];
-            close_slot(static_cast<int>(index));
-            tell_lost({p.worker, p.listener});
-          }
-          break;
-        case Tag::kLostHandoffMessage:
-          on_lost_message_done(index, cqe->res);
-          break;
-        case Tag::kDrainNotify:
-          --in_flight_;
-          break;
-        case Tag::kSignal:
-          on_signal(cqe->res, signal_fd);
-          break;
-        default:
-          control_.handle(cqe, now_us_);
-          break;
+    ring_.reap([&](const io_uring_cqe* cqe) { handle(cqe); });
+    // Then a reload, and the completions its own operations reaped while it waited for theirs.
+    for (;;) {
+      if (reload_pending_) {
+        reload_pending_ = false;
+        reload_();
+        continue;
       }
-    });
+      if (deferred_.empty()) break;
+      std::vector<io_uring_cqe> batch;
+      batch.swap(deferred_);
+      for (const io_uring_cqe& cqe : batch) handle(&cqe);
+    }
     // Outside the reap: a message that failed is retried on the next iteration, not at once.
     send_lost_handoffs();
     if (draining_ && !drain_sent_ && accepts_armed_ == 0) {
@@ -140,7 +155,7 @@ void Acceptor::on_signal(int res, int signal_fd) {
     return begin_drain();
   }
   if (res == sizeof(signalfd_siginfo) && siginfo_.ssi_signo == SIGHUP && reload_ && !draining_) {
-    reload_();
+    reload_pending_ = true;  // after the reap: a reload may wait for its own completions
   }
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_read(sqe, signal_fd, &siginfo_, sizeof(siginfo_), 0);
@@ -155,7 +170,7 @@ void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
   }
   l.last_stamp_us = now_us_;
   if (!(flags & IORING_CQE_F_MORE)) {
-    if (draining_) {
+    if (draining_ || l.removed) {
       listeners_[listener].armed = false;
       --accepts_armed_;  // cancelled: this listener's accepts are over
     } else {
@@ -305,6 +320,7 @@ void Acceptor::begin_drain() {
   service::stopping("draining " + std::to_string(shared_.active_connections()) + " connections for up to " +
                     std::to_string(shared_.config.drain_timeout.count()) + "ms");
   for (const Listener& l : listeners_) {
+    if (l.removed) continue;  // stopped by a reload: its slot may hold a client by now
     // Stop the multishot accept, then close the listening socket: new clients are refused.
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_cancel_fd(sqe, l.slot, IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);

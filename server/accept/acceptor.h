@@ -33,8 +33,29 @@ class Acceptor {
   int open_listeners(const std::vector<InheritedListener>& inherited, std::string* error);
   // Serves the control socket at `path` on this ring. 0 or -errno (with *error).
   int open_control(const std::string& path, std::string* error);
-  // Called on SIGHUP, in the acceptor's thread.
+  // Called on SIGHUP, in the acceptor's thread, outside the reaping of completions (so that the
+  // reload may bind listeners through this ring: see apply_listeners).
   void set_reload(std::function<void()> reload) { reload_ = std::move(reload); }
+
+  // A reload's listeners. plan_listeners matches `fresh`'s listeners to the running ones by name:
+  // one whose address, accept-proxy, cluster and SNI routes are the same keeps its index (its
+  // other settings are published as its policy); any other is added under a new index (a
+  // changed one is removed as well). It sets shared.listener_configs/listener_live and the new
+  // indexes' routes, addresses and metric names (nothing accepts on them yet). Empty, or why the
+  // reload is refused (nothing changed).
+  struct ListenerPlan {
+    std::vector<uint16_t> indexes;  // the listener index of each fresh.listen entry
+    std::vector<uint16_t> added;    // new indexes, in fresh.listen order
+    std::vector<uint16_t> removed;  // indexes that stop accepting
+    size_t configs_before = 0;      // shared.listener_configs.size() before the plan
+  };
+  std::string plan_listeners(const Config& fresh, ListenerPlan* plan);
+  // The reload was refused after plan_listeners (by publish_config): undoes it.
+  void cancel_listeners(const ListenerPlan& plan);
+  // Once the policies (with the new indexes, the removed ones marked) are published: stops
+  // accepting on the removed listeners, then binds the added ones and arms their accepts. A bind
+  // failure fails that listener only: returned as a log line, its index left unused.
+  std::vector<std::string> apply_listeners(const ListenerPlan& plan);
   int ring_fd() const { return ring_.fd(); }
   // The bound addresses (port 0 resolved), in --listen order.
   const std::vector<Address>& bound() const { return bound_; }
@@ -48,6 +69,7 @@ class Acceptor {
     int slot = -1;
     uint32_t last_stamp_us = 0;  // previous completion (or arming) of its multishot accept
     bool armed = false;          // its multishot accept may still post completions
+    bool removed = false;        // by a reload (or never bound): its slot is no longer its own
   };
   struct Pending {
     uint32_t accept_us = 0;  // when the connection was accepted: the hand-off latency starts here
@@ -66,6 +88,12 @@ class Acceptor {
   static uint32_t env_count(const char* name);
   // listeners.cc: a listening socket for `listen`, made through io_uring. Its slot or -errno.
   int make_listener(const ListenConfig& listen, Address* bound, std::string* error);
+  // One operation through this ring, waited for; other completions that arrive meanwhile are
+  // kept for the event loop (deferred_). Its result.
+  int run_sync(const std::function<void(io_uring_sqe*)>& prep);
+  void handle(const io_uring_cqe* cqe);
+  // The acceptor's listening slots and addresses, for a takeover.
+  void update_control();
   void arm_accept(uint32_t listener);
   void on_accept(uint32_t listener, int res, uint32_t flags);
   void dispatch(int slot, const Pending& pending, int not_worker);
@@ -101,6 +129,9 @@ class Acceptor {
   uint32_t now_us_ = 0;
   signalfd_siginfo siginfo_{};
   std::function<void()> reload_;
+  bool reload_pending_ = false;        // SIGHUP seen in the reap: reload after it
+  std::vector<io_uring_cqe> deferred_;  // completions run_sync reaped for the event loop
+  int signal_fd_ = -1;
 
   // Test-only fault injection (environment, read once at start-up; 0 = off).
   // RINGLB_FAULT_LOST_HANDOFF_EVERY=N: every Nth hand-off is sent with IORING_MSG_RING_CQE_SKIP,

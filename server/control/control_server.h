@@ -39,6 +39,11 @@ class ControlServer {
   // 0 or -errno (with *error).
   int open(const std::string& path, std::vector<int> listener_slots, std::vector<Address> bound,
            std::string* error);
+  // A reload added or removed listeners: what a takeover sends from now on.
+  void set_listeners(std::vector<int> listener_slots, std::vector<Address> bound) {
+    listener_slots_ = std::move(listener_slots);
+    bound_ = std::move(bound);
+  }
   // Called once a new process has taken the listeners over ("ready"): the acceptor drains.
   void set_on_handed_over(std::function<void()> f) { on_handed_over_ = std::move(f); }
   // The acceptor drains: clients that connect from now on are turned away.

@@ -42,7 +42,7 @@ void Intake::on_handoff(int res, uint32_t listener, uint32_t stamp_us) {
   if (!ctx_.lifecycle->count_listener(id, policy.max_connections)) {
     return ctx_.lifecycle->close(id, CloseReason::k_max_connections);
   }
-  if (ctx_.config.listen[listener].accept_proxy) {
+  if (ctx_.shared.routes[listener].accept_proxy) {
     Conn& conn = ctx_.conns[id];
     conn.state = State::kProxyHeader;
     ctx_.lifecycle->rearm_timer(id);
@@ -147,7 +147,7 @@ void Intake::ask_peer_name(uint32_t id) {
   // Multishot accept cannot report the client's address per connection, so ask the socket:
   // getsockopt(SO_PEERNAME) through the socket uring_cmd. The length must be exactly the
   // family's sockaddr size.
-  const int family = ctx_.config.listen[conn.listener].address.family();
+  const int family = ctx_.shared.routes[conn.listener].family;
   io_uring_sqe* sqe = ctx_.ring.sqe();
   uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, conn.client, SOL_SOCKET,
                               SO_PEERNAME, &ctx_.peer_names[id],

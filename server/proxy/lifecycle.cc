@@ -86,6 +86,8 @@ int Lifecycle::open(int client, uint16_t listener, uint32_t accept_us) {
     conn.cluster = route.cluster;
     conn.snap = ctx_.snapshots->acquire(route.cluster);
   }
+  // Accepted just before a reload removed its listener: served until the drain deadline.
+  if (ctx_.snapshots->policy(listener).removed) conn.deadline_ns = ctx_.now_ns + to_ns(ctx_.config.drain_timeout);
   rearm_timer(id);  // a max connection duration counts while it connects, too
   ++ctx_.live;
   ctx_.stats.active.set(ctx_.live);

@@ -39,6 +39,20 @@ void SnapshotCache::refresh_policies() {
   }
   policies_version_ = policies_->version;
   ctx_.lifecycle->set_policies(*policies_);
+  // A reload removed a listener: its connections may finish until the drain deadline. Rare, so
+  // one pass over the slots is fine here.
+  bool any_removed = false;
+  for (const ListenerPolicy& p : policies_->listeners) any_removed = any_removed || p.removed;
+  if (!any_removed) return;
+  const uint64_t deadline = ctx_.now_ns + to_ns(ctx_.config.drain_timeout);
+  for (uint32_t id = 0; id < ctx_.conns.size(); ++id) {
+    Conn& conn = ctx_.conns[id];
+    if (conn.state == State::kFree || conn.deadline_ns != 0 || !policies_->listeners[conn.listener].removed) {
+      continue;
+    }
+    conn.deadline_ns = deadline;
+    ctx_.lifecycle->rearm_timer(id);
+  }
 }
 
 void SnapshotCache::refresh() {

@@ -1,5 +1,6 @@
 // Publishing a configuration to the runtime: per-cluster snapshots (republished only when they
-// changed), retired clusters, listeners' policies, and what a reload may not change.
+// changed), retired clusters, listeners' policies (removed ones kept, marked), and what a reload
+// does not apply.
 #include "server/shared_state.h"
 
 #include <gtest/gtest.h>
@@ -79,27 +80,56 @@ TEST(SharedState, ARemovedClusterIsRetiredAndABadOnePublishesNothing) {
   EXPECT_TRUE(shared.clusters[2].get()->backends.empty());
 }
 
-TEST(SharedState, AReloadMayNotChangeTheListeners) {
+TEST(SharedState, AListenerServesInPlaceOnlyWithTheSameAddressAndRoutes) {
   const Config c = two_clusters();
-  EXPECT_TRUE(reload_refusals(c, c).empty());
+  EXPECT_TRUE(same_listener(c.listen[0], c.listen[0]));
   Config moved = c;
   moved.listen[0].cluster = "api";
-  ASSERT_EQ(reload_refusals(c, moved).size(), 1u);
-  EXPECT_NE(reload_refusals(c, moved)[0].find("listener 'a': its cluster and SNI routes cannot change"),
-            std::string::npos);
-  Config more = c;
-  more.listen.push_back(listener("c", "127.0.0.1:12", "web"));
-  EXPECT_NE(reload_refusals(c, more)[0].find("listener 'c' cannot be added"), std::string::npos);
+  EXPECT_FALSE(same_listener(c.listen[0], moved.listen[0]));
   Config rebound = c;
   std::string why;
   ASSERT_TRUE(parse_address("127.0.0.1:99", &rebound.listen[1].address, &why));
-  EXPECT_NE(reload_refusals(c, rebound)[0].find("listener 'b': its address"), std::string::npos);
-  // What a reload may change: lists, limits, timeouts, the clusters themselves.
+  EXPECT_FALSE(same_listener(c.listen[1], rebound.listen[1]));
+  Config proxied = c;
+  proxied.listen[0].accept_proxy = true;
+  EXPECT_FALSE(same_listener(c.listen[0], proxied.listen[0]));
+  // What a listener may change in place: lists, limits, timeouts.
   Config tuned = c;
   tuned.listen[0].max_connections = 5;
   tuned.listen[0].fin_timeout = Millis(10);
-  tuned.clusters[0].backends.pop_back();
-  EXPECT_TRUE(reload_refusals(c, tuned).empty());
+  EXPECT_TRUE(same_listener(c.listen[0], tuned.listen[0]));
+}
+
+TEST(SharedState, ARemovedListenerKeepsItsIndexAndItsSettingsMarkedRemoved) {
+  const Config c = two_clusters();
+  SharedState shared(c);
+  ASSERT_EQ(set_up_routes(c, &shared), "");
+  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  Config next = c;
+  next.listen.erase(next.listen.begin());  // 'a' goes
+  next.listen.push_back(listener("c", "127.0.0.1:12", "web"));
+  shared.listener_live[0] = false;
+  shared.listener_configs.push_back(next.listen[1]);
+  shared.listener_live.push_back(true);
+  const std::vector<uint16_t> indexes = {1, 2};
+  ASSERT_EQ(publish_config(next, 2, &shared, nullptr, &indexes), "");
+  ASSERT_EQ(shared.policies->listeners.size(), 3u);
+  EXPECT_TRUE(shared.policies->listeners[0].removed);
+  EXPECT_EQ(shared.policies->listeners[0].idle_timeout, c.idle_timeout);
+  EXPECT_FALSE(shared.policies->listeners[1].removed);
+  EXPECT_FALSE(shared.policies->listeners[2].removed);
+}
+
+TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
+  const Config c = two_clusters();
+  EXPECT_TRUE(not_applied_at_reload(c, c).empty());
+  Config more = c;
+  more.workers = 3;
+  more.buffer_size = 4096;
+  const std::vector<std::string> lines = not_applied_at_reload(c, more);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("--workers"), std::string::npos);
+  EXPECT_NE(lines[1].find("--buffer-size"), std::string::npos);
 }
 
 }  // namespace
