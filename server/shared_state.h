@@ -59,11 +59,15 @@ struct ListenerPolicies {
 };
 
 struct SharedState {
-  explicit SharedState(const Config& c) : config(c), listener_active(c.listen.size()) {}
+  explicit SharedState(const Config& c);
+  ~SharedState();
+  SharedState(const SharedState&) = delete;
+  SharedState& operator=(const SharedState&) = delete;
   Config config;  // as started; clusters live in `clusters` and listeners' settings in `policies`
   balancer::BackendRegistry backends;
   // Backend addresses by registry id. An id is its address as written (in its cluster), so an
-  // entry, once set (before the snapshot naming it is published), never changes.
+  // entry, set before the snapshot naming it is published, does not change while the id is live;
+  // it is cleared when the id is freed (balancer/snapshot.h).
   std::array<Address, balancer::BackendRegistry::kCapacity> backend_addresses{};
   // One snapshot per cluster, by registry cluster index; version 0: never published.
   std::array<balancer::SnapshotHolder, balancer::BackendRegistry::kMaxClusters> clusters;
