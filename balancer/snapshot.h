@@ -125,7 +125,8 @@ struct Snapshot {
 
 // Validates and completes a snapshot: registers its backends (in its cluster: one reference on
 // each id, which sets the spec's `state`), builds the Maglev table. Whoever destroys the snapshot
-// gives the references back (release_backends; SharedState's snapshots do it in their deleter). Returns an empty string on success, otherwise what is wrong.
+// gives the references back (release_backends; SharedState's snapshots do it in their deleter).
+// Returns an empty string on success, otherwise what is wrong.
 std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size);
 
 // Releases the ids a finish_snapshot took (the specs with a `state`), once.

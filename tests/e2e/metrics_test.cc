@@ -109,7 +109,8 @@ TEST(Metrics, DashboardQueriesOnlyExistingSeries) {
   // Every query of a per-backend metric filters by it.
   const std::regex expr_re(R"re("expr": "([^\n]*)",?\n)re");
   int backend_queries = 0;
-  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), expr_re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), expr_re); it != std::sregex_iterator();
+       ++it) {
     const std::string expr = (*it)[1];
     if (expr.find("ringlb_backend_") == std::string::npos) continue;
     ++backend_queries;

@@ -126,8 +126,8 @@ TEST(Recycling, TwoThousandReloadsEachWithANewBackendKeepWorking) {
       std::this_thread::sleep_for(1ms);
       output = lb.output();
     }
-    ASSERT_EQ(count_of(output, line), static_cast<size_t>(i)) << "reload " << i << ":\n"
-                                                              << output.substr(output.size() > 4000 ? output.size() - 4000 : 0);
+    ASSERT_EQ(count_of(output, line), static_cast<size_t>(i))
+        << "reload " << i << ":\n" << output.substr(output.size() > 4000 ? output.size() - 4000 : 0);
     // Now and then a client, which pins the snapshot of the moment while it is proxied.
     if (i % 100 == 0) {
       ASSERT_TRUE(echoes(lb.port())) << "after reload " << i;
