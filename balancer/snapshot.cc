@@ -45,13 +45,67 @@ int32_t BackendRegistry::intern(uint32_t cluster, const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint32_t n = size_.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < n; ++i) {
-    if (cluster_of_[i] == cluster && names_[i] == name) return static_cast<int32_t>(i);
+    if (refs_[i].load(std::memory_order_relaxed) != 0 && cluster_of_[i] == cluster && names_[i] == name) {
+      refs_[i].fetch_add(1, std::memory_order_relaxed);
+      return static_cast<int32_t>(i);
+    }
   }
-  if (n == kCapacity) return -1;
-  names_[n] = name;
-  cluster_of_[n] = cluster;
-  size_.store(n + 1, std::memory_order_release);
-  return static_cast<int32_t>(n);
+  uint32_t id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+  } else if (n < kCapacity) {
+    id = n;
+    size_.store(n + 1, std::memory_order_release);
+  } else {
+    return -1;
+  }
+  names_[id] = name;
+  cluster_of_[id] = cluster;
+  refs_[id].store(1, std::memory_order_release);
+  return static_cast<int32_t>(id);
+}
+
+void BackendRegistry::release(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (refs_[id].load(std::memory_order_relaxed) == 0) return;  // a bug; never free twice
+  if (refs_[id].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Nothing names the id any more: clear it before it can be handed out again.
+  BackendState& s = states_[id];
+  s.active.store(0, std::memory_order_relaxed);
+  s.up.store(1, std::memory_order_relaxed);
+  s.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+  if (on_free_) on_free_(id);
+  names_[id].clear();
+  free_.push_back(id);
+}
+
+void BackendRegistry::set_on_free(std::function<void(uint32_t)> on_free) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_free_ = std::move(on_free);
+}
+
+uint32_t BackendRegistry::live_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_.load(std::memory_order_relaxed) - static_cast<uint32_t>(free_.size());
+}
+
+std::vector<BackendRegistry::Live> BackendRegistry::live_backends() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Live> out;
+  const uint32_t n = size_.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (refs_[i].load(std::memory_order_relaxed) != 0) out.push_back({i, cluster_of_[i], names_[i]});
+  }
+  return out;
+}
+
+void release_backends(Snapshot* s, BackendRegistry* registry) {
+  for (BackendSpec& b : s->backends) {
+    if (b.state == nullptr) continue;
+    registry->release(b.id);
+    b.state = nullptr;
+  }
 }
 
 std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size) {

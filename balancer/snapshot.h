@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,11 +46,20 @@ struct BackendSpec {
   BackendState* state = nullptr;
 };
 
-// Every cluster and every backend ringlb has ever been configured with; indexes and ids are
-// never reused, so metric series and live state stay attached across reloads. A backend id
-// stands for one address in one cluster: an address in two clusters is two backends, each with
-// its cluster's health settings, max-connections and counts (its metrics carry both labels, and
-// the label sets stay bounded by what the configurations named).
+// Every cluster ringlb has been configured with (cluster indexes are never reused), and the
+// backends the live snapshots name. A backend id stands for one address in one cluster: an
+// address in two clusters is two backends, each with its cluster's health settings,
+// max-connections and counts (its metrics carry both labels).
+//
+// Backend ids are recycled. Each finished snapshot holds one reference on every id it names
+// (intern), and gives it back when the snapshot object is destroyed (release), that is when the
+// last shared_ptr to it is gone: the holder's, the workers' snapshot caches' (which connections
+// pin through their SnapshotRef) and the health checker's (which pins a check's snapshot until
+// the check completes). A backend kept across a reload is named by the old and the new snapshot
+// at once, so its count never reaches zero: it keeps its id, its stats and its state. When the
+// count reaches zero nothing can read or write the id any more (every reader reached it through
+// a snapshot), so it is cleared (the on_free hook resets its stats and address) and only then
+// goes back to the free list, all under the registry's lock.
 class BackendRegistry {
  public:
   static constexpr uint32_t kCapacity = 1024;
@@ -58,20 +68,39 @@ class BackendRegistry {
   int32_t intern_cluster(const std::string& name);
   uint32_t clusters() const { return clusters_.load(std::memory_order_acquire); }
   const std::string& cluster_name(uint32_t cluster) const { return cluster_names_[cluster]; }
-  // The id for backend `name` of cluster `cluster`, registering it if new; -1 when full.
+  // The id for backend `name` of cluster `cluster`, taking one reference on it (allocating a free
+  // id if the backend is not live); -1 when every id is live.
   int32_t intern(uint32_t cluster, const std::string& name);
+  // Gives back one reference taken by intern; the last one frees the id (see above).
+  void release(uint32_t id);
+  // Called with the lock held for an id about to be freed, before anyone can get it again.
+  void set_on_free(std::function<void(uint32_t)> on_free);
+  // Ids ever handed out (live or free): ids are below it.
   uint32_t size() const { return size_.load(std::memory_order_acquire); }
+  bool live(uint32_t id) const { return refs_[id].load(std::memory_order_acquire) != 0; }
+  uint32_t live_count() const;
+  // Valid while the caller holds a snapshot naming the id.
   const std::string& name(uint32_t id) const { return names_[id]; }
   uint32_t cluster_of(uint32_t id) const { return cluster_of_[id]; }
   BackendState& state(uint32_t id) { return states_[id]; }
   const BackendState& state(uint32_t id) const { return states_[id]; }
+  // The live backends, copied under the lock: for readers that hold no snapshot (the exporter).
+  struct Live {
+    uint32_t id;
+    uint32_t cluster;
+    std::string name;
+  };
+  std::vector<Live> live_backends() const;
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  std::function<void(uint32_t)> on_free_;
+  std::vector<uint32_t> free_;
   std::atomic<uint32_t> size_{0};
   std::atomic<uint32_t> clusters_{0};
   std::array<std::string, kCapacity> names_;
   std::array<uint32_t, kCapacity> cluster_of_{};
+  std::array<std::atomic<uint32_t>, kCapacity> refs_{};  // snapshots naming the id; 0: free
   std::array<std::string, kMaxClusters> cluster_names_;
   std::array<BackendState, kCapacity> states_;
 };
@@ -94,9 +123,14 @@ struct Snapshot {
   std::vector<int32_t> maglev;  // filled for Policy::kMaglev
 };
 
-// Validates and completes a snapshot: registers its backends (in its cluster), builds the
-// Maglev table. Returns an empty string on success, otherwise what is wrong.
+// Validates and completes a snapshot: registers its backends (in its cluster: one reference on
+// each id, which sets the spec's `state`), builds the Maglev table. Whoever destroys the snapshot
+// gives the references back (release_backends; SharedState's snapshots do it in their deleter).
+// Returns an empty string on success, otherwise what is wrong.
 std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size);
+
+// Releases the ids a finish_snapshot took (the specs with a `state`), once.
+void release_backends(Snapshot* snapshot, BackendRegistry* registry);
 
 // Whether two finished snapshots serve clients alike (all but the version): a reload publishes
 // a cluster only when it changed, so workers keep their pickers (round-robin positions) otherwise.

@@ -205,9 +205,12 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily to = family("ringlb_backend_sent_bytes_total", "Bytes sent from clients to the backend.", MetricType::Counter);
     MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
     MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
-    for (uint32_t b = 0; b < r.backends->size(); ++b) {
-      const std::vector<ClientMetric::Label> label{{"cluster", r.backends->cluster_name(r.backends->cluster_of(b))},
-                                                   {"backend", r.backends->name(b)}};
+    // Only live ids: a freed one has no series (its name is gone). An id freed and reused during
+    // the scrape shows the new backend's counts under the old name once, harmlessly.
+    for (const balancer::BackendRegistry::Live& live : r.backends->live_backends()) {
+      const uint32_t b = live.id;
+      const std::vector<ClientMetric::Label> label{{"cluster", r.backends->cluster_name(live.cluster)},
+                                                   {"backend", live.name}};
       uint64_t n_attempts = 0, n_failures = 0, n_to = 0, n_from = 0;
       std::vector<const LocalHistogram*> parts;
       for (const auto& w : r.workers) {

@@ -39,6 +39,11 @@ class LocalHistogram {
   // Non-cumulative count of bucket i.
   uint64_t bucket(size_t i) const { return buckets_[i].get(); }
   uint64_t sum_ns() const { return sum_ns_.get(); }
+  // Only when no thread writes it (a freed backend id).
+  void reset() {
+    for (auto& b : buckets_) b.set(0);
+    sum_ns_.set(0);
+  }
   uint64_t count() const {
     uint64_t n = 0;
     for (const auto& b : buckets_) n += b.get();

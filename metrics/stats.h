@@ -84,6 +84,11 @@ struct BackendStats {
   LocalCounter bytes_to_backend;
   LocalCounter bytes_from_backend;
   LocalHistogram connect_latency;
+  // When its backend id is freed (no worker can write it then: balancer/snapshot.h).
+  void reset() {
+    for (LocalCounter* c : {&connect_attempts, &connect_failures, &bytes_to_backend, &bytes_from_backend}) c->set(0);
+    connect_latency.reset();
+  }
 };
 
 struct alignas(64) WorkerStats {
@@ -109,7 +114,7 @@ struct alignas(64) WorkerStats {
   LocalCounter stale_completions;
   LocalCounter lost_handoffs_recovered;  // hand-offs whose completion was lost (msg_ring -EOVERFLOW)
   LocalCounter fd_installs_diagnostics;  // slow path: regular fds made for `ctl connections`
-  std::vector<BackendStats> backends;  // by backend registry id
+  std::vector<BackendStats> backends;  // by backend registry id (reset when an id is freed)
   // Clients an SNI listener routed, by listener * kMaxClusters + cluster (sized by Registry).
   std::vector<LocalCounter> sni_routed;
 

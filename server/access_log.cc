@@ -108,6 +108,32 @@ void append_json_address(const sockaddr* sa, std::string* out) {
   }
 }
 
+// A name in logfmt: bare when it is plain, otherwise quoted (with JSON's escapes), "-" if null.
+void append_logfmt_name(const std::string* name, std::string* out) {
+  if (name == nullptr) {
+    out->push_back('-');
+    return;
+  }
+  bool plain = !name->empty() && *name != "-";
+  for (const char ch : *name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7F || c == '"' || c == '=' || c == '\\') plain = false;
+  }
+  if (plain) {
+    out->append(*name);
+  } else {
+    append_json_string(*name, out);
+  }
+}
+
+void append_json_name(const std::string* name, std::string* out) {
+  if (name != nullptr) {
+    append_json_string(*name, out);
+  } else {
+    out->append("null");
+  }
+}
+
 // write() until all of `data` is out; 0 or -errno.
 int write_fully(int fd, const char* data, size_t len) {
   while (len > 0) {
@@ -131,6 +157,12 @@ void append_access_line(const AccessRecord& r, std::string* out) {
   append_address(r.client, out);
   out->append(" listener=");
   append_address(r.listener, out);
+  out->append(" listener_name=");
+  append_logfmt_name(r.listener_name, out);
+  out->append(" cluster=");
+  append_logfmt_name(r.cluster, out);
+  out->append(" sni=");
+  append_logfmt_name(r.sni, out);
   out->append(" backend=");
   out->append(r.backend != nullptr ? *r.backend : std::string("-"));
   snprintf(text, sizeof(text), " worker=%u queue_us=%" PRId64 " connect_attempts=%u connect_us=",
@@ -157,6 +189,12 @@ void append_access_json(const AccessRecord& r, std::string* out) {
   append_json_address(r.client, out);
   out->append(",\"listener\":");
   append_json_address(r.listener, out);
+  out->append(",\"listener_name\":");
+  append_json_name(r.listener_name, out);
+  out->append(",\"cluster\":");
+  append_json_name(r.cluster, out);
+  out->append(",\"sni\":");
+  append_json_name(r.sni, out);
   out->append(",\"backend\":");
   if (r.backend != nullptr) {
     append_json_string(*r.backend, out);

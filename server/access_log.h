@@ -27,6 +27,9 @@ struct AccessRecord {
   int64_t start_unix_us = 0;            // wall clock when the connection reached its worker
   const sockaddr* client = nullptr;     // null: its address could not be read
   const sockaddr* listener = nullptr;   // the address it connected to
+  const std::string* listener_name = nullptr;  // its [[listener]] name; null: unknown
+  const std::string* cluster = nullptr; // where it was sent; null: not routed (an SNI listener's)
+  const std::string* sni = nullptr;     // the ClientHello's server name; null: none seen
   const std::string* backend = nullptr; // the last backend picked; null: none
   unsigned worker = 0;
   int64_t queue_us = 0;                 // time waiting for a backend below its max-connections
@@ -39,16 +42,17 @@ struct AccessRecord {
 };
 
 // Appends one line (logfmt: key=value, after an RFC 3339 UTC time of the connection's start):
-//   2026-11-22T05:38:10.123456Z client=127.0.0.2:51234 listener=127.0.0.1:8080
-//   backend=127.0.0.1:9000 worker=0 queue_us=0 connect_attempts=1 connect_us=312 duration_us=12534
+//   2026-11-22T05:38:10.123456Z client=127.0.0.2:51234 listener=127.0.0.1:8080 listener_name=web
+//   cluster=app sni=www.example.com backend=127.0.0.1:9000 worker=0 queue_us=0 connect_attempts=1 connect_us=312 duration_us=12534
 //   bytes_from_client=123 bytes_from_backend=456 close=client_eof
-// (one line in the file). Unknown values are written as "-".
+// (one line in the file). Unknown values are written as "-". A name that is empty, is "-" or
+// holds a space, '"', '=', '\\' or a byte outside printable ASCII is written as a JSON string.
 void append_access_line(const AccessRecord& record, std::string* out);
 
 // Appends the same record as one JSON object on one line (--access-log-format json), with the
 // same field names, "time" for the start time, in the same order:
 //   {"time":"2026-11-22T05:38:10.123456Z","client":"127.0.0.2:51234","listener":"127.0.0.1:8080",
-//    "backend":"127.0.0.1:9000","worker":0,"queue_us":0,"connect_attempts":1,"connect_us":312,
+//    "listener_name":"web","cluster":"app","sni":"www.example.com","backend":"127.0.0.1:9000","worker":0,"queue_us":0,"connect_attempts":1,"connect_us":312,
 //    "duration_us":12534,"bytes_from_client":123,"bytes_from_backend":456,"close":"client_eof"}
 // Numbers are JSON numbers; unknown values are null. In strings '"' and '\\' are escaped with a
 // backslash and every control character (U+0000 to U+001F, U+007F) as \u00XX; bytes that are

@@ -14,6 +14,15 @@ namespace {
 
 constexpr uint64_t kTickNs = 50'000'000;
 
+// A check's history (rise/fall counts), dropped when its backend leaves the snapshots.
+template <typename Check>
+void forget(Check& c) {
+  c.successes = 0;
+  c.failures = 0;
+  c.last_seen_up = true;
+  c.next_due_ns = 0;
+}
+
 }  // namespace
 
 HealthChecker::HealthChecker(SharedState& shared) : shared_(shared) {}
@@ -134,6 +143,10 @@ void HealthChecker::tick() {
       if (!snapshot) continue;
       for (const balancer::BackendSpec& b : snapshot->backends) checks_[b.id].spec = &b;
     }
+    // A removed backend's id may be recycled: its next owner starts with no history.
+    for (Check& c : checks_) {
+      if (c.spec == nullptr && !c.in_flight) forget(c);
+    }
   }
   if (stopping_.load()) return;
   for (const auto& snapshot : snapshots_) {
@@ -142,14 +155,15 @@ void HealthChecker::tick() {
       Check& c = checks_[b.id];
       if (b.check_interval_ms == 0 || c.in_flight || now_ns_ < c.next_due_ns) continue;
       c.next_due_ns = now_ns_ + uint64_t{b.check_interval_ms} * 1'000'000ULL;
-      start(b.id);
+      start(b.id, snapshot);
     }
   }
 }
 
-void HealthChecker::start(uint32_t id) {
+void HealthChecker::start(uint32_t id, const std::shared_ptr<const balancer::Snapshot>& snapshot) {
   Check& c = checks_[id];
   c.in_flight = true;
+  c.pinned = snapshot;
   c.started_ns = now_ns_;
   c.timeout.tv_sec = c.spec->check_timeout_ms / 1000;
   c.timeout.tv_nsec = static_cast<long long>(c.spec->check_timeout_ms % 1000) * 1'000'000;
@@ -184,7 +198,12 @@ void HealthChecker::finish(uint32_t id, bool ok) {
   }
   shared_.registry->health_checks.add();
   if (!ok) shared_.registry->health_check_failures.add();
-  if (c.spec == nullptr || stopping_.load()) return;  // removed by a reload meanwhile
+  // The id stays held until this returns (the state below is the id's).
+  const std::shared_ptr<const balancer::Snapshot> pinned = std::move(c.pinned);
+  if (c.spec == nullptr || stopping_.load()) {  // removed by a reload meanwhile
+    forget(c);
+    return;
+  }
   balancer::BackendState& state = shared_.backends.state(id);
   // "CLUSTER/ADDRESS": an address may be in several clusters, each checked on its own.
   const std::string who =

@@ -45,6 +45,9 @@ class HealthChecker {
     uint32_t failures = 0;
     bool last_seen_up = true;
     const balancer::BackendSpec* spec = nullptr;  // from the snapshot being checked
+    // Holds the backend's id while a check is in flight: a reload that removes the backend
+    // cannot free (and so recycle) the id under a check that will still write its state.
+    std::shared_ptr<const balancer::Snapshot> pinned;
     __kernel_timespec timeout{};
     // A send-proxy backend expects a PROXY header on every connection, checks included (as
     // HAProxy sends one by default): the LOCAL form, naming no client.
@@ -53,7 +56,7 @@ class HealthChecker {
   };
 
   void tick();
-  void start(uint32_t id);
+  void start(uint32_t id, const std::shared_ptr<const balancer::Snapshot>& snapshot);
   void on_connect(uint32_t id, int res);
   void finish(uint32_t id, bool ok);
   uint64_t data(Tag tag, uint32_t id) const { return encode(tag, id, now_us_); }

@@ -7,7 +7,12 @@ namespace {
 
 std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t version,
                            SharedState* shared, std::shared_ptr<balancer::Snapshot>* out) {
-  auto snapshot = std::make_shared<balancer::Snapshot>();
+  // The deleter gives the snapshot's backend ids back (balancer/snapshot.h says when one is freed).
+  balancer::BackendRegistry* registry = &shared->backends;
+  std::shared_ptr<balancer::Snapshot> snapshot(new balancer::Snapshot, [registry](balancer::Snapshot* s) {
+    balancer::release_backends(s, registry);
+    delete s;
+  });
   snapshot->version = version;
   snapshot->cluster = cluster;
   snapshot->policy = c.policy;
@@ -58,11 +63,27 @@ bool same_routes(const ListenConfig& a, const ListenConfig& b) {
 
 }  // namespace
 
+SharedState::SharedState(const Config& c) : config(c) {
+  // A freed id has no reader left (balancer/snapshot.h): its counts start again from zero for
+  // whichever backend gets it next, and its address is cleared.
+  backends.set_on_free([this](uint32_t id) {
+    backend_addresses[id] = Address{};
+    if (registry == nullptr) return;
+    for (const auto& w : registry->workers) w->backends[id].reset();
+  });
+}
+
+SharedState::~SharedState() {
+  // The snapshots (members destroyed after `registry`) release their ids last.
+  backends.set_on_free(nullptr);
+}
+
 std::string make_route(const ListenConfig& l, SharedState* shared, ListenerRoute* out) {
   std::string error;
   ListenerRoute route;
   route.accept_proxy = l.accept_proxy;
   route.family = l.address.family();
+  route.name = l.name;
   route.sni = !l.sni_routes.empty();
   if (!route.sni) {
     const int32_t index = cluster_index(l.cluster, shared, &error);

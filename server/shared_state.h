@@ -50,6 +50,7 @@ struct ListenerRoute {
   bool sni = false;      // by the ClientHello's server name, through `sni_routes`
   uint16_t cluster = 0;  // otherwise, this cluster (a BackendRegistry cluster index)
   protocol::SniRoutes sni_routes;  // to cluster indexes
+  std::string name;                // the listener's name (access log)
 };
 
 // A listener's settings that a reload may change, as the workers apply them.
@@ -69,11 +70,15 @@ struct ListenerPolicies {
 };
 
 struct SharedState {
-  explicit SharedState(const Config& c) : config(c) {}
+  explicit SharedState(const Config& c);
+  ~SharedState();
+  SharedState(const SharedState&) = delete;
+  SharedState& operator=(const SharedState&) = delete;
   Config config;  // as started; clusters live in `clusters` and listeners' settings in `policies`
   balancer::BackendRegistry backends;
   // Backend addresses by registry id. An id is its address as written (in its cluster), so an
-  // entry, once set (before the snapshot naming it is published), never changes.
+  // entry, set before the snapshot naming it is published, does not change while the id is live;
+  // it is cleared when the id is freed (balancer/snapshot.h).
   std::array<Address, balancer::BackendRegistry::kCapacity> backend_addresses{};
   // One snapshot per cluster, by registry cluster index; version 0: never published.
   std::array<balancer::SnapshotHolder, balancer::BackendRegistry::kMaxClusters> clusters;

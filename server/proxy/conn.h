@@ -51,6 +51,7 @@ struct Conn {
   bool counted = false;          // counted in its backend's active connections
   bool has_peer_name = false;    // Context::peer_names[id] holds this client's address
   bool has_proxied_dst = false;  // Context::proxied_dsts[id] holds where the client connected to
+  bool has_server_name = false;  // Context::server_names[id] holds its ClientHello's SNI
   bool listener_counted = false; // counted in SharedState::listener_active of its listener
   int client = -1;               // direct slots, -1 when closed
   int backend = -1;

@@ -92,6 +92,13 @@ void SniInspector::on_peek(uint32_t id, int res, uint32_t cqe_flags) {
     seen_[id] = static_cast<uint32_t>(res);
     return wait_for(id, static_cast<uint32_t>(hello.length));
   }
+  if (!hello.server_name.empty()) {
+    // Kept for the access log (bounded: a host name has at most 255 bytes anyway); assign()
+    // reuses the slot's buffer, so this allocates only the first few times.
+    if (ctx_.server_names.size() < ctx_.conns.size()) ctx_.server_names.resize(ctx_.conns.size());
+    ctx_.server_names[id].assign(hello.server_name, 0, kMaxServerName);
+    conn.has_server_name = true;
+  }
   const size_t cluster = ctx_.shared.routes[conn.listener].sni_routes.match(hello.server_name);
   if (cluster == protocol::kNoCluster) return ctx_.lifecycle->close(id, CloseReason::k_no_route);
   if (lowat_[id] != kDefaultLowat) {

@@ -5,6 +5,7 @@
 // accept-proxy listener's PROXY header, before the client's address is asked for.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -13,6 +14,9 @@ struct Context;
 }
 
 namespace ringlb::proxy {
+
+// The most bytes of a client's server name kept for the access log.
+inline constexpr size_t kMaxServerName = 255;
 
 class SniInspector {
  public:

@@ -23,6 +23,9 @@ void AccessBatch::log(uint32_t id, metrics::CloseReason reason) {
   r.start_unix_us = now_unix_us - static_cast<int64_t>((now_ns - conn.start_ns) / 1000);
   r.client = conn.has_peer_name ? reinterpret_cast<const sockaddr*>(&ctx_.peer_names[id]) : nullptr;
   r.listener = ctx_.shared.listen_bound[conn.listener].get();
+  r.listener_name = &ctx_.shared.routes[conn.listener].name;  // set before it accepted, never changed
+  if (conn.snap != nullptr) r.cluster = &ctx_.shared.backends.cluster_name(conn.cluster);
+  if (conn.has_server_name) r.sni = &ctx_.server_names[id];
   if (conn.backend_index >= 0) {
     r.backend = &conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].name;
   }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "metrics/stats.h"
@@ -70,6 +71,9 @@ struct Context {
   std::vector<proxy::Conn> conns;           // by connection id
   std::vector<sockaddr_in6> peer_names;     // by connection: the client's address
   std::vector<sockaddr_in6> proxied_dsts;   // sized on first use: an accept-proxy header's dst
+  // Sized on first use: the server name an SNI listener's client asked for (at most
+  // kMaxServerName bytes, for the access log), valid while Conn::has_server_name.
+  std::vector<std::string> server_names;
   uint32_t live = 0;
   // While a slot audit runs: slots this worker closed since it began (see SlotAudit).
   bool auditing = false;

@@ -98,6 +98,25 @@ TEST(Metrics, DashboardQueriesOnlyExistingSeries) {
     if (name == "ringlb_overview") continue;  // the dashboard's uid
     EXPECT_NE(text.find("\n" + name), std::string::npos) << name << " is not exported";
   }
+  // A cluster variable from a backend metric's cluster label, which the scrape has.
+  const size_t var_at = dashboard.find(R"("name": "cluster")");
+  ASSERT_NE(var_at, std::string::npos) << "no cluster template variable";
+  const std::regex cluster_query(R"re("query": "label_values\((ringlb_backend_[a-z_]+)(\{[^}]*\})?, cluster\)")re");
+  std::smatch var;
+  const std::string after = dashboard.substr(var_at, 400);
+  ASSERT_TRUE(std::regex_search(after, var, cluster_query)) << after;
+  EXPECT_NE(text.find("\n" + var[1].str() + "{cluster=\""), std::string::npos) << var[1] << " has no cluster label";
+  // Every query of a per-backend metric filters by it.
+  const std::regex expr_re(R"re("expr": "([^\n]*)",?\n)re");
+  int backend_queries = 0;
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), expr_re); it != std::sregex_iterator();
+       ++it) {
+    const std::string expr = (*it)[1];
+    if (expr.find("ringlb_backend_") == std::string::npos) continue;
+    ++backend_queries;
+    EXPECT_NE(expr.find(R"(cluster=~\"$cluster\")"), std::string::npos) << expr;
+  }
+  EXPECT_GE(backend_queries, 6);
 }
 
 TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {

@@ -361,6 +361,7 @@ TEST(Operations, AccessLogHasALinePerConnectionAndFollowsRotation) {
   ASSERT_TRUE(eventually([&] { return file_lines(path).size() == 2; })) << file_lines(path).size();
   const std::vector<std::string> lines = file_lines(path);
   const std::string listener = " listener=127.0.0.1:" + std::to_string(lb.port()) +
+                               " listener_name=listener-1 cluster=default sni=-"
                                " backend=" + echo.address() + " worker=0 queue_us=0 connect_attempts=1 connect_us=";
   // Lines come in the order the connections closed: one after the other here.
   EXPECT_NE(lines[0].find("Z client=127.0.0.2:" + port_a + listener), std::string::npos) << lines[0];
@@ -450,7 +451,8 @@ TEST(Operations, AccessLogInJson) {
   }
   ASSERT_EQ(objects.size(), 2u) << parsed.output;
   const std::string time_re = "time='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z' ";
-  const std::string listener = "listener='127.0.0.1:" + std::to_string(lb.port()) + "' ";
+  const std::string listener = "listener='127.0.0.1:" + std::to_string(lb.port()) +
+                               "' listener_name='listener-1' cluster='default' sni=None ";
   std::string python_refused = refused;  // as Python's repr writes it
   for (size_t at = 0; (at = python_refused.find_first_of("\\\t", at)) != std::string::npos; at += 2) {
     python_refused.replace(at, 1, python_refused[at] == '\t' ? "\\t" : "\\\\");

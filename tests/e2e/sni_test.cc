@@ -139,8 +139,9 @@ TEST(Sni, RoutesByServerNameExactWildcardAndDefault) {
                       << "  { name = \"*.example.net\", cluster = \"wild\" },\n]\nsni-default = \"fallback\"\n"
                       << "[[listener]]\nname = \"strict\"\naddress = \"127.0.0.1:0\"\n"
                       << "sni = [{ name = \"api.example.com\", cluster = \"api\" }]\n";
+  const std::string access_log = dir.path() + "/access.log";
   RinglbProcess lb;
-  ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
+  ASSERT_TRUE(lb.start({"--config", toml, "--access-log", access_log})) << lb.output();
 
   EXPECT_EQ(certificate_seen(lb.port(0), "api.example.com"), "api.example.com");
   EXPECT_EQ(certificate_seen(lb.port(0), "WWW.Example.com"), "www.example.com");
@@ -164,6 +165,17 @@ TEST(Sni, RoutesByServerNameExactWildcardAndDefault) {
   EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"tls\"", "cluster=\"fallback\""}), 3);
   EXPECT_EQ(lb.metric("ringlb_sni_routed_total", {"listener=\"strict\"", "cluster=\"api\""}), 1);
   EXPECT_EQ(lb.closed_total("bad_client_hello"), 0);
+  // The access log names each client's listener, cluster and server name ("-": none).
+  const auto logged = [&](const std::string& what) { return read_file(access_log).find(what) != std::string::npos; };
+  EXPECT_TRUE(eventually([&] { return logged(" listener_name=strict cluster=- sni=www.example.com backend=- "); }))
+      << read_file(access_log);
+  for (const std::string& fields : std::vector<std::string>{" listener_name=tls cluster=api sni=api.example.com backend=" + api.address(),
+                                    " listener_name=tls cluster=www sni=www.example.com backend=" + www.address(),  // lower-cased
+                                    " listener_name=tls cluster=fallback sni=- backend=" + fallback.address(),
+                                    " listener_name=tls cluster=fallback sni=unknown.test backend=",
+                                    " listener_name=strict cluster=api sni=api.example.com backend="}) {
+    EXPECT_TRUE(logged(fields)) << fields << "\n" << read_file(access_log);
+  }
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 

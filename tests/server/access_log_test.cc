@@ -50,6 +50,10 @@ TEST(AccessLine, EveryField) {
   r.client = reinterpret_cast<const sockaddr*>(&client);
   r.listener = reinterpret_cast<const sockaddr*>(&listener);
   r.backend = &backend;
+  const std::string listener_name = "web", cluster = "app", sni = "www.example.com";
+  r.listener_name = &listener_name;
+  r.cluster = &cluster;
+  r.sni = &sni;
   r.worker = 1;
   r.queue_us = 1500;
   r.connect_attempts = 2;
@@ -62,7 +66,7 @@ TEST(AccessLine, EveryField) {
   append_access_line(r, &line);
   EXPECT_EQ(line,
             "2026-11-22T05:38:10.123456Z client=192.0.2.7:51234 listener=[2001:db8::1]:443 "
-            "backend=10.0.0.5:80 worker=1 queue_us=1500 connect_attempts=2 connect_us=312 duration_us=12534 "
+            "listener_name=web cluster=app sni=www.example.com backend=10.0.0.5:80 worker=1 queue_us=1500 connect_attempts=2 connect_us=312 duration_us=12534 "
             "bytes_from_client=123 bytes_from_backend=4567890123 close=client_eof\n");
 }
 
@@ -73,9 +77,25 @@ TEST(AccessLine, UnknownValuesAreDashes) {
   std::string line = "first\n";
   append_access_line(r, &line);  // appends
   EXPECT_EQ(line,
-            "first\n1970-01-01T00:00:00.000000Z client=- listener=- backend=- worker=0 "
+            "first\n1970-01-01T00:00:00.000000Z client=- listener=- listener_name=- cluster=- sni=- "
+            "backend=- worker=0 "
             "queue_us=0 connect_attempts=0 connect_us=- duration_us=0 bytes_from_client=0 "
             "bytes_from_backend=0 close=no_backend\n");
+}
+
+TEST(AccessLine, NamesThatAreNotPlainAreQuoted) {
+  AccessRecord r;
+  const std::string spaced = "my listener", dash = "-", empty = "", odd = "a=\"b\"\x01\xff";
+  r.listener_name = &spaced;
+  r.cluster = &dash;
+  r.sni = &empty;
+  std::string line;
+  append_access_line(r, &line);
+  EXPECT_NE(line.find(" listener_name=\"my listener\" cluster=\"-\" sni=\"\" backend=-"), std::string::npos) << line;
+  r.sni = &odd;
+  line.clear();
+  append_access_line(r, &line);
+  EXPECT_NE(line.find(" sni=\"a=\\\"b\\\"\\u0001\\ufffd\" backend=-"), std::string::npos) << line;
 }
 
 // The record of AccessLine.EveryField, with its addresses kept alive by the fixture.
@@ -91,6 +111,9 @@ struct FullRecord {
     r.client = reinterpret_cast<const sockaddr*>(&client);
     r.listener = reinterpret_cast<const sockaddr*>(&listener);
     r.backend = &backend;
+    r.listener_name = &listener_name;
+    r.cluster = &cluster;
+    r.sni = &sni;
     r.worker = 1;
     r.queue_us = 1500;
     r.connect_attempts = 2;
@@ -103,6 +126,7 @@ struct FullRecord {
   sockaddr_in client{};
   sockaddr_in6 listener{};
   std::string backend = "10.0.0.5:80";
+  std::string listener_name = "web", cluster = "app", sni = "www.example.com";
   AccessRecord r;
 };
 
@@ -129,7 +153,8 @@ TEST(AccessJson, EveryField) {
   append_access_json(f.r, &line);  // appends
   EXPECT_EQ(line,
             "first\n{\"time\":\"2026-11-22T05:38:10.123456Z\",\"client\":\"192.0.2.7:51234\","
-            "\"listener\":\"[2001:db8::1]:443\",\"backend\":\"10.0.0.5:80\",\"worker\":1,"
+            "\"listener\":\"[2001:db8::1]:443\",\"listener_name\":\"web\",\"cluster\":\"app\","
+            "\"sni\":\"www.example.com\",\"backend\":\"10.0.0.5:80\",\"worker\":1,"
             "\"queue_us\":1500,\"connect_attempts\":2,\"connect_us\":312,\"duration_us\":12534,"
             "\"bytes_from_client\":123,\"bytes_from_backend\":4567890123,\"close\":\"client_eof\"}\n");
 }
@@ -139,7 +164,7 @@ TEST(AccessJson, UnknownValuesAreNull) {
   r.close_reason = "no_backend";
   EXPECT_EQ(json_line(r),
             "{\"time\":\"1970-01-01T00:00:00.000000Z\",\"client\":null,\"listener\":null,"
-            "\"backend\":null,\"worker\":0,\"queue_us\":0,\"connect_attempts\":0,\"connect_us\":null,"
+            "\"listener_name\":null,\"cluster\":null,\"sni\":null,\"backend\":null,\"worker\":0,\"queue_us\":0,\"connect_attempts\":0,\"connect_us\":null,"
             "\"duration_us\":0,\"bytes_from_client\":0,\"bytes_from_backend\":0,"
             "\"close\":\"no_backend\"}\n");
   // An address of another family (a Unix listener's peer) is unknown too.
@@ -323,6 +348,7 @@ TEST(AccessJson, RoundTripsEveryValue) {
   for (int c = 0; c < 0x80; ++c) every_byte.push_back(static_cast<char>(c));
   every_byte += "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
   f.backend = every_byte;
+  f.sni = every_byte;
   f.r.start_unix_us = 4102444799999999;  // 2099-12-31T23:59:59.999999Z
   f.r.worker = 4294967295u;
   f.r.queue_us = 9223372036854775807;
@@ -339,6 +365,9 @@ TEST(AccessJson, RoundTripsEveryValue) {
       {"time", "\"2099-12-31T23:59:59.999999Z"},
       {"client", "\"192.0.2.7:51234"},
       {"listener", "\"[2001:db8::1]:443"},
+      {"listener_name", "\"web"},
+      {"cluster", "\"app"},
+      {"sni", "\"" + every_byte},
       {"backend", "\"" + every_byte},
       {"worker", "4294967295"},
       {"queue_us", "9223372036854775807"},
@@ -356,16 +385,19 @@ TEST(AccessJson, RoundTripsEveryValue) {
   unknown.close_reason = "connect_failed";
   fields.clear();
   ASSERT_TRUE(FlatJson::parse(json_line(unknown), &fields, &error)) << error;
-  ASSERT_EQ(fields.size(), 12u);
+  ASSERT_EQ(fields.size(), 15u);
   EXPECT_EQ(fields[1], std::make_pair(std::string("client"), std::string("null")));
   EXPECT_EQ(fields[2], std::make_pair(std::string("listener"), std::string("null")));
-  EXPECT_EQ(fields[3], std::make_pair(std::string("backend"), std::string("null")));
-  EXPECT_EQ(fields[7], std::make_pair(std::string("connect_us"), std::string("null")));
-  EXPECT_EQ(fields[4], std::make_pair(std::string("worker"), std::string("0")));
+  EXPECT_EQ(fields[3], std::make_pair(std::string("listener_name"), std::string("null")));
+  EXPECT_EQ(fields[4], std::make_pair(std::string("cluster"), std::string("null")));
+  EXPECT_EQ(fields[5], std::make_pair(std::string("sni"), std::string("null")));
+  EXPECT_EQ(fields[6], std::make_pair(std::string("backend"), std::string("null")));
+  EXPECT_EQ(fields[10], std::make_pair(std::string("connect_us"), std::string("null")));
+  EXPECT_EQ(fields[7], std::make_pair(std::string("worker"), std::string("0")));
 }
 
 // The same lines through a real, strict JSON parser (Python's json module): each is one object
-// with the twelve fields, of the right types, and the backend's text comes back as written
+// with the fifteen fields, of the right types, and the backend's text comes back as written
 // (bytes that are not UTF-8 as U+FFFD).
 TEST(AccessJson, Python3ReadsEveryLine) {
   TempDir dir;
@@ -383,7 +415,7 @@ TEST(AccessJson, Python3ReadsEveryLine) {
   std::ofstream(path) << lines;
   const char* script = R"PY(
 import json, sys
-keys = ["time", "client", "listener", "backend", "worker", "queue_us", "connect_attempts",
+keys = ["time", "client", "listener", "listener_name", "cluster", "sni", "backend", "worker", "queue_us", "connect_attempts",
         "connect_us", "duration_us", "bytes_from_client", "bytes_from_backend", "close"]
 numbers = ["worker", "queue_us", "connect_attempts", "duration_us", "bytes_from_client",
            "bytes_from_backend"]
@@ -393,7 +425,7 @@ for line in open(sys.argv[1], encoding="utf-8"):
     for k in numbers:
         assert type(o[k]) is int, (k, o[k])
     assert o["connect_us"] is None or type(o["connect_us"]) is int
-    for k in ["client", "listener", "backend"]:
+    for k in ["client", "listener", "listener_name", "cluster", "sni", "backend"]:
         assert o[k] is None or type(o[k]) is str, (k, o[k])
     print(o["time"], o["client"], o["connect_us"], o["bytes_from_backend"], o["close"],
           "-" if o["backend"] is None else " ".join("%x" % ord(c) for c in o["backend"]))

@@ -132,5 +132,38 @@ TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
   EXPECT_NE(lines[1].find("--buffer-size"), std::string::npos);
 }
 
+TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
+  Config c = two_clusters();
+  SharedState shared(c);
+  shared.registry = std::make_unique<metrics::Registry>(2, &shared.backends);
+  ASSERT_EQ(set_up_routes(c, &shared), "");
+  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  const uint32_t kept = shared.clusters[0].get()->backends[0].id;
+  const uint32_t removed = shared.clusters[0].get()->backends[1].id;
+  for (uint32_t id : {kept, removed}) {
+    shared.registry->workers[1]->backends[id].connect_attempts.add(5);
+    shared.registry->workers[0]->backends[id].connect_latency.observe_ns(1000);
+  }
+  // A connection still holds the old snapshot: the removed backend stays live.
+  std::shared_ptr<const balancer::Snapshot> held = shared.clusters[0].get();
+  c.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:3"});
+  ASSERT_EQ(publish_config(c, 2, &shared), "");
+  EXPECT_TRUE(shared.backends.live(removed));
+  EXPECT_EQ(shared.backend_addresses[removed].to_string(), "127.0.0.1:2");
+  held.reset();
+  EXPECT_FALSE(shared.backends.live(removed));
+  EXPECT_EQ(shared.registry->workers[1]->backends[removed].connect_attempts.get(), 0u);
+  EXPECT_EQ(shared.registry->workers[0]->backends[removed].connect_latency.count(), 0u);
+  EXPECT_EQ(shared.backend_addresses[removed].to_string(), Address{}.to_string());
+  // The kept one has its id and its counts.
+  EXPECT_EQ(shared.clusters[0].get()->backends[0].id, kept);
+  EXPECT_EQ(shared.registry->workers[1]->backends[kept].connect_attempts.get(), 5u);
+  // The next new backend gets the freed id.
+  c.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:3", "127.0.0.1:4"});
+  ASSERT_EQ(publish_config(c, 3, &shared), "");
+  EXPECT_EQ(shared.clusters[0].get()->backends[2].id, removed);
+  EXPECT_EQ(shared.backend_addresses[removed].to_string(), "127.0.0.1:4");
+}
+
 }  // namespace
 }  // namespace ringlb
