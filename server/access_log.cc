@@ -164,7 +164,8 @@ void append_access_line(const AccessRecord& r, std::string* out) {
   out->append(" sni=");
   append_logfmt_name(r.sni, out);
   out->append(" backend=");
-  out->append(r.backend != nullptr ? *r.backend : std::string("-"));
+  // As written in the config, so anything (a unix: path with spaces or quotes): quoted then.
+  append_logfmt_name(r.backend, out);
   snprintf(text, sizeof(text), " worker=%u queue_us=%" PRId64 " connect_attempts=%u connect_us=",
            r.worker, r.queue_us, r.connect_attempts);
   out->append(text);

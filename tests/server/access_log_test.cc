@@ -525,3 +525,67 @@ TEST(AccessLog, DropsAndCountsWhenTheWriterIsTooFarBehind) {
 
 }  // namespace
 }  // namespace ringlb
+
+namespace ringlb {
+namespace {
+
+// The JSON line says what the logfmt line says, field for field, for the same connection:
+// python3 reads both ("-" is null, quoted logfmt values use JSON escapes) and compares them.
+TEST(AccessJson, SaysWhatTheLogfmtLineSays) {
+  sockaddr_in client{};
+  client.sin_family = AF_INET;
+  client.sin_port = htons(40000);
+  inet_pton(AF_INET, "198.51.100.9", &client.sin_addr);
+  const std::string backend = "unix:/run/x y\"z", listener_name = "front", cluster = "c-1",
+                    sni = "a.example.com", odd_name = "has space";
+  std::vector<AccessRecord> records(3);
+  records[0].start_unix_us = 1795325890123456;
+  records[0].client = reinterpret_cast<const sockaddr*>(&client);
+  records[0].backend = &backend;
+  records[0].listener_name = &listener_name;
+  records[0].cluster = &cluster;
+  records[0].sni = &sni;
+  records[0].worker = 3;
+  records[0].connect_attempts = 2;
+  records[0].connect_us = 77;
+  records[0].duration_us = 5000;
+  records[0].bytes_from_client = 10;
+  records[0].bytes_from_backend = 20;
+  records[0].close_reason = "backend_eof";
+  records[1].close_reason = "no_backend";  // every optional field unknown
+  records[2] = records[0];
+  records[2].listener_name = &odd_name;
+  records[2].sni = nullptr;
+  TempDir dir;
+  const std::string logfmt_path = dir.path() + "/a.log", json_path = dir.path() + "/a.json";
+  std::string logfmt, json;
+  for (const AccessRecord& r : records) {
+    append_access_line(r, &logfmt);
+    append_access_json(r, &json);
+  }
+  std::ofstream(logfmt_path) << logfmt;
+  std::ofstream(json_path) << json;
+  const char* script = R"PY(
+import json, re, sys
+def logfmt(line):
+    time, rest = line.rstrip("\n").split(" ", 1)
+    out = {"time": time}
+    for m in re.finditer(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', rest):
+        k, v = m.group(1), m.group(2)
+        out[k] = None if v == "-" else json.loads(v) if v.startswith('"') else int(v) if v.isdigit() else v
+    return out
+n = 0
+for a, b in zip(open(sys.argv[1]), open(sys.argv[2])):
+    la, jb = logfmt(a), json.loads(b)
+    assert list(la) == list(jb), (list(la), list(jb))
+    assert la == jb, (la, jb)
+    n += 1
+print(n)
+)PY";
+  const RunResult r = run_command({"python3", "-c", script, logfmt_path, json_path});
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << logfmt << json;
+  EXPECT_EQ(r.output, "3\n") << logfmt << json;
+}
+
+}  // namespace
+}  // namespace ringlb
