@@ -14,7 +14,8 @@ bash tools/setup.sh || exit 1
 out=$(mktemp -d /tmp/ringlb-fuzz.XXXXXX)
 base=/tmp/ringlb-fuzz-bazel
 # -Wno-... : clang's extra warnings in toml++ and our code are not this script's business.
-CC=clang-16 CXX=clang++-16 bazel --output_base="$base" build \
+# --symlink_prefix=/: no bazel-* links, which would otherwise point the workspace at this output base.
+CC=clang-16 CXX=clang++-16 bazel --output_base="$base" build --symlink_prefix=/ \
   --copt=-fsanitize=fuzzer-no-link,address,undefined --linkopt=-fsanitize=address,undefined --linkopt=-fsanitize-link-c++-runtime \
   --copt=-fno-sanitize-recover=undefined --copt=-Wno-error --copt=-fno-omit-frame-pointer \
   --compilation_mode=opt \
