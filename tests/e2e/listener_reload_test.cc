@@ -19,6 +19,7 @@
 #include "tests/support/backends.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
+#include "tests/support/streams.h"
 
 namespace ringlb::testing {
 namespace {
@@ -58,41 +59,6 @@ class ShortLoad {
   std::atomic<bool> stop_{false};
   std::atomic<int> done_{0}, failed_{0};
   std::vector<std::thread> threads_;
-};
-
-// A long-lived stream of `chunks` chunks of random bytes (one every 40 ms), each echo compared
-// with what was sent: ok when every byte came back in order and the stream ended cleanly.
-struct LongStream {
-  std::atomic<bool> ok{false};
-  std::atomic<bool> connected{false};
-  std::thread thread;
-  LongStream(uint16_t port, int chunks) {
-    Fd fd = connect_loopback(port);
-    char name = 0;
-    if (!fd) return;
-    set_recv_timeout(fd.get(), 10000);
-    if (!read_exact(fd.get(), &name, 1)) return;
-    connected = true;
-    thread = std::thread([this, chunks, f = fd.release()] {
-      Fd fd(f);
-      std::mt19937 rng(static_cast<unsigned>(f));
-      for (int i = 0; i < chunks; ++i) {
-        std::string chunk(8192, '\0');
-        for (char& c : chunk) c = static_cast<char>(rng());
-        std::string back(chunk.size(), '\0');
-        if (!write_all(fd.get(), chunk.data(), chunk.size()) ||
-            !read_exact(fd.get(), back.data(), back.size()) || back != chunk) {
-          return;
-        }
-        std::this_thread::sleep_for(40ms);
-      }
-      shutdown(fd.get(), SHUT_WR);
-      ok = read_to_eof(fd.get(), 5000).empty();
-    });
-  }
-  ~LongStream() {
-    if (thread.joinable()) thread.join();
-  }
 };
 
 struct ListenerSpec {
