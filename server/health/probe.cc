@@ -1,0 +1,158 @@
+#include "server/health/probe.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace ringlb::health {
+
+void Probe::start(const CheckSpec* spec, std::string preamble, const std::string& host, const TlsContext* tls) {
+  spec_ = spec;
+  tls_ctx_ = tls;
+  tls_.reset();
+  host_ = host;
+  out_ = std::move(preamble);
+  out_sent_ = 0;
+  reply_.clear();
+  result_ = Result::k_ok;
+  reason_.clear();
+  phase_ = Phase::kPreamble;
+}
+
+const char* Probe::waiting_for() const {
+  switch (phase_) {
+    case Phase::kPreamble: return "PROXY header";
+    case Phase::kHandshake: return "TLS handshake";
+    case Phase::kRequest:
+    case Phase::kReply: return "reply";
+    case Phase::kDone: break;
+  }
+  return "check";
+}
+
+void Probe::finish(Result r, std::string reason) {
+  phase_ = Phase::kDone;
+  result_ = r;
+  reason_ = std::move(reason);
+  tls_.reset();  // the SSL object's memory goes back now, not at the next check
+}
+
+Probe::Step Probe::next() {
+  for (;;) {
+    if (phase_ == Phase::kDone) return {};
+    if (out_sent_ < out_.size()) return {Step::kSend, out_.data() + out_sent_, nullptr, out_.size() - out_sent_};
+    out_.clear();
+    out_sent_ = 0;
+    switch (phase_) {
+      case Phase::kPreamble:
+        if (!uses_tls(spec_->type)) {
+          phase_ = Phase::kRequest;
+          break;
+        }
+        tls_ = tls_ctx_ != nullptr ? std::make_unique<TlsClient>(*tls_ctx_, spec_->sni) : nullptr;
+        if (!tls_ || !tls_->ok()) {
+          finish(Result::k_tls_error, "TLS: " + (tls_ ? tls_->error() : std::string("no TLS context")));
+          break;
+        }
+        phase_ = Phase::kHandshake;
+        break;
+      case Phase::kHandshake: {
+        const TlsClient::Status s = tls_->handshake();
+        tls_->take_output(&out_);
+        if (s == TlsClient::kError) {
+          finish(Result::k_tls_error, "TLS " + tls_->error());
+          break;
+        }
+        if (s == TlsClient::kDone) {
+          phase_ = Phase::kRequest;
+          break;
+        }
+        if (out_.empty()) return {Step::kRecv, nullptr, in_.data(), in_.size()};
+        break;  // send the handshake's bytes first
+      }
+      case Phase::kRequest: {
+        std::string request;
+        if (uses_http(spec_->type)) {
+          request = spec_->http_request(host_);
+        } else if (spec_->type == CheckType::kSendExpect) {
+          request = spec_->send;
+        } else {
+          finish(Result::k_ok, {});  // tcp: connected; tls: the handshake completed
+          break;
+        }
+        phase_ = Phase::kReply;
+        if (tls_) {
+          if (!tls_->write(request)) {
+            finish(Result::k_tls_error, "TLS " + tls_->error());
+            break;
+          }
+          tls_->take_output(&out_);
+        } else {
+          out_ = std::move(request);
+        }
+        break;
+      }
+      case Phase::kReply:
+        return {Step::kRecv, nullptr, in_.data(), in_.size()};
+      case Phase::kDone:
+        break;
+    }
+  }
+}
+
+void Probe::on_error(int res, const char* op) {
+  if (res == -ECANCELED) return finish(Result::k_timeout, std::string("no ") + waiting_for());
+  const std::string what = std::string(op) + ": " + strerror(-res);
+  if (phase_ == Phase::kHandshake) return finish(Result::k_tls_error, "TLS handshake: " + what);
+  finish(Result::k_bad_response, what);
+}
+
+void Probe::on_sent(int res) {
+  if (phase_ == Phase::kDone) return;
+  if (res < 0) return on_error(res, "send");
+  out_sent_ += static_cast<size_t>(res);
+}
+
+void Probe::on_received(int res) {
+  if (phase_ == Phase::kDone) return;
+  if (res < 0) return on_error(res, "recv");
+  if (phase_ == Phase::kHandshake) {
+    if (res == 0) return finish(Result::k_tls_error, "TLS handshake: the backend closed the connection");
+    tls_->feed(in_.data(), static_cast<size_t>(res));
+    return;  // next() carries the handshake on
+  }
+  bool eof = res == 0;
+  if (tls_ && res > 0) {
+    tls_->feed(in_.data(), static_cast<size_t>(res));
+    char plain[4096];
+    for (;;) {
+      const int n = tls_->read(plain, sizeof(plain));
+      if (n > 0) {
+        reply_.append(plain, std::min(static_cast<size_t>(n), kMaxReplyWindow - reply_.size()));
+        continue;
+      }
+      if (n == TlsClient::kClosed) eof = true;
+      if (n == TlsClient::kError) return finish(Result::k_tls_error, "TLS " + tls_->error());
+      break;
+    }
+  } else if (res > 0) {
+    reply_.append(in_.data(), std::min(static_cast<size_t>(res), kMaxReplyWindow - reply_.size()));
+  }
+  judge(eof || reply_.size() >= kMaxReplyWindow);
+}
+
+void Probe::judge(bool done) {
+  const Judgement j = uses_http(spec_->type) ? judge_http(reply_, done, *spec_)
+                                             : judge_expect(reply_, done, spec_->expect, spec_->window());
+  switch (j.verdict) {
+    case Verdict::kMore:
+      return;
+    case Verdict::kOk:
+      return finish(Result::k_ok, {});
+    case Verdict::kBadStatus:
+      return finish(Result::k_bad_status, j.reason);
+    case Verdict::kBadResponse:
+      return finish(Result::k_bad_response, j.reason);
+  }
+}
+
+}  // namespace ringlb::health

@@ -1,0 +1,63 @@
+// One check's conversation with a backend after its connect, without I/O: the health checker
+// asks next() what to do (send these bytes, receive into this buffer, or stop with a result),
+// does it on its ring, and reports back with on_sent/on_received. TLS sits inside (TlsClient's
+// memory BIOs), so the ring moves only ciphertext and the unit tests can drive a probe by hand.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "server/health/check_spec.h"
+#include "server/health/reply.h"
+#include "server/health/tls_client.h"
+
+namespace ringlb::health {
+
+
+class Probe {
+ public:
+  struct Step {
+    enum Kind : uint8_t { kSend, kRecv, kDone } kind = kDone;
+    const char* data = nullptr;  // kSend: these bytes
+    char* buf = nullptr;         // kRecv: into this buffer
+    size_t len = 0;              // kSend: bytes; kRecv: the buffer's room
+  };
+
+  // A conversation for `spec` (kept by the caller until the probe ends): first `preamble` (a
+  // send-proxy LOCAL header, or empty), then the handshake and the request. `host` is the
+  // default Host header; `tls` is needed for tls and https checks.
+  void start(const CheckSpec* spec, std::string preamble, const std::string& host, const TlsContext* tls);
+  Step next();
+  // The result of the last kSend/kRecv: bytes, 0 (EOF, for a recv), or -errno (-ECANCELED: the
+  // check's deadline passed).
+  void on_sent(int res);
+  void on_received(int res);
+
+  bool done() const { return phase_ == Phase::kDone; }
+  Result result() const { return result_; }
+  const std::string& reason() const { return reason_; }
+  // What it was waiting for, for a timeout's reason ("connect", "TLS handshake", "reply").
+  const char* waiting_for() const;
+
+ private:
+  enum class Phase : uint8_t { kPreamble, kHandshake, kRequest, kReply, kDone };
+  void finish(Result r, std::string reason);
+  void judge(bool eof);
+  void on_error(int res, const char* op);
+
+  const CheckSpec* spec_ = nullptr;
+  const TlsContext* tls_ctx_ = nullptr;
+  std::unique_ptr<TlsClient> tls_;
+  Phase phase_ = Phase::kDone;
+  std::string host_;
+  std::string out_;       // bytes to send (ciphertext under TLS)
+  size_t out_sent_ = 0;
+  std::string reply_;     // the reply so far (plaintext), at most kMaxReplyWindow
+  std::array<char, 4096> in_{};  // what a recv lands in
+  Result result_ = Result::k_ok;
+  std::string reason_;
+};
+
+}  // namespace ringlb::health
