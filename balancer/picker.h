@@ -18,6 +18,9 @@ class Picker {
   // Index into snapshot.backends, or -1 when no backend can take the connection. `key_hash`
   // is the client's hash (Maglev); `tried` has bit i set for backends this client already tried
   // (backends past the 64th are never excluded). Backups are used only when no primary can be.
+  // Under slow start (balancer/slow_start.h) a ramping backend counts with its effective
+  // weight: round robin and leastconn by that weight, random2's draws by it, and Maglev sends
+  // a stable part of its keys to it (the rest take their next entry, the fallback order).
   int pick(uint64_t key_hash, uint64_t tried);
 
   // Whether pick() would find a backend now (and so, with no side effects, whether a queued
@@ -43,6 +46,13 @@ class Picker {
   int random_two(uint64_t tried, bool backup);
   int maglev(uint64_t key_hash, uint64_t tried, bool backup);
   uint64_t next_random();
+  // Slow start: whether some backend ramps now (read once per pick), and each one's share.
+  void refresh_ramp();
+  uint64_t factor(size_t i) const;  // kRampScale unless ramping
+  uint64_t weight_of(size_t i) const { return snapshot_.backends[i].weight * factor(i); }
+  // Smooth weighted round robin over the effective weights, while some backend ramps (the
+  // precomputed schedule holds the full weights).
+  int ramp_round_robin(uint64_t tried, bool backup);
 
   const Snapshot& snapshot_;
   SmoothRoundRobin round_robin_;
@@ -53,6 +63,10 @@ class Picker {
   std::vector<uint64_t> weight_prefix_;  // running sum of weights, for weighted random draws
   uint64_t rng_;
   size_t cursor_ = 0;  // where leastconn starts looking, so that ties go in turn
+  bool has_slow_start_ = false;  // some backend has slow-start: each pick reads the clock
+  bool ramping_ = false;
+  uint64_t now_ns_ = 0;
+  std::vector<int64_t> ramp_current_;
 };
 
 }  // namespace ringlb::balancer

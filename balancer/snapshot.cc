@@ -41,12 +41,13 @@ int32_t BackendRegistry::intern_cluster(const std::string& name) {
   return static_cast<int32_t>(n);
 }
 
-int32_t BackendRegistry::intern(uint32_t cluster, const std::string& name) {
+int32_t BackendRegistry::intern(uint32_t cluster, const std::string& name, bool* added) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint32_t n = size_.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < n; ++i) {
     if (refs_[i].load(std::memory_order_relaxed) != 0 && cluster_of_[i] == cluster && names_[i] == name) {
       refs_[i].fetch_add(1, std::memory_order_relaxed);
+      if (added != nullptr) *added = false;
       return static_cast<int32_t>(i);
     }
   }
@@ -63,6 +64,7 @@ int32_t BackendRegistry::intern(uint32_t cluster, const std::string& name) {
   names_[id] = name;
   cluster_of_[id] = cluster;
   refs_[id].store(1, std::memory_order_release);
+  if (added != nullptr) *added = true;
   return static_cast<int32_t>(id);
 }
 
@@ -75,6 +77,7 @@ void BackendRegistry::release(uint32_t id) {
   s.active.store(0, std::memory_order_relaxed);
   s.up.store(1, std::memory_order_relaxed);
   s.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+  s.ramp_from_ns.store(0, std::memory_order_relaxed);
   if (on_free_) on_free_(id);
   names_[id].clear();
   free_.push_back(id);
@@ -108,13 +111,18 @@ void release_backends(Snapshot* s, BackendRegistry* registry) {
   }
 }
 
-std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size) {
+std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size,
+                            uint64_t added_at_ns) {
   if (s->backends.empty() && !s->retired) return "no backends";
   for (BackendSpec& b : s->backends) {
-    const int32_t id = registry->intern(s->cluster, b.name);
+    bool added = false;
+    const int32_t id = registry->intern(s->cluster, b.name, &added);
     if (id < 0) return "more than " + std::to_string(BackendRegistry::kCapacity) + " distinct backends";
     b.id = static_cast<uint32_t>(id);
     b.state = &registry->state(b.id);
+    if (added && added_at_ns != 0 && b.slow_start_ms != 0) {
+      b.state->ramp_from_ns.store(added_at_ns, std::memory_order_relaxed);
+    }
   }
   if (s->policy == Policy::kMaglev) {
     if (!is_prime(maglev_size)) {
@@ -141,7 +149,8 @@ bool same_snapshot(const Snapshot& a, const Snapshot& b) {
     if (x.id != y.id || x.weight != y.weight || x.max_connections != y.max_connections ||
         x.backup != y.backup || x.proxy_protocol != y.proxy_protocol ||
         x.check_interval_ms != y.check_interval_ms || x.check_timeout_ms != y.check_timeout_ms ||
-        x.rise != y.rise || x.fall != y.fall) {
+        x.rise != y.rise || x.fall != y.fall || x.slow_start_ms != y.slow_start_ms ||
+        (x.check == nullptr) != (y.check == nullptr) || (x.check != nullptr && !(*x.check == *y.check))) {
       return false;
     }
   }

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "server/health/check_spec.h"
+
 namespace ringlb::balancer {
 
 enum class Policy : uint8_t { kRoundRobin, kLeastConn, kRandom2, kMaglev };
@@ -27,6 +29,9 @@ struct alignas(64) BackendState {
   std::atomic<int32_t> active{0};           // live connections, all workers together
   std::atomic<uint8_t> up{1};               // 1 while it takes new connections
   std::atomic<uint32_t> connect_failures_in_a_row{0};
+  // Slow start: when (CLOCK_MONOTONIC ns) the backend came up or was added; 0 = not ramping.
+  // Written by the health checker and reloads, read by the pickers of backends with slow start.
+  std::atomic<uint64_t> ramp_from_ns{0};
 };
 
 struct BackendSpec {
@@ -42,6 +47,10 @@ struct BackendSpec {
   uint32_t check_timeout_ms = 0;
   uint32_t rise = 2;
   uint32_t fall = 3;
+  // What a check sends and expects (null: a tcp check). Read by the health checker only.
+  std::shared_ptr<const health::CheckSpec> check;
+  // Slow start: its share ramps up over this long after it comes up or is added; 0 = at once.
+  uint32_t slow_start_ms = 0;
   uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
   BackendState* state = nullptr;
 };
@@ -70,7 +79,8 @@ class BackendRegistry {
   const std::string& cluster_name(uint32_t cluster) const { return cluster_names_[cluster]; }
   // The id for backend `name` of cluster `cluster`, taking one reference on it (allocating a free
   // id if the backend is not live); -1 when every id is live.
-  int32_t intern(uint32_t cluster, const std::string& name);
+  // *added (if given) says whether the id was free before (a backend new to the cluster).
+  int32_t intern(uint32_t cluster, const std::string& name, bool* added = nullptr);
   // Gives back one reference taken by intern; the last one frees the id (see above).
   void release(uint32_t id);
   // Called with the lock held for an id about to be freed, before anyone can get it again.
@@ -126,8 +136,11 @@ struct Snapshot {
 // Validates and completes a snapshot: registers its backends (in its cluster: one reference on
 // each id, which sets the spec's `state`), builds the Maglev table. Whoever destroys the snapshot
 // gives the references back (release_backends; SharedState's snapshots do it in their deleter).
-// Returns an empty string on success, otherwise what is wrong.
-std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size);
+// A backend with slow start that is new to the registry ramps from `added_at_ns` (0: no ramp, as
+// at start-up, when every backend starts at once). Returns an empty string on success,
+// otherwise what is wrong.
+std::string finish_snapshot(Snapshot* snapshot, BackendRegistry* registry, uint32_t maglev_size,
+                            uint64_t added_at_ns = 0);
 
 // Releases the ids a finish_snapshot took (the specs with a `state`), once.
 void release_backends(Snapshot* snapshot, BackendRegistry* registry);
