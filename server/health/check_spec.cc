@@ -245,7 +245,7 @@ bool set_check_text(std::string_view key, const std::string& text, CheckSettings
 
 std::optional<CheckProblem> validate(const CheckSpec& spec) {
   if (spec.type == CheckType::kSendExpect && spec.expect.empty()) {
-    return CheckProblem{"check-expect", "", "a send-expect check needs check-expect"};
+    return CheckProblem{"check", "send-expect", "a send-expect check needs check-expect"};
   }
   if (spec.type == CheckType::kSendExpect && (spec.window() < spec.expect.size() || spec.window() > kMaxReplyWindow)) {
     return CheckProblem{"check-expect-within", std::to_string(spec.expect_within),

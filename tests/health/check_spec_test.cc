@@ -91,7 +91,8 @@ TEST(CheckSpec, ValidateNeedsWhatTheTypeUses) {
   CheckSpec s;
   s.type = CheckType::kSendExpect;
   ASSERT_TRUE(validate(s));
-  EXPECT_STREQ(validate(s)->key, "check-expect");
+  EXPECT_STREQ(validate(s)->key, "check");
+  EXPECT_EQ(validate(s)->why, "a send-expect check needs check-expect");
   s.expect = "+PONG";
   EXPECT_FALSE(validate(s));
   s.expect_within = 3;
