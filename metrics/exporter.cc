@@ -205,6 +205,9 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily to = family("ringlb_backend_sent_bytes_total", "Bytes sent from clients to the backend.", MetricType::Counter);
     MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
     MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
+    MetricFamily check_duration = family("ringlb_backend_check_duration_seconds",
+                                         "Time an active health check of the backend took, to its verdict.", MetricType::Histogram);
+    MetricFamily checks = family("ringlb_backend_checks_total", "Active health checks of the backend, by result.", MetricType::Counter);
     // Only live ids: a freed one has no series (its name is gone). An id freed and reused during
     // the scrape shows the new backend's counts under the old name once, harmlessly.
     for (const balancer::BackendRegistry::Live& live : r.backends->live_backends()) {
@@ -228,8 +231,18 @@ std::vector<MetricFamily> Collector::Collect() const {
       to.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_to), label));
       from.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_from), label));
       latency.metric.push_back(histogram_metric(parts, label));
+      const HealthCheckStats& h = r.checks[b];
+      if (h.duration.count() == 0) continue;  // not checked (yet): no check series
+      check_duration.metric.push_back(histogram_metric({&h.duration}, label));
+      for (size_t i = 0; i < h.results.size(); ++i) {
+        std::vector<ClientMetric::Label> with_result = label;
+        with_result.push_back({"result", health::result_name(static_cast<health::Result>(i))});
+        checks.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(h.results[i].get()), with_result));
+      }
     }
-    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
+    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency, &check_duration, &checks}) {
+      out.push_back(std::move(*f));
+    }
   }
   {
     // Only the pairs that routed a client: the rest of listeners x clusters would be zeros (and

@@ -91,6 +91,16 @@ struct BackendStats {
   }
 };
 
+// One backend's active checks, written by the health checker only.
+struct HealthCheckStats {
+  LocalHistogram duration;  // from the socket to the verdict
+  std::array<LocalCounter, static_cast<size_t>(health::Result::kCount)> results{};
+  void reset() {
+    duration.reset();
+    for (LocalCounter& c : results) c.set(0);
+  }
+};
+
 struct alignas(64) WorkerStats {
   WorkerStats() : backends(balancer::BackendRegistry::kCapacity) {}
   LocalCounter active;      // gauge: live client connections
@@ -155,6 +165,8 @@ struct Registry {
   LocalHistogram health_check_latency;  // written by the health checker
   LocalCounter health_checks;
   LocalCounter health_check_failures;
+  // By backend registry id (reset when an id is freed).
+  std::vector<HealthCheckStats> checks = std::vector<HealthCheckStats>(balancer::BackendRegistry::kCapacity);
   // --access-log lines written, and dropped (writer too far behind, or a failed write). Written
   // under the access log's lock, so there is still one writer at a time.
   LocalCounter access_log_lines;

@@ -1,18 +1,24 @@
-// Active TCP health checks on an io_uring ring of their own: for each backend of every cluster
-// (an address in two clusters is two backends, checked with each cluster's settings), every interval,
-// a direct socket connects with a linked timeout (and, for a send-proxy backend, sends a LOCAL
-// PROXY header) and is closed. `rise` successes in a row bring
-// a down backend up; `fall` failures in a row take it down. Workers see the result through the
-// backend's shared state (one relaxed load per pick).
+// Active health checks on an io_uring ring of their own, on the checker's own thread: for each
+// backend of every cluster (an address in two clusters is two backends, checked with each
+// cluster's settings), every interval, a direct socket connects (to the backend's port or
+// check-port), then a health::Probe holds the conversation: a send-proxy backend's LOCAL PROXY
+// header, a TLS handshake (OpenSSL over memory BIOs: the ring moves the records), an HTTP request
+// or send-expect bytes, and the reply judged as it arrives. Every operation is linked to a
+// timeout at the check's deadline. `rise` passes in a row bring a down backend up (slow start
+// begins), `fall` failures take it down; the last failure's reason is kept for `ringlb ctl
+// backends` and the log line. Workers see the result through the backend's shared state.
 #pragma once
 
 #include <array>
 #include <future>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "balancer/snapshot.h"
-#include "server/protocol/proxy_protocol.h"
+#include "server/address.h"
+#include "server/health/probe.h"
+#include "server/health/tls_client.h"
 #include "server/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
@@ -39,31 +45,39 @@ class HealthChecker {
   struct Check {
     uint64_t next_due_ns = 0;
     uint64_t started_ns = 0;
+    uint64_t deadline_ns = 0;
     bool in_flight = false;
     int slot = -1;
     uint32_t successes = 0;
     uint32_t failures = 0;
     bool last_seen_up = true;
-    const balancer::BackendSpec* spec = nullptr;  // from the snapshot being checked
+    // The backend's spec in the newest snapshots (null: removed), and the one the check in
+    // flight runs by (in its pinned snapshot; a reload meanwhile does not change a check midway).
+    const balancer::BackendSpec* spec = nullptr;
+    const balancer::BackendSpec* running = nullptr;
     // Holds the backend's id while a check is in flight: a reload that removes the backend
     // cannot free (and so recycle) the id under a check that will still write its state.
     std::shared_ptr<const balancer::Snapshot> pinned;
-    __kernel_timespec timeout{};
-    // A send-proxy backend expects a PROXY header on every connection, checks included (as
-    // HAProxy sends one by default): the LOCAL form, naming no client.
-    char proxy_header[kMaxProxyHeader];
-    uint8_t proxy_header_len = 0;
+    Address target;  // the backend's address, with check-port if set
+    __kernel_timespec timeout{};  // what is left to the deadline, for the next linked timeout
+    // Made at the backend's first check, kept for the next ones (its buffers are 8 KiB).
+    std::unique_ptr<health::Probe> probe;
   };
 
   void tick();
   void start(uint32_t id, const std::shared_ptr<const balancer::Snapshot>& snapshot);
   void on_connect(uint32_t id, int res);
-  void finish(uint32_t id, bool ok);
+  // Does what the probe asks next: a send or recv linked to the deadline, or the verdict.
+  void advance(uint32_t id);
+  // Links a timeout at the check's deadline behind `sqe` (reserved together with it).
+  void link_deadline(uint32_t id, io_uring_sqe* sqe);
+  void finish(uint32_t id, health::Result result, const std::string& reason);
   uint64_t data(Tag tag, uint32_t id) const { return encode(tag, id, now_us_); }
 
   SharedState& shared_;
   uring::Ring ring_;
   uring::FileTable table_;
+  std::unique_ptr<health::TlsContext> tls_;
   // Every cluster's snapshot being checked, by registry cluster index (null: none yet).
   std::vector<std::shared_ptr<const balancer::Snapshot>> snapshots_;
   std::array<Check, balancer::BackendRegistry::kCapacity> checks_{};

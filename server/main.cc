@@ -352,7 +352,7 @@ int serve(const Config& config, int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ctl") {
     if (argc != 4) {
-      ringlb::log(ringlb::LogLevel::kError, "usage: ringlb ctl PATH connections");
+      ringlb::log(ringlb::LogLevel::kError, "usage: ringlb ctl PATH connections|backends");
       return 2;
     }
     return ringlb::run_ctl(argv[2], argv[3]);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/clock.h"
+
 namespace ringlb {
 namespace {
 
@@ -32,9 +34,14 @@ std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t ve
     spec.check_timeout_ms = static_cast<uint32_t>(b.health_timeout.value_or(c.health.timeout).count());
     spec.rise = b.health_rise.value_or(c.health.rise);
     spec.fall = b.health_fall.value_or(c.health.fall);
+    const health::CheckSpec check = c.health.check.overlaid(b.check).resolve();
+    if (!(check == health::CheckSpec{})) spec.check = std::make_shared<const health::CheckSpec>(check);
+    spec.slow_start_ms = static_cast<uint32_t>(b.slow_start.value_or(c.health.slow_start).count());
     snapshot->backends.push_back(spec);
   }
-  std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size);
+  // Backends a reload adds ramp up (slow start); those of the first config start at once.
+  const uint64_t added_at = version > 1 ? monotonic_ns() : 0;
+  std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size, added_at);
   if (!error.empty()) return "cluster '" + c.name + "': " + error;
   *out = std::move(snapshot);
   return {};
@@ -68,8 +75,13 @@ SharedState::SharedState(const Config& c) : config(c) {
   // whichever backend gets it next, and its address is cleared.
   backends.set_on_free([this](uint32_t id) {
     backend_addresses[id] = Address{};
+    {
+      std::lock_guard<std::mutex> lock(check_failures_mu);
+      last_check_failure[id].clear();
+    }
     if (registry == nullptr) return;
     for (const auto& w : registry->workers) w->backends[id].reset();
+    registry->checks[id].reset();
   });
 }
 

@@ -92,6 +92,10 @@ struct SharedState {
   std::vector<ListenConfig> listener_configs;
   std::vector<bool> listener_live;
   std::unique_ptr<metrics::Registry> registry;
+  // Why each backend's last active check failed ("HTTP 503 from GET /healthz"), by registry id,
+  // for `ringlb ctl PATH backends`; "" until one fails. Written by the health checker.
+  std::mutex check_failures_mu;
+  std::array<std::string, balancer::BackendRegistry::kCapacity> last_check_failure;
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
   // The listening addresses as bound (port 0 resolved), by listener index: the destination a

@@ -43,7 +43,8 @@ enum class Tag : uint8_t {
   kCheckTick,
   kCheckSocket,
   kCheckConnect,
-  kCheckProxyHeader,  // the LOCAL PROXY header a check sends to a send-proxy backend
+  kCheckSend,       // bytes of a check: a send-proxy LOCAL header, a request, TLS records
+  kCheckRecv,       // a check's reply (TLS records under tls/https)
   kCheckTimeout,
   // Acceptor.
   kAccept,

@@ -126,7 +126,8 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
       out << "usage: ringlb --listen ADDR:PORT --backend ADDR:PORT [options]\n"
           << "       ringlb --config FILE.toml [options]\n"
           << "       ringlb check (--config FILE.toml | options)   (validate, start nothing)\n"
-          << "       ringlb ctl PATH connections   (live connections of the ringlb at PATH)\n\n"
+          << "       ringlb ctl PATH connections   (live connections of the ringlb at PATH)\n"
+          << "       ringlb ctl PATH backends      (each backend: state, weight, connections, last check failure)\n\n"
           << desc << "\nSignals: SIGTERM/SIGINT drain and exit; SIGHUP re-reads --config.\n";
       *message = out.str();
       return ParseStatus::kExit0;

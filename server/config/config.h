@@ -16,6 +16,7 @@
 #include "server/log_level.h"
 #include "server/acl.h"
 #include "server/address.h"
+#include "server/health/check_spec.h"
 #include "server/protocol/proxy_protocol.h"
 
 namespace ringlb {
@@ -44,6 +45,10 @@ struct HealthConfig {
   Millis timeout{1000};
   uint32_t rise = 2;
   uint32_t fall = 3;
+  // What a check sends and expects (check, check-port, check-path, ...; default: tcp).
+  health::CheckSettings check;
+  // slow-start: a backend that comes up, or is added by a reload, ramps to its weight over this.
+  Millis slow_start{0};
 };
 
 struct BackendConfig {
@@ -57,6 +62,8 @@ struct BackendConfig {
   // Per-backend overrides of the cluster's health settings (unset = the cluster's).
   std::optional<Millis> health_interval, health_timeout;
   std::optional<uint32_t> health_rise, health_fall;
+  health::CheckSettings check;  // over the cluster's
+  std::optional<Millis> slow_start;
 };
 
 // A named pool of backends and how to pick among them (a "service" upstream).

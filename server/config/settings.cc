@@ -90,6 +90,24 @@ bool set_scheduling(const Value& v, bool* batch, std::string* why) {
   return true;
 }
 
+// A check-* key of a cluster (or the top level) or a backend: numbers here, strings validated
+// by health::set_check_text (which names the bad value: an unknown type, a bad status range...).
+bool set_check(const Value& v, std::string_view key, health::CheckSettings* s, std::string* why) {
+  uint64_t n = 0;
+  if (key == "check-port") {
+    if (!v.get_uint(1, 65535, &n, why)) return false;
+    s->port = static_cast<uint16_t>(n);
+    return true;
+  }
+  if (key == "check-expect-within") {
+    if (!v.get_uint(1, health::kMaxReplyWindow, &n, why)) return false;
+    s->expect_within = static_cast<uint32_t>(n);
+    return true;
+  }
+  std::string text;
+  return v.get_string(&text, "a string", why) && health::set_check_text(key, text, s, why);
+}
+
 constexpr uint64_t kMaxConns = limits::kMaxConnections;
 constexpr uint64_t kMaxRf = limits::kMaxRiseFall;
 
@@ -210,6 +228,30 @@ const Entry kEntries[] = {
        return set_uint(v, 1, limits::kMaxConnectAttempts, &t.cluster->connect_attempts, why); }},
     {Level::kCluster, "queue-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, false, &t.cluster->queue_timeout, why); }},
+    {Level::kCluster, "check", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-port", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-port", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-method", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-method", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-path", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-path", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-host", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-host", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-status", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-status", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-body", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-body", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-send", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-send", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-expect", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-expect", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-expect-within", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-expect-within", &t.cluster->health.check, why); }},
+    {Level::kCluster, "check-sni", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-sni", &t.cluster->health.check, why); }},
+    {Level::kCluster, "slow-start", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.cluster->health.slow_start, why); }},
 
     // A listener's, or at the top level every listener's default.
     {Level::kListenerDefault, "accept-proxy", nullptr, [](const Value& v, const Target& t, std::string* why) {
@@ -269,6 +311,30 @@ const Entry kEntries[] = {
        if (!set_uint(v, 1, kMaxRf, &n, why)) return false;
        t.backend->health_fall = n;
        return true; }},
+    {Level::kBackend, "check", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check", &t.backend->check, why); }},
+    {Level::kBackend, "check-port", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-port", &t.backend->check, why); }},
+    {Level::kBackend, "check-method", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-method", &t.backend->check, why); }},
+    {Level::kBackend, "check-path", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-path", &t.backend->check, why); }},
+    {Level::kBackend, "check-host", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-host", &t.backend->check, why); }},
+    {Level::kBackend, "check-status", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-status", &t.backend->check, why); }},
+    {Level::kBackend, "check-body", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-body", &t.backend->check, why); }},
+    {Level::kBackend, "check-send", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-send", &t.backend->check, why); }},
+    {Level::kBackend, "check-expect", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-expect", &t.backend->check, why); }},
+    {Level::kBackend, "check-expect-within", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-expect-within", &t.backend->check, why); }},
+    {Level::kBackend, "check-sni", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_check(v, "check-sni", &t.backend->check, why); }},
+    {Level::kBackend, "slow-start", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_optional_duration(v, false, &t.backend->slow_start, why); }},
 };
 
 bool in_scope(Level level, Scope scope) {
@@ -376,6 +442,16 @@ std::vector<Problem> check_cluster(const ClusterConfig& c) {
     if (interval.count() > 0 && timeout.count() == 0 && (b.health_interval || b.health_timeout)) {
       problems.push_back({static_cast<int>(i), "health-timeout", "0ms",
                           "must be above zero while health checks run"});
+    }
+    // The check as this backend runs it; blamed on the backend if it set any check key.
+    const health::CheckSettings own = b.check;
+    const bool overrides = own.type || own.port || own.method || own.path || own.host || own.body ||
+                           own.send || own.expect || own.sni || own.status || own.expect_within;
+    if (auto p = health::validate(c.health.check.overlaid(own).resolve())) {
+      const int at = overrides ? static_cast<int>(i) : -1;
+      const bool seen = std::any_of(problems.begin(), problems.end(),
+                                    [&](const Problem& q) { return q.backend == at && std::string_view(q.key) == p->key; });
+      if (!seen) problems.push_back({at, p->key, p->value.empty() ? "(unset)" : "\"" + p->value + "\"", p->why});
     }
   }
   return problems;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "server/clock.h"
+#include "server/control/backends_listing.h"
 #include "server/control/protocol.h"
 #include "server/uring/compat.h"
 #include "server/log.h"
@@ -161,7 +162,17 @@ void ControlServer::on_command(const std::string& command) {
     }
     return;
   }
-  const std::string reply = "unknown command '" + command + "' (listeners, connections)\n";
+  if (command == "backends") {
+    // Built here from the snapshots (a few lines a backend), sent like the connections answer.
+    answer_ = backends_listing(shared_);
+    state_ = State::kAnswering;
+    answer_sent_ = 0;
+    const uint64_t deadline = monotonic_ns() + kAnswerDeadlineNs;
+    answer_deadline_.tv_sec = static_cast<long long>(deadline / 1'000'000'000ULL);
+    answer_deadline_.tv_nsec = static_cast<long long>(deadline % 1'000'000'000ULL);
+    return send_answer();
+  }
+  const std::string reply = "unknown command '" + command + "' (listeners, connections, backends)\n";
   send(conn_, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   end_client();
 }
