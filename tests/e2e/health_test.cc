@@ -195,6 +195,26 @@ TEST(Health, TlsCheckPassesOnOpensslAndFailsOnAPlainServer) {
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
+// check-port: the check goes to another port than the clients' (HAProxy's `port`), and a
+// refused connect is counted as refused.
+TEST(Health, CheckPortOverridesTheBackendsPort) {
+  Backend echo(echo_handler());
+  const std::string refused = "127.0.0.1:" + std::to_string(refused_port());
+  TempDir tmp;
+  write_file(tmp.path() + "/lb.toml", "workers = 1\nhealth-interval = \"100ms\"\nfall = 1\nrise = 1\n[cluster.web]\n"
+             "backends = [{ address = \"" + refused + "\", check-port = " + std::to_string(echo.port()) + " },\n"
+             "  { address = \"" + echo.address() + "\", check-port = " + std::to_string(refused_port()) + " }]\n"
+             "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", tmp.path() + "/lb.toml"})) << lb.output();
+  ASSERT_TRUE(eventually([&] { return checks(lb, refused, "ok") >= 2 && checks(lb, echo.address(), "refused") >= 2; }))
+      << lb.scrape();
+  EXPECT_EQ(up(lb, refused), 1) << "checked on the echo backend's port";
+  EXPECT_EQ(up(lb, echo.address()), 0) << "checked on a refused port";
+  EXPECT_NE(lb.output().find("down: connect: Connection refused"), std::string::npos) << lb.output();
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
 // Each bad value is refused with FILE:LINE: KEY and its message, exit 2, before anything runs.
 TEST(Health, BadCheckConfigsAreRefusedWithTheirMessage) {
   TempDir tmp;
