@@ -37,7 +37,7 @@ uint64_t now_ns() {
 
 // Two weight-1 backends; b ramps, `elapsed` into a 10 s slow start. Returns b's share of 4,000
 // picks under `policy`, each pick's connection held (leastconn and random2 compare them).
-double share_of_ramping(Policy policy, uint64_t elapsed) {
+double share_of_ramping(Policy policy, uint64_t elapsed, bool hold = true) {
   BackendRegistry registry;
   Snapshot s;
   s.policy = policy;
@@ -55,7 +55,7 @@ double share_of_ramping(Policy policy, uint64_t elapsed) {
   for (int i = 0; i < kPicks; ++i) {
     const int pick = p.pick(static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL, 0);
     b += pick == 1;
-    if (pick >= 0) s.backends[static_cast<size_t>(pick)].state->active++;
+    if (pick >= 0 && hold) s.backends[static_cast<size_t>(pick)].state->active++;
   }
   return static_cast<double>(b) / kPicks;
 }
@@ -71,6 +71,13 @@ TEST(SlowStart, EveryPolicyGivesARampingBackendItsShare) {
     EXPECT_LT(share_of_ramping(policy, 1 * kSec), 0.2) << policy_name(policy);
     EXPECT_NEAR(share_of_ramping(policy, 11 * kSec), 0.5, 0.05) << policy_name(policy) << " after the ramp";
   }
+}
+
+TEST(SlowStart, Random2DrawsARampingBackendWithItsOdds) {
+  // No connections held: the load comparison ties (the first draw wins), so only the draws'
+  // odds keep the ramping backend at its share.
+  EXPECT_LT(share_of_ramping(Policy::kRandom2, 1 * kSec, false), 0.2);
+  EXPECT_NEAR(share_of_ramping(Policy::kRandom2, 11 * kSec, false), 0.5, 0.05);
 }
 
 TEST(SlowStart, RoundRobinShareFollowsTheEffectiveWeight) {

@@ -114,5 +114,25 @@ TEST(Probe, TlsHandshakeCutShortIsATlsError) {
   EXPECT_EQ(p.result(), Result::k_tls_error);
 }
 
+TEST(Probe, TlsHandshakeResetIsATlsErrorAndItsDeadlineATimeout) {
+  TlsContext ctx;
+  CheckSpec spec;
+  spec.type = CheckType::kTls;
+  Probe p;
+  p.start(&spec, "", "h", &ctx);
+  take_send(p);
+  ASSERT_EQ(p.next().kind, Probe::Step::kRecv);
+  p.on_received(-ECONNRESET);
+  EXPECT_EQ(p.result(), Result::k_tls_error);
+  EXPECT_EQ(p.reason(), std::string("TLS handshake: recv: ") + strerror(ECONNRESET));
+
+  p.start(&spec, "", "h", &ctx);
+  take_send(p);
+  ASSERT_EQ(p.next().kind, Probe::Step::kRecv);
+  p.on_received(-ECANCELED);
+  EXPECT_EQ(p.result(), Result::k_timeout);
+  EXPECT_EQ(p.reason(), "no TLS handshake");
+}
+
 }  // namespace
 }  // namespace ringlb::health
