@@ -165,5 +165,37 @@ TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
   EXPECT_EQ(shared.backend_addresses[removed].to_string(), "127.0.0.1:4");
 }
 
+// Slow start: backends of the first config start at full weight; one a reload adds ramps, one it
+// keeps does not. A changed check republishes its cluster.
+TEST(SharedState, ReloadAddedBackendsRampAndCheckChangesRepublish) {
+  Config c = two_clusters();
+  c.clusters[0].health.slow_start = Millis(10000);
+  SharedState shared(c);
+  ASSERT_EQ(set_up_routes(c, &shared), "");
+  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  for (const auto& b : shared.clusters[0].get()->backends) EXPECT_EQ(b.state->ramp_from_ns.load(), 0u) << b.name;
+  EXPECT_EQ(shared.clusters[0].get()->backends[0].slow_start_ms, 10000u);
+
+  Config next = c;
+  next.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"});
+  next.clusters[0].health.slow_start = Millis(10000);
+  ASSERT_EQ(publish_config(next, 2, &shared), "");
+  const auto web = shared.clusters[0].get();
+  EXPECT_EQ(web->backends[0].state->ramp_from_ns.load(), 0u) << "kept: no ramp";
+  EXPECT_NE(web->backends[2].state->ramp_from_ns.load(), 0u) << "added by the reload: ramps";
+
+  Config checked = next;
+  std::string why;
+  ASSERT_TRUE(health::set_check_text("check", "http", &checked.clusters[0].health.check, &why));
+  std::vector<std::string> changed;
+  ASSERT_EQ(publish_config(checked, 3, &shared, &changed), "");
+  EXPECT_EQ(changed, (std::vector<std::string>{"web"}));
+  ASSERT_NE(shared.clusters[0].get()->backends[0].check, nullptr);
+  EXPECT_EQ(shared.clusters[0].get()->backends[0].check->type, health::CheckType::kHttp);
+  changed.clear();
+  ASSERT_EQ(publish_config(checked, 4, &shared, &changed), "");
+  EXPECT_TRUE(changed.empty()) << "the same check: nothing to republish";
+}
+
 }  // namespace
 }  // namespace ringlb
