@@ -4,7 +4,9 @@
 //                 them (protocol.h), waits for "ready", then tells the acceptor to drain;
 //   "connections" asks every worker for its diagnostics and sends the text back with async
 //                 sends on the ring (a client that does not read can never block the acceptor:
-//                 it is dropped at a deadline).
+//                 it is dropped at a deadline);
+//   "backends"    one line per backend (backends_listing.h), built from the snapshots here and
+//                 sent the same way.
 // Everything here runs in the acceptor's thread. Slow paths only.
 #pragma once
 

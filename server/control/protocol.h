@@ -7,6 +7,8 @@
 //                      first also the count line). The client registers them, then writes
 //                      "ready\n"; only then does the old process stop accepting and drain.
 //   "connections\n" -> one line per proxied connection with its addresses and TCP_INFO.
+//   "backends\n"    -> one logfmt line per backend: cluster, backend, state, weight (slow_start
+//                      while it ramps), active, check, last_failure (backends_listing.h).
 #pragma once
 
 #include <cstddef>
