@@ -109,7 +109,7 @@ void release_backends(Snapshot* s, BackendRegistry* registry) {
 }
 
 std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size) {
-  if (s->backends.empty() && !s->retired) return "no backends";
+  if (s->backends.empty() && !s->retired && !s->may_be_empty) return "no backends";
   for (BackendSpec& b : s->backends) {
     const int32_t id = registry->intern(s->cluster, b.name);
     if (id < 0) return "more than " + std::to_string(BackendRegistry::kCapacity) + " distinct backends";
@@ -128,8 +128,8 @@ std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t mag
 }
 
 bool same_snapshot(const Snapshot& a, const Snapshot& b) {
-  if (a.cluster != b.cluster || a.retired != b.retired || a.connect_timeout_ms != b.connect_timeout_ms ||
-      a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
+  if (a.cluster != b.cluster || a.retired != b.retired || a.may_be_empty != b.may_be_empty ||
+      a.connect_timeout_ms != b.connect_timeout_ms || a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
       a.policy != b.policy || a.hash_key != b.hash_key || a.maglev.size() != b.maglev.size() ||
       a.backends.size() != b.backends.size()) {
     return false;

@@ -112,6 +112,8 @@ struct Snapshot {
   // The cluster was removed by a reload: no backends, no listener sends clients to it; it is
   // published only so that connections to its backends get their drain deadline.
   bool retired = false;
+  // Its backends come from discovery (DNS, etcd): it may have none for a while.
+  bool may_be_empty = false;
   // How its clients connect: each attempt's timeout, attempts per client (first try plus
   // retries on other backends), and how long a client waits while every backend is full.
   uint32_t connect_timeout_ms = 2000;

@@ -22,6 +22,7 @@
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
 #include "server/control/service_notify.h"
+#include "server/discovery/cluster_publisher.h"
 #include "server/health_checker.h"
 #include "server/log.h"
 #include "server/shared_state.h"
@@ -138,8 +139,10 @@ int serve(const Config& config, int argc, char** argv) {
   for (const ListenConfig& l : config.listen) listener_names.push_back(l.name);
   listener_names.resize(kMaxListeners);  // a reload names the indexes it adds
   shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends, listener_names);
+  discovery::ClusterPublisher publisher(&shared);
+  shared.publisher = &publisher;
   std::string why = set_up_routes(config, &shared);
-  if (why.empty()) why = publish_config(config, 1, &shared);
+  if (why.empty()) why = publisher.publish_file(config);
   if (!why.empty()) {
     log(LogLevel::kError, "%s", why.c_str());
     return 2;
@@ -241,8 +244,7 @@ int serve(const Config& config, int argc, char** argv) {
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
-  uint64_t version = 1;
-  acceptor.set_reload([&shared, &acceptor, &version, argc, argv] {
+  acceptor.set_reload([&shared, &acceptor, &publisher, argc, argv] {
     // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
     service::reloading();
     struct Ready {
@@ -261,7 +263,7 @@ int serve(const Config& config, int argc, char** argv) {
     if (status == ParseStatus::kRun) message = acceptor.plan_listeners(fresh, &plan);
     std::vector<std::string> changed;
     if (message.empty()) {
-      message = publish_config(fresh, version + 1, &shared, &changed, &plan.indexes);
+      message = publisher.publish_file(fresh, &changed, &plan.indexes);
       if (!message.empty()) acceptor.cancel_listeners(plan);
     }
     if (!message.empty()) {
@@ -270,7 +272,6 @@ int serve(const Config& config, int argc, char** argv) {
       log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
       return;
     }
-    ++version;
     // The policies name the new indexes (and mark the removed ones) before these accept.
     for (const std::string& line : acceptor.apply_listeners(plan)) {
       log(LogLevel::kError, "reload: %s", line.c_str());

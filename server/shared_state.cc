@@ -34,6 +34,9 @@ std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t ve
     spec.fall = b.health_fall.value_or(c.health.fall);
     snapshot->backends.push_back(spec);
   }
+  // A cluster whose backends come from discovery may have none yet (or none left): it serves
+  // no one until some appear, like a file cluster whose backends are all down.
+  snapshot->may_be_empty = c.discovered;
   std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size);
   if (!error.empty()) return "cluster '" + c.name + "': " + error;
   *out = std::move(snapshot);
@@ -153,8 +156,8 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
   return out;
 }
 
-std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
-                           std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
+std::string publish_clusters(const Config& config, uint64_t version, SharedState* shared,
+                             std::vector<std::string>* changed) {
   // Everything is built first, so that a bad cluster publishes nothing.
   std::string error;
   std::vector<std::shared_ptr<balancer::Snapshot>> built(config.clusters.size());
@@ -166,6 +169,35 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
     error = build_snapshot(config.clusters[i], static_cast<uint32_t>(index), version, shared, &built[i]);
     if (!error.empty()) return error;
   }
+  for (size_t i = 0; i < config.clusters.size(); ++i) {
+    const balancer::Snapshot& s = *built[i];
+    for (size_t b = 0; b < s.backends.size(); ++b) {
+      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
+    }
+    balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
+    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
+    if (current && balancer::same_snapshot(*current, s)) continue;
+    holder.publish(built[i]);
+    if (changed != nullptr) changed->push_back(config.clusters[i].name);
+  }
+  // A removed cluster gets an empty snapshot: its backends stop being checked, and connections
+  // to them finish within the drain deadline.
+  for (uint32_t c = 0; c < shared->backends.clusters(); ++c) {
+    balancer::SnapshotHolder& holder = shared->clusters[c];
+    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
+    if (present[c] || !current || current->retired) continue;
+    auto retired = std::make_shared<balancer::Snapshot>();
+    retired->version = version;
+    retired->cluster = c;
+    retired->retired = true;
+    holder.publish(std::move(retired));
+    if (changed != nullptr) changed->push_back(shared->backends.cluster_name(c) + " (removed)");
+  }
+  return {};
+}
+
+void publish_policies(const Config& config, uint64_t version, SharedState* shared,
+                      const std::vector<uint16_t>* indexes) {
   auto policies = std::make_shared<ListenerPolicies>();
   policies->version = version;
   // Every index used so far has an entry: a removed listener's connections still look theirs up.
@@ -194,36 +226,18 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
     p.proxy_header_timeout = l.proxy_header_timeout;
     p.tls_inspect_timeout = l.tls_inspect_timeout;
   }
-
-  for (size_t i = 0; i < config.clusters.size(); ++i) {
-    const balancer::Snapshot& s = *built[i];
-    for (size_t b = 0; b < s.backends.size(); ++b) {
-      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
-    }
-    balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
-    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
-    if (current && balancer::same_snapshot(*current, s)) continue;
-    holder.publish(built[i]);
-    if (changed != nullptr) changed->push_back(config.clusters[i].name);
-  }
-  // A removed cluster gets an empty snapshot: its backends stop being checked, and connections
-  // to them finish within the drain deadline.
-  for (uint32_t c = 0; c < shared->backends.clusters(); ++c) {
-    balancer::SnapshotHolder& holder = shared->clusters[c];
-    const std::shared_ptr<const balancer::Snapshot> current = holder.get();
-    if (present[c] || !current || current->retired) continue;
-    auto retired = std::make_shared<balancer::Snapshot>();
-    retired->version = version;
-    retired->cluster = c;
-    retired->retired = true;
-    holder.publish(std::move(retired));
-    if (changed != nullptr) changed->push_back(shared->backends.cluster_name(c) + " (removed)");
-  }
   {
     std::lock_guard<std::mutex> lock(shared->policies_mu);
     shared->policies = std::move(policies);
   }
   shared->policies_version.store(version, std::memory_order_release);
+}
+
+std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
+                           std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
+  std::string error = publish_clusters(config, version, shared, changed);
+  if (!error.empty()) return error;
+  publish_policies(config, version, shared, indexes);
   return {};
 }
 

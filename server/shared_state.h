@@ -21,6 +21,9 @@
 #include "server/protocol/sni_routes.h"
 
 namespace ringlb {
+namespace discovery {
+class ClusterPublisher;
+}
 
 // Accepted connections the acceptor holds at once, each until its hand-off completes: so also the
 // most hand-offs that can be on their way to one worker.
@@ -98,6 +101,8 @@ struct SharedState {
   // PROXY protocol header names. Set before the listener accepts, like `routes`.
   std::array<Address, kMaxListeners> listen_bound{};
   AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
+  // Publishes the clusters (reloads, discovery, the runtime API); outlives every thread.
+  discovery::ClusterPublisher* publisher = nullptr;
   // Listeners' reloadable settings. Workers compare policies_version (one relaxed load per
   // hand-off) and take the lock to copy the pointer only when it moved.
   std::mutex policies_mu;
@@ -130,11 +135,19 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
 
 // Builds every cluster's snapshot for `config` (registering new clusters, backends and their
 // addresses), publishes with `version` those that changed and retires clusters it no longer
-// has, then publishes the listeners' policies. All or nothing: empty on success, otherwise why
-// the config cannot be used (nothing published). *changed (if given) gets the names of the
-// clusters published. `indexes` (if given) is the listener index of each config.listen entry
-// (otherwise its position); every index in shared->listener_live gets a policy, those not live
-// marked removed.
+// has. All or nothing: empty on success, otherwise why the config cannot be used (nothing
+// published). *changed (if given) gets the names of the clusters published. Callers serialise
+// (discovery::ClusterPublisher does), and `version` only grows.
+std::string publish_clusters(const Config& config, uint64_t version, SharedState* shared,
+                             std::vector<std::string>* changed = nullptr);
+
+// Publishes the listeners' policies of `config`. `indexes` (if given) is the listener index of
+// each config.listen entry (otherwise its position); every index in shared->listener_live gets a
+// policy, those not live marked removed. The acceptor's thread only (it reads listener_live).
+void publish_policies(const Config& config, uint64_t version, SharedState* shared,
+                      const std::vector<uint16_t>* indexes = nullptr);
+
+// publish_clusters, then (if it worked) publish_policies.
 std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
                            std::vector<std::string>* changed = nullptr,
                            const std::vector<uint16_t>* indexes = nullptr);

@@ -73,6 +73,9 @@ struct ClusterConfig {
   // the command line, it is the cluster's connect timeout, as in HAProxy.
   Millis queue_timeout{2000};
   std::vector<BackendConfig> backends;
+  // Some or all of its backends come from discovery (DNS names, an etcd prefix) at run time, so
+  // it may have none: discovery::ClusterPublisher merges them with `backends` (server/discovery).
+  bool discovered = false;
 };
 
 // One SNI route of a listener: a TLS ClientHello naming `server_name` goes to `cluster`.
