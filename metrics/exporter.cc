@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -81,6 +82,20 @@ std::vector<MetricFamily> Collector::Collect() const {
   std::vector<MetricFamily> out;
   const Registry& r = registry_;
   const AcceptorStats& a = r.acceptor;
+  // Read in this order, so that accepted >= closed + active holds in every scrape: a worker
+  // lowers its live count before it counts the close (server/proxy/lifecycle.cc), and the
+  // acceptor counts an accept before the hand-off that makes it live. The difference is the
+  // hand-offs in flight.
+  std::array<uint64_t, static_cast<size_t>(CloseReason::kCount)> closed{};
+  for (size_t reason = 0; reason < closed.size(); ++reason) {
+    for (const auto& w : r.workers) closed[reason] += w->closed[reason].get();
+    if (static_cast<CloseReason>(reason) == CloseReason::k_max_connections) {
+      closed[reason] += a.rejected_max_connections.get();
+    }
+  }
+  std::vector<uint64_t> active;
+  for (const auto& w : r.workers) active.push_back(w->active.get());
+  const uint64_t accepted = a.accepted.get();
 
   {
     MetricFamily f = family("ringlb_build_info", "ringlb's version; always 1.", MetricType::Gauge);
@@ -113,7 +128,7 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(f));
   }
   add_single(&out, "ringlb_connections_accepted_total", "Client connections accepted.",
-             MetricType::Counter, static_cast<double>(a.accepted.get()));
+             MetricType::Counter, static_cast<double>(accepted));
   add_single(&out, "ringlb_accept_errors_total", "Accept completions that failed.",
              MetricType::Counter, static_cast<double>(a.accept_errors.get()));
   {
@@ -124,7 +139,7 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily queued = family("ringlb_queued_connections", "Clients waiting for a backend that is at its max-connections, by worker.", MetricType::Gauge);
     for (size_t i = 0; i < r.workers.size(); ++i) {
       const std::string w = std::to_string(i);
-      f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->active.get()), {{"worker", w}}));
+      f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(active[i]), {{"worker", w}}));
       slots.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->open_slots.get()), {{"worker", w}}));
       waits.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.workers[i]->buffer_waits.get()), {{"worker", w}}));
       in_use.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->buffers_in_use.get()), {{"worker", w}}));
@@ -162,12 +177,8 @@ std::vector<MetricFamily> Collector::Collect() const {
   }
   {
     MetricFamily f = family("ringlb_connections_closed_total", "Client connections closed, by reason.", MetricType::Counter);
-    for (size_t reason = 0; reason < static_cast<size_t>(CloseReason::kCount); ++reason) {
-      uint64_t n = 0;
-      for (const auto& w : r.workers) n += w->closed[reason].get();
-      if (static_cast<CloseReason>(reason) == CloseReason::k_max_connections) {
-        n += a.rejected_max_connections.get();
-      }
+    for (size_t reason = 0; reason < closed.size(); ++reason) {
+      const uint64_t n = closed[reason];
       f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
                                        {{"reason", close_reason_name(static_cast<CloseReason>(reason))}}));
     }

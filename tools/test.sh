@@ -20,6 +20,14 @@ if [ "$fuzz_seconds" != 0 ] && [ $# -eq 0 ]; then
   bash tools/fuzz.sh "$fuzz_seconds" 2>&1 | tee /tmp/ringlb-fuzz.log
 fi
 
+# The soak with faults in its short mode (bench/soak.py --ci, about a minute): one result.
+: >/tmp/ringlb-soak.log
+if [ "${RINGLB_SOAK:-1}" != 0 ] && [ $# -eq 0 ] && [ -x bazel-bin/server/ringlb ]; then
+  soak=$(timeout 600 python3 bench/soak.py --ci --out /tmp/ringlb-soak.json 2>/dev/null | tail -1)
+  case "$soak" in "soak: clean" | "soak: FAILED"*) ;; *) soak="soak: FAILED (no result: $soak)" ;; esac
+  echo "$soak" | tee /tmp/ringlb-soak.log
+fi
+
 python3 - "$bazel_rc" <<'PY'
 import glob, os, re, sys
 import xml.etree.ElementTree as ET
@@ -53,6 +61,9 @@ for target, status in targets:
     failed += target_failed
     passed += len(cases) - min(target_failed, len(cases))
 fuzz = open("/tmp/ringlb-fuzz.log", errors="replace").read()
+soak = open("/tmp/ringlb-soak.log", errors="replace").read()
+passed += len(re.findall(r"^soak: clean", soak, re.M))
+failed += len(re.findall(r"^soak: FAILED", soak, re.M))
 passed += len(re.findall(r"^fuzz: \S+ clean", fuzz, re.M))
 failed += len(re.findall(r"^fuzz: \S+ FAILED", fuzz, re.M)) + len(re.findall(r"^fuzz: build failed", fuzz, re.M))
 if bazel_rc != 0 and failed == 0:

@@ -66,6 +66,9 @@ struct Conn {
   uint64_t tried = 0;            // backends already tried for this client (first 64)
   uint32_t inflight = 0;         // completions still to come that name this connection
   metrics::CloseReason first_eof = metrics::CloseReason::k_error;
+  // Why it closed: counted when its slot is freed, after the live count drops, so that a scrape
+  // (which reads closed, then live, then accepted) never counts a connection twice.
+  metrics::CloseReason closed_as = metrics::CloseReason::k_error;
   uint64_t last_active_ns = 0;
   uint64_t connect_start_ns = 0;
   uint64_t deadline_ns = 0;      // set when a reload removed its backend: closed at the drain deadline

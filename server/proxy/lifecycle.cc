@@ -101,7 +101,7 @@ void Lifecycle::close(uint32_t id, CloseReason reason) {
   if (conn.state == State::kQueued) ctx_.upstream->left_queue(id);
   conn.state = State::kClosing;
   conn.closing_ns = ctx_.now_ns;
-  ctx_.stats.close(reason).add();
+  conn.closed_as = reason;
   if (ctx_.shared.access_log != nullptr) ctx_.access->log(id, reason);
   conn.flow[kUp].waiting = conn.flow[kDown].waiting = false;
   ctx_.timers->cancel(id);
@@ -159,6 +159,7 @@ void Lifecycle::free(uint32_t id) {
   --ctx_.live;
   ctx_.stats.active.set(ctx_.live);
   ctx_.slot.active.store(ctx_.live, std::memory_order_relaxed);
+  ctx_.stats.close(conn.closed_as).add();
 }
 
 void Lifecycle::count_backend(Conn& conn, bool on) {
