@@ -9,7 +9,7 @@ bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1;
 # //tests:package_test installs and purges the Debian package (root only; it leaves the machine
 # as it found it): tagged manual so `bazel test //...` alone does not, named here so CI does.
 extra=()
-[ "$(id -u)" -eq 0 ] && [ $# -eq 0 ] && extra=(//tests:package_test)
+[ "$(id -u)" -eq 0 ] && [ $# -eq 0 ] && extra=(//tests:package_test //tests/netfault:netfault_test)
 bazel test "$@" //... "${extra[@]}" 2>&1 | grep -vE "^(Loading|Analyzing|\[[0-9,]+ / [0-9,]+\])" | tee /tmp/ringlb-test.log
 bazel_rc=${PIPESTATUS[0]}
 
