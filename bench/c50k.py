@@ -128,6 +128,12 @@ def scrape(port):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system time of every thread of `pid`."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -180,6 +186,7 @@ def main():
         return 2
     base_rss, base_slab = rss_kib(lb.pid), slab_kib()
 
+    base_cpu = cpu_seconds(lb.pid)
     release = mp.Event()
     results = mp.Queue()
     clients = []
@@ -195,6 +202,7 @@ def main():
     for ev in opened:
         ev.wait(300)
     all_open = time.time() - started
+    open_cpu = cpu_seconds(lb.pid) - base_cpu
     answered = sum(results.get(timeout=10)[1] for _ in clients)
     time.sleep(1.0)
     m = scrape(metrics_port)
@@ -218,6 +226,9 @@ def main():
         "answered": answered, "active_at_peak": active,
         "open_seconds": round(all_open, 2), "accept_rate_per_s": round(answered / all_open),
         "closed_within_s": round(closed_in, 2),
+        # The rate above is the Python clients' (they are the bottleneck on 2 cores); this is
+        # ringlb's own cost of accepting, connecting and proxying the first bytes.
+        "ringlb_cpu_us_per_connection_opened": round(open_cpu * 1e6 / n, 1),
         "active_after_close": end.get("ringlb_connections_active"), "open_slots_after_close": end.get("ringlb_open_direct_slots"),
         "rss_kib": {"idle": base_rss, "peak": peak_rss}, "rss_bytes_per_connection": round((peak_rss - base_rss) * 1024 / n),
         "slab_kib": {"idle": base_slab, "peak": peak_slab},
