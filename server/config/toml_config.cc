@@ -49,6 +49,7 @@ size_t stray_non_ascii_line(const std::string& text) {
   bool seen_equals = false;  // this line has its '=': dotted keys are behind us
   size_t string_start = 0;   // where the open one-line string began
   int depth = 0;             // brackets open: inside an array a '[' opens no table header
+  int braces = 0;            // inline tables open: each of their keys has its '='
   auto triple = [&](size_t at, char q) {
     return at + 2 < text.size() && text[at] == q && text[at + 1] == q && text[at + 2] == q;
   };
@@ -97,8 +98,15 @@ size_t stray_non_ascii_line(const std::string& text) {
           string_start = i + 1;
           if (multi) i += 2;
         } else if (c != ' ' && c != '\t') {
+          // '[' and '{' open an array or inline table (after which a string may start) only where
+          // a value may start; a second '=' outside an inline table assigns nothing. Elsewhere
+          // toml++ is past an error, and what follows is no string to it (the fourth finding).
+          const bool value_may_start = last == '\n' || last == '=' || last == '[' || last == ',' || last == '{';
+          const bool opens = (c != '[' && c != '{' && c != '=') || (c == '=' ? !seen_equals || braces > 0 : value_may_start);
+          if (c == '{') ++braces;
+          if (c == '}' && braces > 0) --braces;
           if (c == '=') seen_equals = true;
-          last = c;
+          last = opens ? c : 'x';
         }
         break;
       }

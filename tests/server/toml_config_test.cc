@@ -363,6 +363,20 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
   EXPECT_FALSE(file.load_text("3isten = 121.0.0.1trusts54.'.0.11;8\xef\xba\xbf:\n", "f.toml", &errors));
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("f.toml:1: toml syntax: a non-ASCII"), std::string::npos) << errors[0];
+  // The fourth (a 10-million-run config_fuzzer, U+043D): a '[' straight after a bare value
+  // opens no array for toml++, so the quote after it opens no string either.
+  errors.clear();
+  EXPECT_FALSE(file.load_text("[clsster.web]\nbackends = 71.w.04[\"0.1:8\xd0\xbd" "0\",r = _web\"\n", "f.toml",
+                              &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("f.toml:2: toml syntax: a non-ASCII"), std::string::npos) << errors[0];
+  // Nor one after a second '=' outside an inline table, or a '{' after a bare value.
+  for (const char* bad : {"a = 1 = \"\xc3\xa9\"\n", "a = 1{\"\xc3\xa9\"\n"}) {
+    errors.clear();
+    EXPECT_FALSE(file.load_text(bad, "f.toml", &errors)) << bad;
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_NE(errors[0].find("non-ASCII"), std::string::npos) << errors[0];
+  }
   // Nor does a one-line string left open.
   errors.clear();
   EXPECT_FALSE(file.load_text("a = 'caf\xc3\xa9\n", "f.toml", &errors));
@@ -396,7 +410,7 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
                              "e = 1 # caf\xc3\xa9\n"
                              "f.'caf\xc3\xa9' = 2\n"
                              "g = [\"\xc3\xa9\", '\xc3\xa9']\n"
-                             "h = { i = \"\xc3\xa9\" }\n"
+                             "h = { i = \"\xc3\xa9\", k = [\"\xc3\xa9\"] }\n"
                              "j = [\n  [\n    1.5\n  ],\n]\n",
                              "f.toml", &errors))
       << (errors.empty() ? "" : errors[0]);
