@@ -48,6 +48,34 @@ int32_t cluster_index(const std::string& name, SharedState* shared, std::string*
   return index;
 }
 
+sources::SourceLimits source_limits(const ListenConfig& l) {
+  sources::SourceLimits limits;
+  limits.max_connections = l.max_connections_per_source;
+  const SourceRate& rate = l.connection_rate_per_source;
+  if (rate.count != 0) limits.interval_ns = to_ns(rate.per) / rate.count;  // at least 60 us
+  limits.burst = l.connection_burst_per_source != 0 ? l.connection_burst_per_source : std::max(1u, rate.count);
+  limits.capacity = l.source_table_size;
+  return limits;
+}
+
+// The per-source table of listener `index` for `l`, made or reconfigured; null without limits.
+sources::SharedSourceTable* source_table(const ListenConfig& l, size_t index, SharedState* shared) {
+  std::unique_ptr<sources::SharedSourceTable>& table = shared->source_tables[index];
+  if (!l.source_limited()) {
+    if (table) table->set_enabled(false);
+    return nullptr;
+  }
+  metrics::SourceTableStats* stats =
+      shared->registry && index < shared->registry->source_tables.size() ? &shared->registry->source_tables[index] : nullptr;
+  if (!table) {
+    table = std::make_unique<sources::SharedSourceTable>(source_limits(l), stats);
+  } else {
+    table->configure(source_limits(l));
+    table->set_enabled(true);
+  }
+  return table.get();
+}
+
 bool same_routes(const ListenConfig& a, const ListenConfig& b) {
   if (a.cluster != b.cluster || a.sni_default != b.sni_default || a.sni_routes.size() != b.sni_routes.size()) {
     return false;
@@ -183,11 +211,14 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
   }
   for (size_t i = 0; i < config.listen.size(); ++i) {
     const ListenConfig& l = config.listen[i];
-    ListenerPolicy& p = policies->listeners[indexes != nullptr ? (*indexes)[i] : i];
+    const size_t index = indexes != nullptr ? (*indexes)[i] : i;
+    ListenerPolicy& p = policies->listeners[index];
     p.acl = Acl(l.allow, l.deny);
     // Meaningful only where a header is read: elsewhere the list is ignored.
     p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
     p.max_connections = l.max_connections;
+    // Nothing from here on fails: a config refused earlier has changed no table.
+    p.sources = source_table(l, index, shared);
     p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
     p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);

@@ -218,6 +218,16 @@ const Entry kEntries[] = {
        return set_cidrs(v, &t.listener->trusted_proxies, why); }},
     {Level::kListenerDefault, "proxy-header-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->proxy_header_timeout, why); }},
+    {Level::kListenerDefault, "max-connections-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_connections_per_source, why); }},
+    {Level::kListenerDefault, "connection-rate-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       return v.get_string(&text, "a rate such as \"10/s\"", why) &&
+              parse_source_rate(text, &t.listener->connection_rate_per_source, why); }},
+    {Level::kListenerDefault, "connection-burst-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, limits::kMaxSourceRate, &t.listener->connection_burst_per_source, why); }},
+    {Level::kListenerDefault, "source-table-size", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxSourceTableSize, &t.listener->source_table_size, why); }},
     {Level::kListenerDefault, "tls-inspect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->tls_inspect_timeout, why); }},
 

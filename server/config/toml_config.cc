@@ -435,6 +435,9 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     if (int at = keys.line("tls-inspect-timeout"); at != 0 && sni_line == 0) {
       errors.add(at, path + ".tls-inspect-timeout", "only used with sni");
     }
+    if (int at = keys.line("connection-burst-per-source"); at != 0 && l.connection_rate_per_source.count == 0) {
+      errors.add(at, path + ".connection-burst-per-source", "only used with connection-rate-per-source");
+    }
     for (const char* key : {"trusted-proxies", "proxy-header-timeout"}) {
       if (int at = keys.line(key); at != 0 && !l.accept_proxy) {
         errors.add(at, path + "." + key, "only used with accept-proxy = true");

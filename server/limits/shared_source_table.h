@@ -9,22 +9,23 @@
 #include <cstdint>
 #include <mutex>
 
+#include "metrics/stats.h"
 #include "server/limits/source_table.h"
 
 namespace ringlb::sources {
 
-// What the exporter reads; written under the table's lock.
-struct SourceTableStats {
-  std::atomic<bool> enabled{false};
-  std::atomic<uint64_t> entries{0};
-  std::atomic<uint64_t> evictions{0};
-};
+using metrics::SourceTableStats;
 
 class SharedSourceTable {
  public:
   // `stats` (may be null) outlives the table.
   SharedSourceTable(const SourceLimits& limits, SourceTableStats* stats) : table_(limits), stats_(stats) {
-    if (stats_ != nullptr) stats_->enabled.store(true, std::memory_order_relaxed);
+    set_enabled(true);
+  }
+  // Whether its listener's policy uses it now (a reload may turn the limits off and on again;
+  // the table stays, with the counts of the connections it admitted).
+  void set_enabled(bool on) {
+    if (stats_ != nullptr) stats_->enabled.store(on, std::memory_order_relaxed);
   }
   SharedSourceTable(const SharedSourceTable&) = delete;
   SharedSourceTable& operator=(const SharedSourceTable&) = delete;
