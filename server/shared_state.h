@@ -30,7 +30,7 @@ inline constexpr unsigned kAcceptSlots = 4096;
 // which is a removal and an addition) takes a new index, never one used before, so a removed
 // listener's connections keep reading its entries while they drain. The per-listener tables are
 // sized to this at start-up and never move.
-inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxListeners = limits::kMaxListeners;
 
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;

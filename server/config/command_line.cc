@@ -96,6 +96,9 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
     }
     c->listen.push_back(l);
   }
+  if (c->listen.size() > limits::kMaxListeners) {
+    errors->push_back("more than " + std::to_string(limits::kMaxListeners) + " --listen addresses");
+  }
   ClusterConfig cluster = d.cluster;
   cluster.name = "default";
   if (!vm.count("backend")) errors->push_back("no --backend given: ringlb needs at least one" + no_file);
@@ -108,6 +111,9 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
       continue;
     }
     cluster.backends.push_back(b);
+  }
+  if (cluster.backends.size() > limits::kMaxBackends) {
+    errors->push_back("more than " + std::to_string(limits::kMaxBackends) + " --backend addresses");
   }
   if (!d.queue_timeout_set) cluster.queue_timeout = cluster.connect_timeout;  // HAProxy's default
   for (const Problem& p : check_cluster(cluster)) {
@@ -184,7 +190,13 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   } else {
     from_flags(vm, d, path, &c, &errors);
   }
-  if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
+  if (vm.count("takeover")) {
+    c.takeover = vm["takeover"].as<std::string>();
+    if (c.takeover.empty() || c.takeover.size() > limits::kMaxUnixPath) {
+      errors.push_back("invalid value '" + c.takeover + "' for --takeover: a Unix socket path of 1 to " +
+                       std::to_string(limits::kMaxUnixPath) + " bytes");
+    }
+  }
   if (!errors.empty()) {
     *message = join(errors);
     return ParseStatus::kError;

@@ -36,6 +36,13 @@ inline constexpr uint32_t kMaxRiseFall = 100;
 inline constexpr unsigned kMaxConnectAttempts = 100;
 inline constexpr unsigned kMaxWorkers = 256;
 inline constexpr size_t kMaxNameLength = 64;  // cluster and listener names
+// Listeners over the life of the process (a reload's new or changed one takes a fresh index),
+// clusters, and backends live at once (the registry's sizes: balancer/snapshot.h).
+inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxClusters = balancer::BackendRegistry::kMaxClusters;
+inline constexpr unsigned kMaxBackends = balancer::BackendRegistry::kCapacity;
+inline constexpr size_t kMaxConfigFileBytes = 16u << 20;  // a config file, read whole
+inline constexpr size_t kMaxUnixPath = 107;  // sockaddr_un's sun_path, less its NUL
 inline constexpr uint32_t kMaxSourceRate = 1'000'000;       // new connections per second/minute
 inline constexpr uint32_t kMaxSourceTableSize = 1'000'000;  // sources tracked per listener
 }  // namespace limits

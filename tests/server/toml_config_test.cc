@@ -326,6 +326,24 @@ TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
   }
 }
 
+TEST(TomlConfig, CountsBeyondTheRegistrysSizesAreRefusedAtTheirLine) {
+  std::string listeners = kGood;  // lines 1-2; listener i starts at line 3 + 3i
+  for (int i = 0; i < 513; ++i) listeners += kListener;
+  Parsed p = parse_toml(listeners);
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":1539: listener[512]: more than 512 listeners");
+  std::string clusters;
+  for (int i = 0; i < 257; ++i) clusters += "[cluster.c" + std::to_string(i) + "]\nbackends = [\"127.0.0.1:1\"]\n";
+  p = parse_toml(clusters + "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"c0\"\n");
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":513: cluster.c256: more than 256 clusters");
+  std::string backends = "[cluster.web]\nbackends = [\n";
+  for (int i = 0; i < 1025; ++i) backends += "  \"127.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":1\",\n";
+  p = parse_toml(backends + "]\n" + kListener);
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":1027: cluster.web.backends[1024]: more than 1024 backends in all clusters together");
+}
+
 TEST(TomlConfig, PerSourceLimitsPerListenerWithTopLevelDefaults) {
   Parsed p = parse_toml("max-connections-per-source = 7\n" + std::string(kGood) +
                         "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n"
