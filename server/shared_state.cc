@@ -1,6 +1,7 @@
 #include "server/shared_state.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace ringlb {
 namespace {
@@ -229,7 +230,14 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
   for (size_t i = 0; i < config.clusters.size(); ++i) {
     const balancer::Snapshot& s = *built[i];
     for (size_t b = 0; b < s.backends.size(); ++b) {
-      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
+      // A new id's entry is written before the snapshot naming it is published. An id that is
+      // live already has this very address (an id is its address as written): writing it again
+      // would race with the workers reading it, so it is left alone.
+      Address& entry = shared->backend_addresses[s.backends[b].id];
+      const Address& address = config.clusters[i].backends[b].address;
+      if (entry.length != address.length || memcmp(&entry.storage, &address.storage, address.length) != 0) {
+        entry = address;
+      }
     }
     balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
     const std::shared_ptr<const balancer::Snapshot> current = holder.get();
