@@ -96,6 +96,7 @@ std::vector<MetricFamily> Collector::Collect() const {
   std::vector<uint64_t> active;
   for (const auto& w : r.workers) active.push_back(w->active.get());
   const uint64_t accepted = a.accepted.get();
+  const std::vector<std::string> listeners = r.listener_names();  // a reload may name new ones
 
   {
     MetricFamily f = family("ringlb_build_info", "ringlb's version; always 1.", MetricType::Gauge);
@@ -247,16 +248,35 @@ std::vector<MetricFamily> Collector::Collect() const {
     // without SNI listeners, no family at all).
     MetricFamily f = family("ringlb_sni_routed_total", "Clients an SNI listener routed, by listener and cluster.", MetricType::Counter);
     const size_t clusters = r.backends->clusters();
-    for (size_t l = 0; l < r.listeners.size(); ++l) {
+    for (size_t l = 0; l < listeners.size(); ++l) {
       for (size_t c = 0; c < clusters; ++c) {
         uint64_t n = 0;
         for (const auto& w : r.workers) n += w->routed(l, c).get();
         if (n == 0) continue;
         f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
-                                        {{"listener", r.listeners[l]}, {"cluster", r.backends->cluster_name(c)}}));
+                                        {{"listener", listeners[l]}, {"cluster", r.backends->cluster_name(c)}}));
       }
     }
     if (!f.metric.empty()) out.push_back(std::move(f));
+  }
+  {
+    // Listeners with per-source limits only.
+    MetricFamily entries = family("ringlb_source_table_entries",
+                                  "Client addresses a listener's per-source table tracks.", MetricType::Gauge);
+    MetricFamily evictions = family("ringlb_source_table_evictions_total",
+                                    "Client addresses forgotten (least recently seen, no live connection) to make room in a listener's per-source table.",
+                                    MetricType::Counter);
+    for (size_t l = 0; l < listeners.size() && l < r.source_tables.size(); ++l) {
+      const SourceTableStats& s = r.source_tables[l];
+      if (!s.enabled.load(std::memory_order_relaxed)) continue;
+      const std::vector<ClientMetric::Label> label{{"listener", listeners[l]}};
+      entries.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(s.entries.load(std::memory_order_relaxed)), label));
+      evictions.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(s.evictions.load(std::memory_order_relaxed)), label));
+    }
+    if (!entries.metric.empty()) {
+      out.push_back(std::move(entries));
+      out.push_back(std::move(evictions));
+    }
   }
   add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
              static_cast<double>(r.health_checks.get()));

@@ -1,6 +1,7 @@
 #include "server/shared_state.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace ringlb {
 namespace {
@@ -49,6 +50,34 @@ int32_t cluster_index(const std::string& name, SharedState* shared, std::string*
     *error = "more than " + std::to_string(balancer::BackendRegistry::kMaxClusters) + " distinct clusters";
   }
   return index;
+}
+
+sources::SourceLimits source_limits(const ListenConfig& l) {
+  sources::SourceLimits limits;
+  limits.max_connections = l.max_connections_per_source;
+  const SourceRate& rate = l.connection_rate_per_source;
+  if (rate.count != 0) limits.interval_ns = to_ns(rate.per) / rate.count;  // at least 60 us
+  limits.burst = l.connection_burst_per_source != 0 ? l.connection_burst_per_source : std::max(1u, rate.count);
+  limits.capacity = l.source_table_size;
+  return limits;
+}
+
+// The per-source table of listener `index` for `l`, made or reconfigured; null without limits.
+sources::SharedSourceTable* source_table(const ListenConfig& l, size_t index, SharedState* shared) {
+  std::unique_ptr<sources::SharedSourceTable>& table = shared->source_tables[index];
+  if (!l.source_limited()) {
+    if (table) table->set_enabled(false);
+    return nullptr;
+  }
+  metrics::SourceTableStats* stats =
+      shared->registry && index < shared->registry->source_tables.size() ? &shared->registry->source_tables[index] : nullptr;
+  if (!table) {
+    table = std::make_unique<sources::SharedSourceTable>(source_limits(l), stats);
+  } else {
+    table->configure(source_limits(l));
+    table->set_enabled(true);
+  }
+  return table.get();
 }
 
 bool same_routes(const ListenConfig& a, const ListenConfig& b) {
@@ -172,7 +201,14 @@ std::string publish_clusters(const Config& config, uint64_t version, SharedState
   for (size_t i = 0; i < config.clusters.size(); ++i) {
     const balancer::Snapshot& s = *built[i];
     for (size_t b = 0; b < s.backends.size(); ++b) {
-      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
+      // A new id's entry is written before the snapshot naming it is published. An id that is
+      // live already has this very address (an id is its address as written): writing it again
+      // would race with the workers reading it, so it is left alone.
+      Address& entry = shared->backend_addresses[s.backends[b].id];
+      const Address& address = config.clusters[i].backends[b].address;
+      if (entry.length != address.length || memcmp(&entry.storage, &address.storage, address.length) != 0) {
+        entry = address;
+      }
     }
     balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
     const std::shared_ptr<const balancer::Snapshot> current = holder.get();
@@ -215,11 +251,14 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
   }
   for (size_t i = 0; i < config.listen.size(); ++i) {
     const ListenConfig& l = config.listen[i];
-    ListenerPolicy& p = policies->listeners[indexes != nullptr ? (*indexes)[i] : i];
+    const size_t index = indexes != nullptr ? (*indexes)[i] : i;
+    ListenerPolicy& p = policies->listeners[index];
     p.acl = Acl(l.allow, l.deny);
     // Meaningful only where a header is read: elsewhere the list is ignored.
     p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
     p.max_connections = l.max_connections;
+    // Nothing from here on fails: a config refused earlier has changed no table.
+    p.sources = source_table(l, index, shared);
     p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
     p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);

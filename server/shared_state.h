@@ -18,6 +18,7 @@
 #include "server/acl.h"
 #include "server/address.h"
 #include "server/config/config.h"
+#include "server/limits/shared_source_table.h"
 #include "server/protocol/sni_routes.h"
 
 namespace ringlb {
@@ -32,7 +33,7 @@ inline constexpr unsigned kAcceptSlots = 4096;
 // which is a removal and an addition) takes a new index, never one used before, so a removed
 // listener's connections keep reading its entries while they drain. The per-listener tables are
 // sized to this at start-up and never move.
-inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxListeners = limits::kMaxListeners;
 
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;
@@ -61,6 +62,8 @@ struct ListenerPolicy {
   Acl acl;      // its allow/deny lists (the global ones unless it has its own)
   Acl trusted;  // trusted-proxies as an allow list; empty: every source may send a PROXY header
   unsigned max_connections = 0;  // 0: only the global limit
+  // Its per-source table (SharedState::source_tables), or null: no per-source limits.
+  sources::SharedSourceTable* sources = nullptr;
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
   // A reload removed the listener: its connections get the drain deadline and are then closed.
@@ -90,6 +93,11 @@ struct SharedState {
   // Live client connections per listener, all workers together: one atomic each, so that a
   // listener's max-connections holds exactly however its clients spread over the workers.
   std::array<std::atomic<uint32_t>, kMaxListeners> listener_active{};
+  // Per-source tables by listener index, made by the first publish_config that gives the
+  // listener per-source limits (the acceptor's thread, before the policies naming it are
+  // published) and kept for the life of the process: a connection releases its source into the
+  // table that admitted it, whatever reloads did since.
+  std::array<std::unique_ptr<sources::SharedSourceTable>, kMaxListeners> source_tables;
   // The acceptor's thread only (start-up, reloads): the listener behind each index used so far,
   // and whether it still serves. An index is never given to another listener.
   std::vector<ListenConfig> listener_configs;

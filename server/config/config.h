@@ -36,6 +36,15 @@ inline constexpr uint32_t kMaxRiseFall = 100;
 inline constexpr unsigned kMaxConnectAttempts = 100;
 inline constexpr unsigned kMaxWorkers = 256;
 inline constexpr size_t kMaxNameLength = 64;  // cluster and listener names
+// Listeners over the life of the process (a reload's new or changed one takes a fresh index),
+// clusters, and backends live at once (the registry's sizes: balancer/snapshot.h).
+inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxClusters = balancer::BackendRegistry::kMaxClusters;
+inline constexpr unsigned kMaxBackends = balancer::BackendRegistry::kCapacity;
+inline constexpr size_t kMaxConfigFileBytes = 16u << 20;  // a config file, read whole
+inline constexpr size_t kMaxUnixPath = 107;  // sockaddr_un's sun_path, less its NUL
+inline constexpr uint32_t kMaxSourceRate = 1'000'000;       // new connections per second/minute
+inline constexpr uint32_t kMaxSourceTableSize = 1'000'000;  // sources tracked per listener
 }  // namespace limits
 
 // Active health-check settings; a backend may override each.
@@ -78,6 +87,13 @@ struct ClusterConfig {
   bool discovered = false;
 };
 
+// connection-rate-per-source: "N/s" or "N/m"; count 0 = no rate limit.
+struct SourceRate {
+  uint32_t count = 0;
+  Millis per{1000};
+  bool operator==(const SourceRate&) const = default;
+};
+
 // One SNI route of a listener: a TLS ClientHello naming `server_name` goes to `cluster`.
 struct SniRoute {
   std::string server_name;  // lower case; exact ("a.example.com") or one leading "*." label
@@ -108,6 +124,13 @@ struct ListenConfig {
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;
   unsigned max_connections = 0;  // 0 = only the global limit
+  // Per-source limits (server/limits/source_table.h), keyed on the client's address (the PROXY
+  // header's source where one is honoured). 0 = off.
+  unsigned max_connections_per_source = 0;
+  SourceRate connection_rate_per_source;  // new connections per source: count per period
+  unsigned connection_burst_per_source = 0;  // new connections at once; 0 = the rate's count
+  unsigned source_table_size = 16384;        // sources tracked, then the least recently seen idle one goes
+  bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
   // Overrides of the global timeouts (unset = Config's).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
 };
@@ -165,6 +188,9 @@ bool parse_uint(const std::string& text, uint64_t min, uint64_t max, uint64_t* o
 
 // "250ms", "5s", "1m", "2h", up to limits::kMaxDuration. False (and *error) on anything else.
 bool parse_duration(const std::string& text, Millis* out, std::string* error);
+
+// "N/s" or "N/m", N from 0 to limits::kMaxSourceRate.
+bool parse_source_rate(const std::string& text, SourceRate* out, std::string* error);
 
 // "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".

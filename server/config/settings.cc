@@ -79,6 +79,14 @@ bool set_path(const Value& v, const char* what, std::string* field, std::string*
   return true;
 }
 
+// A Unix socket's path must fit sockaddr_un, or bind and connect fail only once running.
+bool check_unix_path(const std::string& path, std::string* why) {
+  if (path.size() <= limits::kMaxUnixPath) return true;
+  *why = "a Unix socket path is at most " + std::to_string(limits::kMaxUnixPath) + " bytes (this one has " +
+         std::to_string(path.size()) + ")";
+  return false;
+}
+
 bool set_scheduling(const Value& v, bool* batch, std::string* why) {
   std::string text;
   if (!v.get_string(&text, "batch or normal", why)) return false;
@@ -160,7 +168,8 @@ const Entry kEntries[] = {
     {Level::kGlobal, "flow-buffers", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_uint(v, 1, 64, &t.top->config.flow_buffers, why); }},
     {Level::kGlobal, "control-socket", nullptr, [](const Value& v, const Target& t, std::string* why) {
-       return set_path(v, "a PATH", &t.top->config.control_socket, why); }},
+       return set_path(v, "a PATH", &t.top->config.control_socket, why) &&
+              check_unix_path(t.top->config.control_socket, why); }},
     {Level::kGlobal, "cpu-affinity", nullptr, [](const Value& v, const Target& t, std::string* why) {
        std::string text;
        return v.get_string(&text, "none, auto or \"CPU[,CPU...]\"", why) &&
@@ -218,6 +227,16 @@ const Entry kEntries[] = {
        return set_cidrs(v, &t.listener->trusted_proxies, why); }},
     {Level::kListenerDefault, "proxy-header-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->proxy_header_timeout, why); }},
+    {Level::kListenerDefault, "max-connections-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_connections_per_source, why); }},
+    {Level::kListenerDefault, "connection-rate-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       return v.get_string(&text, "a rate such as \"10/s\"", why) &&
+              parse_source_rate(text, &t.listener->connection_rate_per_source, why); }},
+    {Level::kListenerDefault, "connection-burst-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, limits::kMaxSourceRate, &t.listener->connection_burst_per_source, why); }},
+    {Level::kListenerDefault, "source-table-size", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxSourceTableSize, &t.listener->source_table_size, why); }},
     {Level::kListenerDefault, "tls-inspect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->tls_inspect_timeout, why); }},
 

@@ -160,6 +160,12 @@ bool TomlFile::load(const std::string& path, std::vector<std::string>* errors) {
     errors->push_back("cannot read config file '" + path + "': " + strerror(errno));
     return false;
   }
+  // Read whole and parsed in memory: a file this large is a mistake (or not a config file).
+  if (text.tellp() > static_cast<std::streamoff>(limits::kMaxConfigFileBytes)) {
+    errors->push_back(path + ": larger than " + std::to_string(limits::kMaxConfigFileBytes >> 20) +
+                      " MiB: not a config file");
+    return false;
+  }
   return load_text(text.str(), path, errors);
 }
 
@@ -262,11 +268,15 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     // the runtime serves today).
     std::stable_sort(ordered.begin(), ordered.end(),
                      [](auto& a, auto& b) { return line_of(*a.second) < line_of(*b.second); });
+    size_t backends_in_all = 0;
     for (const auto& [name, node] : ordered) {
       const std::string path = "cluster." + name;
       const int line = line_of(*node);
       std::string why;
       if (!valid_name(name, &why)) errors.add(line, path, why);
+      if (cluster_lines.size() == limits::kMaxClusters) {  // this is one more
+        errors.add(line, path, "more than " + std::to_string(limits::kMaxClusters) + " clusters");
+      }
       const toml::table* t = node->as_table();
       if (t == nullptr) {
         errors.add(line, path, "expected a table [" + path + "]");
@@ -300,6 +310,10 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
             errors.add(line_of(*a->get(i)), where,
                        "the same address as backends[" + std::to_string(it->second) + "] (" + address + ")");
             continue;
+          }
+          if (++backends_in_all == limits::kMaxBackends + 1) {
+            errors.add(line_of(*a->get(i)), where,
+                       "more than " + std::to_string(limits::kMaxBackends) + " backends in all clusters together");
           }
           c.backends.push_back(b);
         }
@@ -339,6 +353,9 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     if (t == nullptr) {
       errors.add(line, path, "expected a table");
       continue;
+    }
+    if (i == limits::kMaxListeners) {
+      errors.add(line, path, "more than " + std::to_string(limits::kMaxListeners) + " listeners");
     }
     ListenConfig l = d.listener;
     l.allow = d.config.allow;
@@ -442,6 +459,9 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     }
     if (int at = keys.line("tls-inspect-timeout"); at != 0 && sni_line == 0) {
       errors.add(at, path + ".tls-inspect-timeout", "only used with sni");
+    }
+    if (int at = keys.line("connection-burst-per-source"); at != 0 && l.connection_rate_per_source.count == 0) {
+      errors.add(at, path + ".connection-burst-per-source", "only used with connection-rate-per-source");
     }
     for (const char* key : {"trusted-proxies", "proxy-header-timeout"}) {
       if (int at = keys.line(key); at != 0 && !l.accept_proxy) {

@@ -49,6 +49,7 @@ bool ControlServer::handle(const io_uring_cqe* cqe, uint32_t now_us) {
       on_install(index_of(cqe->user_data), cqe->res);
       return true;
     case Tag::kDiagDone:
+      uring::handoff_acquire(ring_.fd());  // the worker's message (its text is under a lock too)
       on_diagnostics_done();
       return true;
     case Tag::kDiagRequest:

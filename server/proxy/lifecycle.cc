@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "server/limits/shared_source_table.h"
 #include "server/proxy/intake.h"
 #include "server/proxy/pump.h"
 #include "server/proxy/snapshot_cache.h"
@@ -150,6 +151,10 @@ void Lifecycle::free(uint32_t id) {
   if (conn.listener_counted) {
     ctx_.shared.listener_active[conn.listener].fetch_sub(1, std::memory_order_relaxed);
     conn.listener_counted = false;
+  }
+  if (conn.source_table != nullptr) {
+    conn.source_table->release(conn.source);
+    conn.source_table = nullptr;
   }
   ctx_.snapshots->release(conn.snap);
   conn.snap = nullptr;
