@@ -75,6 +75,8 @@ void BackendRegistry::release(uint32_t id) {
   s.active.store(0, std::memory_order_relaxed);
   s.up.store(1, std::memory_order_relaxed);
   s.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+  s.weight.store(0, std::memory_order_relaxed);
+  s.admin.store(0, std::memory_order_relaxed);
   if (on_free_) on_free_(id);
   names_[id].clear();
   free_.push_back(id);
@@ -141,7 +143,7 @@ bool same_snapshot(const Snapshot& a, const Snapshot& b) {
     if (x.id != y.id || x.weight != y.weight || x.max_connections != y.max_connections ||
         x.backup != y.backup || x.proxy_protocol != y.proxy_protocol ||
         x.check_interval_ms != y.check_interval_ms || x.check_timeout_ms != y.check_timeout_ms ||
-        x.rise != y.rise || x.fall != y.fall) {
+        x.rise != y.rise || x.fall != y.fall || x.admin != y.admin) {
       return false;
     }
   }
