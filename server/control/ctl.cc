@@ -7,30 +7,43 @@
 #include <cstdio>
 #include <cstring>
 
+#include "server/control/command.h"
 #include "server/control/protocol.h"
 #include "server/log.h"
 
 namespace ringlb {
 
-int run_ctl(const std::string& path, const std::string& command) {
+int run_ctl(const std::string& path, const std::vector<std::string>& words) {
   const int fd = connect_unix(path);
   if (fd < 0) {
     log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
     return 2;
   }
-  if (!write_all_fd(fd, command + "\n")) {
+  if (!write_all_fd(fd, control::join_words(words) + "\n")) {
     log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(errno));
     close(fd);
     return 1;
   }
+  // The whole answer first: its first bytes say whether it is a refusal.
+  std::string answer;
   char buf[16384];
   for (;;) {
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    fwrite(buf, 1, static_cast<size_t>(n), stdout);
+    answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  static constexpr std::string_view kError = "error: ";
+  if (answer.rfind(kError, 0) == 0 || answer == "busy\n" || answer.empty()) {
+    std::string why = answer.rfind(kError, 0) == 0 ? answer.substr(kError.size())
+                      : answer.empty()             ? "no answer (the ringlb there is stopping?)"
+                                                   : "busy with another control client; try again";
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    log(LogLevel::kError, "ctl: %s", why.c_str());
+    return 1;
+  }
+  fwrite(answer.data(), 1, answer.size(), stdout);
   return 0;
 }
 
