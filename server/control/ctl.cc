@@ -35,10 +35,10 @@ int run_ctl(const std::string& path, const std::vector<std::string>& words) {
   }
   close(fd);
   static constexpr std::string_view kError = "error: ";
-  if (answer.rfind(kError, 0) == 0 || answer == "busy\n" || answer.empty()) {
+  // (An empty answer is one: `overrides` with none in effect.)
+  if (answer.rfind(kError, 0) == 0 || answer == "busy\n") {
     std::string why = answer.rfind(kError, 0) == 0 ? answer.substr(kError.size())
-                      : answer.empty()             ? "no answer (the ringlb there is stopping?)"
-                                                   : "busy with another control client; try again";
+                                                   : "busy with another control client (or stopping); try again";
     while (!why.empty() && why.back() == '\n') why.pop_back();
     log(LogLevel::kError, "ctl: %s", why.c_str());
     return 1;

@@ -8,8 +8,8 @@ namespace ringlb {
 
 // Sends the command made of `words` (quoted where a word needs it: command.h) to the control
 // socket at `path` and prints the answer on stdout, or a refusal ("error: ...") on stderr.
-// Returns the process exit code: 0; 1 when the command was refused or could not be sent, or no
-// answer came; 2 when `path` cannot be reached.
+// Returns the process exit code: 0; 1 when the command was refused or could not be sent (or the
+// server was busy); 2 when `path` cannot be reached.
 int run_ctl(const std::string& path, const std::vector<std::string>& words);
 
 }  // namespace ringlb
