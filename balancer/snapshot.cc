@@ -136,14 +136,16 @@ bool same_snapshot(const Snapshot& a, const Snapshot& b) {
       a.backends.size() != b.backends.size()) {
     return false;
   }
-  // The Maglev table follows from the names, weights and its size, all compared here.
+  // The Maglev table follows from the names, weights and its size, all compared here. `admin`
+  // is not: workers act on the weight and the checks on the interval, which say what it does;
+  // its copy in BackendState is written by every publish, published or not.
   for (size_t i = 0; i < a.backends.size(); ++i) {
     const BackendSpec& x = a.backends[i];
     const BackendSpec& y = b.backends[i];
     if (x.id != y.id || x.weight != y.weight || x.max_connections != y.max_connections ||
         x.backup != y.backup || x.proxy_protocol != y.proxy_protocol ||
         x.check_interval_ms != y.check_interval_ms || x.check_timeout_ms != y.check_timeout_ms ||
-        x.rise != y.rise || x.fall != y.fall || x.admin != y.admin) {
+        x.rise != y.rise || x.fall != y.fall) {
       return false;
     }
   }

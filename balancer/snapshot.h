@@ -53,7 +53,8 @@ struct BackendSpec {
   uint32_t check_timeout_ms = 0;
   uint32_t rise = 2;
   uint32_t fall = 3;
-  Admin admin = Admin::kEnabled;  // shown by `ctl backends` and the metrics; weight says the rest
+  // For the metrics (copied into BackendState): the weight and check interval say what it does.
+  Admin admin = Admin::kEnabled;
   uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
   BackendState* state = nullptr;
 };

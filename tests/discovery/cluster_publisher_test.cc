@@ -176,6 +176,16 @@ TEST_F(Fixture, ARuntimeWeightGivesWayToANewConfiguredWeightTheAdminStateStays) 
   EXPECT_TRUE(publisher->override_of("web", "127.0.0.3:1").empty());
 }
 
+TEST_F(Fixture, DrainingABackendOfWeightZeroRepublishesNothingYetShowsInItsState) {
+  start(config({"127.0.0.1:1,weight=0", "127.0.0.1:2"}));
+  const uint64_t version = shared->clusters[0].version();
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{std::nullopt, Admin::kDrain}), "");
+  // The workers' pickers stay (nothing they act on changed); the metrics' copy moved.
+  EXPECT_EQ(shared->clusters[0].version(), version);
+  EXPECT_EQ(shared->clusters[0].get()->backends[0].state->admin.load(), static_cast<uint8_t>(Admin::kDrain));
+  EXPECT_EQ(publisher->backends()[0].admin, Admin::kDrain);
+}
+
 TEST_F(Fixture, AFailedPublishKeepsTheOverrides) {
   start(config({"127.0.0.1:1"}, /*discovered=*/false));
   ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{3, Admin::kDrain}), "");
