@@ -364,9 +364,12 @@ int main(int argc, char** argv) {
     if (argc < 4) {
       ringlb::log(ringlb::LogLevel::kError,
                   "usage: ringlb ctl PATH COMMAND [ARGS] (connections, backends, overrides, "
-                  "set-weight CLUSTER BACKEND N|reset, drain|disable|enable CLUSTER BACKEND)");
+                  "set-weight CLUSTER BACKEND N|reset, drain|disable|enable CLUSTER BACKEND), "
+                  "or ringlb ctl PATH - (command lines from stdin)");
       return 2;
     }
+    // "-": command lines from stdin, as written (a saved `ctl PATH overrides`, replayed).
+    if (argc == 4 && std::string(argv[3]) == "-") return ringlb::run_ctl_lines(argv[2], stdin);
     return ringlb::run_ctl(argv[2], std::vector<std::string>(argv + 3, argv + argc));
   }
   if (argc >= 2 && std::string(argv[1]) == "check") return ringlb::check(argc - 1, argv + 1);

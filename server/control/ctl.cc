@@ -3,8 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "server/control/command.h"
@@ -13,13 +15,15 @@
 
 namespace ringlb {
 
-int run_ctl(const std::string& path, const std::vector<std::string>& words) {
+namespace {
+
+int send_line(const std::string& path, const std::string& line) {
   const int fd = connect_unix(path);
   if (fd < 0) {
     log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
     return 2;
   }
-  if (!write_all_fd(fd, control::join_words(words) + "\n")) {
+  if (!write_all_fd(fd, line + "\n")) {
     log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(errno));
     close(fd);
     return 1;
@@ -45,6 +49,28 @@ int run_ctl(const std::string& path, const std::vector<std::string>& words) {
   }
   fwrite(answer.data(), 1, answer.size(), stdout);
   return 0;
+}
+
+}  // namespace
+
+int run_ctl(const std::string& path, const std::vector<std::string>& words) {
+  return send_line(path, control::join_words(words));
+}
+
+int run_ctl_lines(const std::string& path, FILE* in) {
+  int worst = 0;
+  char* buf = nullptr;
+  size_t cap = 0;
+  for (ssize_t n; (n = getline(&buf, &cap, in)) >= 0;) {
+    std::string line(buf, static_cast<size_t>(n));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.empty()) continue;
+    const int rc = send_line(path, line);
+    worst = std::max(worst, rc);
+    if (rc == 2) break;
+  }
+  free(buf);
+  return worst;
 }
 
 }  // namespace ringlb

@@ -275,6 +275,47 @@ TEST(RuntimeApi, ATakeoverCarriesTheRuntimeStateOver) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(ask(new_lb.port()), "b");
 }
 
+// No state file: `ctl overrides` saved before a restart and replayed with `ctl PATH -` after
+// it restores the runtime state, quoted names included (a unix: path with a space).
+TEST(RuntimeApi, SavedOverridesReplayedAfterARestart) {
+  Backend a(name_handler("a")), b(name_handler("b"));
+  TempDir dir;
+  const std::string sock = socket_path("replay.sock"), unix_backend = "unix:" + dir.path() + "/a b.sock";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend",
+                                         b.address(), "--backend", unix_backend, "--control-socket", sock,
+                                         "--health-interval", "0s", "--workers", "1"};
+  std::string saved;
+  {
+    RinglbProcess lb;
+    ASSERT_TRUE(lb.start(args)) << lb.output();
+    ASSERT_EQ(ctl(sock, {"disable", "default", unix_backend}).exit_code, 0);
+    ASSERT_EQ(ctl(sock, {"set-weight", "default", a.address(), "2"}).exit_code, 0);
+    const RunResult r = ctl(sock, {"overrides"});
+    ASSERT_EQ(r.exit_code, 0);
+    saved = r.output;
+    EXPECT_EQ(saved, "set-weight default " + a.address() + " 2\ndisable default \"" + unix_backend + "\"\n");
+    EXPECT_EQ(lb.stop(SIGTERM), 0);
+  }
+  const std::string file = dir.path() + "/state";
+  std::ofstream(file) << saved << "\n";
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start(args)) << lb.output();
+  EXPECT_EQ(ctl(sock, {"overrides"}).output, "");  // a restart: nothing kept
+  const RunResult r = run_command({"/bin/sh", "-c", runfile("server/ringlb") + " ctl " + sock + " - <" + file});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(ctl(sock, {"overrides"}).output, saved);
+  std::string picks;
+  for (int i = 0; i < 30; ++i) picks += ask(lb.port());
+  EXPECT_EQ(std::count(picks.begin(), picks.end(), 'a'), 20) << picks;
+  EXPECT_EQ(std::count(picks.begin(), picks.end(), 'b'), 10) << picks;
+  // A refused line among them: the others apply, the exit code says one failed.
+  std::ofstream(file) << "drain default " << b.address() << "\ndrain default nope:1\n";
+  const RunResult bad = run_command({"/bin/sh", "-c", runfile("server/ringlb") + " ctl " + sock + " - <" + file});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("has no backend 'nope:1'"), std::string::npos) << bad.output;
+  EXPECT_EQ(state_weight(ctl(sock, {"backends"}).output, b.address()), "drain|0 (configured 1)");
+}
+
 // Sends `line` on a raw control connection and reads the answer.
 std::string raw(const std::string& sock, const std::string& line) {
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
