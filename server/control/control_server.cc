@@ -143,8 +143,10 @@ void ControlServer::on_command(const std::string& command) {
   control::Command c;
   if (std::string why = control::parse_command(command, &c); !why.empty()) {
     log(LogLevel::kWarning, "control: command refused: %s", why.c_str());
+    answer_what_ = "error";
     return answer("error: " + why + "\n");
   }
+  answer_what_ = control::verb_name(c.verb);
   switch (c.verb) {
     case control::Verb::kListeners: {
       // Regular fds for the listening direct descriptors, only for as long as it takes to send them.
@@ -253,7 +255,7 @@ void ControlServer::on_answer_sent(int res) {
   if (conn_ < 0 || state_ != State::kAnswering) return;
   if (res <= 0) {
     if (res == -ECANCELED) {
-      log(LogLevel::kWarning, "control: the client did not take its answer within %llus; dropped",
+      log(LogLevel::kWarning, "control: the client did not take the %s answer within %llus; dropped", answer_what_,
           static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
     }
     return end_client();

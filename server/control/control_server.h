@@ -93,6 +93,7 @@ class ControlServer {
   uint32_t installs_pending_ = 0;
   uint32_t diagnostics_pending_ = 0;
   std::string answer_;
+  const char* answer_what_ = "";  // the command answered (its name, for the log)
   size_t answer_sent_ = 0;
   __kernel_timespec answer_deadline_{};  // CLOCK_MONOTONIC, absolute
 };
