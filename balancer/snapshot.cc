@@ -75,6 +75,8 @@ void BackendRegistry::release(uint32_t id) {
   s.active.store(0, std::memory_order_relaxed);
   s.up.store(1, std::memory_order_relaxed);
   s.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+  s.weight.store(0, std::memory_order_relaxed);
+  s.admin.store(0, std::memory_order_relaxed);
   if (on_free_) on_free_(id);
   names_[id].clear();
   free_.push_back(id);
@@ -134,7 +136,9 @@ bool same_snapshot(const Snapshot& a, const Snapshot& b) {
       a.backends.size() != b.backends.size()) {
     return false;
   }
-  // The Maglev table follows from the names, weights and its size, all compared here.
+  // The Maglev table follows from the names, weights and its size, all compared here. `admin`
+  // is not: workers act on the weight and the checks on the interval, which say what it does;
+  // its copy in BackendState is written by every publish, published or not.
   for (size_t i = 0; i < a.backends.size(); ++i) {
     const BackendSpec& x = a.backends[i];
     const BackendSpec& y = b.backends[i];

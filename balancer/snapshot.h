@@ -22,11 +22,22 @@ enum class HashKey : uint8_t { kAddr, kAddrPort };
 bool parse_policy(const std::string& text, Policy* out);
 const char* policy_name(Policy p);
 
+// An operator's runtime state of a backend (`ringlb ctl ... drain`, `disable`, `enable`).
+enum class Admin : uint8_t {
+  kEnabled,   // as configured
+  kDrain,     // weight 0: no new clients, open connections finish, still health checked
+  kDisabled,  // maintenance: no new clients and not health checked
+};
+
 // Shared, mutable, per backend: written by workers and the health checker with relaxed atomics.
 struct alignas(64) BackendState {
   std::atomic<int32_t> active{0};           // live connections, all workers together
   std::atomic<uint8_t> up{1};               // 1 while it takes new connections
   std::atomic<uint32_t> connect_failures_in_a_row{0};
+  // What the last publish gave it (written before that snapshot is published), for the
+  // exporter, which holds no snapshot: its weight in effect and its admin state.
+  std::atomic<uint32_t> weight{0};
+  std::atomic<uint8_t> admin{0};
 };
 
 struct BackendSpec {
@@ -42,6 +53,8 @@ struct BackendSpec {
   uint32_t check_timeout_ms = 0;
   uint32_t rise = 2;
   uint32_t fall = 3;
+  // For the metrics (copied into BackendState): the weight and check interval say what it does.
+  Admin admin = Admin::kEnabled;
   uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
   BackendState* state = nullptr;
 };

@@ -217,6 +217,8 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily to = family("ringlb_backend_sent_bytes_total", "Bytes sent from clients to the backend.", MetricType::Counter);
     MetricFamily from = family("ringlb_backend_received_bytes_total", "Bytes received from the backend for clients.", MetricType::Counter);
     MetricFamily latency = family("ringlb_backend_connect_latency_seconds", "Time to connect to the backend.", MetricType::Histogram);
+    MetricFamily weight = family("ringlb_backend_weight", "The weight the backend is picked by (0 while drained or disabled; set-weight changes it).", MetricType::Gauge);
+    MetricFamily admin = family("ringlb_backend_admin_state", "The backend's runtime state: 1 for the one it is in (enabled, drain, maint), 0 for the others.", MetricType::Gauge);
     // Only live ids: a freed one has no series (its name is gone). An id freed and reused during
     // the scrape shows the new backend's counts under the old name once, harmlessly.
     for (const balancer::BackendRegistry::Live& live : r.backends->live_backends()) {
@@ -240,8 +242,19 @@ std::vector<MetricFamily> Collector::Collect() const {
       to.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_to), label));
       from.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_from), label));
       latency.metric.push_back(histogram_metric(parts, label));
+      weight.metric.push_back(value_metric(MetricType::Gauge, r.backends->state(b).weight.load(), label));
+      // One series per state (a Prometheus "state set"): alerts select by label, not by number.
+      static const char* const kAdmin[] = {"enabled", "drain", "maint"};
+      const uint8_t in = r.backends->state(b).admin.load();
+      for (uint8_t i = 0; i < 3; ++i) {
+        std::vector<ClientMetric::Label> with_state = label;
+        with_state.push_back({"state", kAdmin[i]});
+        admin.metric.push_back(value_metric(MetricType::Gauge, in == i ? 1 : 0, std::move(with_state)));
+      }
     }
-    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency}) out.push_back(std::move(*f));
+    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency, &weight, &admin}) {
+      out.push_back(std::move(*f));
+    }
   }
   {
     // Only the pairs that routed a client: the rest of listeners x clusters would be zeros (and

@@ -21,6 +21,7 @@
 #include "server/config/config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
+#include "server/control/runtime_api.h"
 #include "server/control/service_notify.h"
 #include "server/discovery/cluster_publisher.h"
 #include "server/health_checker.h"
@@ -168,6 +169,14 @@ int serve(const Config& config, int argc, char** argv) {
   std::vector<InheritedListener> inherited;
   int takeover_conn = -1;
   if (!config.takeover.empty()) {
+    // The runtime state first, on a connection of its own (the listeners' one ends the old
+    // process's control socket): drains, maintenance and runtime weights carry over.
+    std::string state;
+    if (request_overrides(config.takeover, &state, &error) < 0) {
+      log(LogLevel::kWarning, "takeover: runtime state not carried over: %s", error.c_str());
+    } else {
+      control::restore_overrides(publisher, state);
+    }
     if (request_listeners(config.takeover, &inherited, &takeover_conn, &error) < 0) {
       log(LogLevel::kWarning, "takeover: %s; binding the listeners here", error.c_str());
     }
@@ -352,11 +361,16 @@ int serve(const Config& config, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ctl") {
-    if (argc != 4) {
-      ringlb::log(ringlb::LogLevel::kError, "usage: ringlb ctl PATH connections");
+    if (argc < 4) {
+      ringlb::log(ringlb::LogLevel::kError,
+                  "usage: ringlb ctl PATH COMMAND [ARGS] (connections, backends, overrides, "
+                  "set-weight CLUSTER BACKEND N|reset, drain|disable|enable CLUSTER BACKEND), "
+                  "or ringlb ctl PATH - (command lines from stdin)");
       return 2;
     }
-    return ringlb::run_ctl(argv[2], argv[3]);
+    // "-": command lines from stdin, as written (a saved `ctl PATH overrides`, replayed).
+    if (argc == 4 && std::string(argv[3]) == "-") return ringlb::run_ctl_lines(argv[2], stdin);
+    return ringlb::run_ctl(argv[2], std::vector<std::string>(argv + 3, argv + argc));
   }
   if (argc >= 2 && std::string(argv[1]) == "check") return ringlb::check(argc - 1, argv + 1);
   ringlb::Config config;

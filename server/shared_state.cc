@@ -33,6 +33,7 @@ std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t ve
     spec.check_timeout_ms = static_cast<uint32_t>(b.health_timeout.value_or(c.health.timeout).count());
     spec.rise = b.health_rise.value_or(c.health.rise);
     spec.fall = b.health_fall.value_or(c.health.fall);
+    spec.admin = b.admin;
     snapshot->backends.push_back(spec);
   }
   // A cluster whose backends come from discovery may have none yet (or none left): it serves
@@ -209,6 +210,9 @@ std::string publish_clusters(const Config& config, uint64_t version, SharedState
       if (entry.length != address.length || memcmp(&entry.storage, &address.storage, address.length) != 0) {
         entry = address;
       }
+      // Also where the snapshot is not published (the same): the values are the same then.
+      s.backends[b].state->weight.store(s.backends[b].weight, std::memory_order_relaxed);
+      s.backends[b].state->admin.store(static_cast<uint8_t>(s.backends[b].admin), std::memory_order_relaxed);
     }
     balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
     const std::shared_ptr<const balancer::Snapshot> current = holder.get();

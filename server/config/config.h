@@ -66,6 +66,8 @@ struct BackendConfig {
   // Per-backend overrides of the cluster's health settings (unset = the cluster's).
   std::optional<Millis> health_interval, health_timeout;
   std::optional<uint32_t> health_rise, health_fall;
+  // Never read from the file: the runtime API's state, merged in by discovery::ClusterPublisher.
+  balancer::Admin admin = balancer::Admin::kEnabled;
 };
 
 // A named pool of backends and how to pick among them (a "service" upstream).

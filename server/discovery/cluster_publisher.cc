@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "server/log.h"
+
 namespace ringlb::discovery {
 
 const char* source_name(Source s) {
@@ -17,7 +19,7 @@ const char* admin_name(Admin a) {
   switch (a) {
     case Admin::kEnabled: return "enabled";
     case Admin::kDrain: return "drain";
-    case Admin::kDisabled: return "disabled";
+    case Admin::kDisabled: return "maint";
   }
   return "?";
 }
@@ -29,7 +31,7 @@ const ClusterConfig* ClusterPublisher::file_cluster_locked(const std::string& na
   return nullptr;
 }
 
-Config ClusterPublisher::merge_locked() const {
+Config ClusterPublisher::combine_locked() const {
   Config out = file_;
   for (ClusterConfig& c : out.clusters) {
     // A backend named twice (a DNS name that resolves to a file backend's address, two names
@@ -42,16 +44,48 @@ Config ClusterPublisher::merge_locked() const {
         if (names.insert(b.text).second) c.backends.push_back(b);
       }
     }
+  }
+  return out;
+}
+
+std::vector<std::string> ClusterPublisher::reconcile_overrides_locked(const Config& combined) {
+  std::vector<std::string> notes;
+  std::map<Key, uint32_t> configured;
+  for (const ClusterConfig& c : combined.clusters) {
+    for (const BackendConfig& b : c.backends) configured[{c.name, b.text}] = b.weight;
+  }
+  for (auto it = overrides_.begin(); it != overrides_.end();) {
+    auto found = configured.find(it->first);
+    if (found == configured.end()) {
+      notes.push_back("runtime state of " + it->first.first + "/" + it->first.second +
+                      " dropped: it left the cluster");
+      it = overrides_.erase(it);
+      continue;
+    }
+    Override& o = it->second;
+    if (o.weight && found->second != o.configured) {
+      notes.push_back("runtime weight " + std::to_string(*o.weight) + " of " + it->first.first + "/" +
+                      it->first.second + " dropped: its configured weight changed from " +
+                      std::to_string(o.configured) + " to " + std::to_string(found->second));
+      o.weight.reset();
+    }
+    it = o.empty() ? overrides_.erase(it) : std::next(it);
+  }
+  return notes;
+}
+
+void ClusterPublisher::apply_overrides_locked(Config* combined) const {
+  for (ClusterConfig& c : combined->clusters) {
     for (BackendConfig& b : c.backends) {
       auto o = overrides_.find({c.name, b.text});
       if (o == overrides_.end()) continue;
       if (o->second.weight) b.weight = *o->second.weight;
+      b.admin = o->second.admin;
       if (o->second.admin != Admin::kEnabled) b.weight = 0;
       // Maintenance: HAProxy stops checking a disabled server; it comes back as it was checked.
       if (o->second.admin == Admin::kDisabled) b.health_interval = Millis{0};
     }
   }
-  return out;
 }
 
 std::string ClusterPublisher::publish_locked(const Config& file, std::vector<std::string>* changed,
@@ -60,26 +94,25 @@ std::string ClusterPublisher::publish_locked(const Config& file, std::vector<std
   const bool had_file = have_file_;
   file_ = file;
   have_file_ = true;
-  Config merged = merge_locked();
+  Config combined = combine_locked();
+  const std::map<Key, Override> previous_overrides = overrides_;
+  const std::vector<std::string> notes = reconcile_overrides_locked(combined);
+  Config merged = combined;
+  apply_overrides_locked(&merged);
   std::string error = publish_clusters(merged, ++version_, shared_, changed);
   if (!error.empty()) {
     file_ = std::move(previous);
     have_file_ = had_file;
+    overrides_ = previous_overrides;
     return error;
   }
   if (policies) publish_policies(merged, version_, shared_, indexes);
-  // Forget what no longer names anything: lists for clusters the file dropped, overrides of
-  // backends that left their cluster.
-  std::set<Key> live;
-  for (const ClusterConfig& c : merged.clusters) {
-    for (const BackendConfig& b : c.backends) live.insert({c.name, b.text});
-  }
-  for (auto it = overrides_.begin(); it != overrides_.end();) {
-    it = live.count(it->first) ? std::next(it) : overrides_.erase(it);
-  }
+  // Forget the lists of clusters the file dropped.
   for (auto it = discovered_.begin(); it != discovered_.end();) {
     it = file_cluster_locked(it->first.first) != nullptr ? std::next(it) : discovered_.erase(it);
   }
+  combined_ = std::move(combined);
+  for (const std::string& note : notes) log(LogLevel::kInfo, "%s", note.c_str());
   effective_ = std::move(merged);
   return {};
 }
@@ -123,13 +156,13 @@ std::string ClusterPublisher::set_override(const std::string& cluster, const std
                                            const Override& o) {
   std::lock_guard<std::mutex> lock(mu_);
   const ClusterConfig* found = nullptr;
-  for (const ClusterConfig& c : effective_.clusters) {
+  for (const ClusterConfig& c : combined_.clusters) {
     if (c.name == cluster) found = &c;
   }
   if (found == nullptr) return "unknown cluster '" + cluster + "'";
-  bool has = false;
-  for (const BackendConfig& b : found->backends) has = has || b.text == backend;
-  if (!has) return "cluster '" + cluster + "' has no backend '" + backend + "'";
+  const BackendConfig* has = nullptr;
+  for (const BackendConfig& b : found->backends) has = b.text == backend ? &b : has;
+  if (has == nullptr) return "cluster '" + cluster + "' has no backend '" + backend + "'";
   const Key k{cluster, backend};
   std::optional<Override> previous;
   if (auto it = overrides_.find(k); it != overrides_.end()) previous = it->second;
@@ -137,6 +170,7 @@ std::string ClusterPublisher::set_override(const std::string& cluster, const std
     overrides_.erase(k);
   } else {
     overrides_[k] = o;
+    overrides_[k].configured = has->weight;
   }
   const Config file = file_;
   std::string error = publish_locked(file, nullptr, nullptr, /*policies=*/false);
@@ -159,21 +193,20 @@ Override ClusterPublisher::override_of(const std::string& cluster, const std::st
 std::vector<BackendView> ClusterPublisher::backends() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<BackendView> out;
-  for (const ClusterConfig& c : effective_.clusters) {
+  for (size_t i = 0; i < effective_.clusters.size(); ++i) {
+    const ClusterConfig& c = effective_.clusters[i];
     const ClusterConfig* file = file_cluster_locked(c.name);
-    for (const BackendConfig& b : c.backends) {
+    for (size_t j = 0; j < c.backends.size(); ++j) {
+      const BackendConfig& b = c.backends[j];
       BackendView v;
       v.cluster = c.name;
       v.name = b.text;
       v.weight = b.weight;
-      v.configured_weight = b.weight;
+      v.configured_weight = combined_.clusters[i].backends[j].weight;
+      v.admin = b.admin;
       bool found = false;
       if (file != nullptr) {
-        for (const BackendConfig& f : file->backends) {
-          if (f.text != b.text) continue;
-          found = true;
-          v.configured_weight = f.weight;
-        }
+        for (const BackendConfig& f : file->backends) found = found || f.text == b.text;
       }
       v.origin = "file";
       for (auto it = discovered_.lower_bound({c.name, ""});
@@ -183,11 +216,10 @@ std::vector<BackendView> ClusterPublisher::backends() const {
           found = true;
           v.source = it->second.source;
           v.origin = it->first.second;
-          v.configured_weight = d.weight;
           break;
         }
       }
-      if (auto o = overrides_.find({c.name, b.text}); o != overrides_.end()) v.admin = o->second.admin;
+      if (auto o = overrides_.find({c.name, b.text}); o != overrides_.end()) v.runtime_weight = o->second.weight;
       out.push_back(std::move(v));
     }
   }

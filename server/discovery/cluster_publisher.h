@@ -26,17 +26,17 @@ enum class Source : uint8_t { kFile, kDns, kEtcd };
 const char* source_name(Source s);
 
 // An operator's runtime change to one backend (HAProxy's `set server`). Kept while the backend
-// exists (across reloads and discovery updates), dropped when it leaves the cluster.
-enum class Admin : uint8_t {
-  kEnabled,   // as configured
-  kDrain,     // weight 0: no new clients, open connections finish, still health checked
-  kDisabled,  // maintenance: no new clients and not health checked
-};
+// exists (across reloads and discovery updates), dropped when it leaves the cluster. A runtime
+// weight is also dropped when the backend's configured weight changes (a reload or a discovery
+// update gives it a new one): the newer intent wins, as with HAProxy's server-state file.
+using Admin = balancer::Admin;
 const char* admin_name(Admin a);
 
 struct Override {
   std::optional<uint32_t> weight;  // replaces the configured weight
   Admin admin = Admin::kEnabled;
+  // The configured weight when `weight` was set (set_override fills it in).
+  uint32_t configured = 0;
   bool empty() const { return !weight && admin == Admin::kEnabled; }
 };
 
@@ -48,6 +48,7 @@ struct BackendView {
   Source source = Source::kFile;
   uint32_t configured_weight = 0;  // before any override
   uint32_t weight = 0;             // in effect (0 while drained or disabled)
+  std::optional<uint32_t> runtime_weight;  // set by `set-weight`, until reset
   Admin admin = Admin::kEnabled;
 };
 
@@ -72,8 +73,8 @@ class ClusterPublisher {
                              std::vector<BackendConfig> backends, bool* changed = nullptr);
 
   // Any thread (the control socket's): changes one backend's override, or clears it when
-  // `o` is empty. Empty on success, otherwise a one-line error naming the unknown cluster or
-  // backend.
+  // `o` is empty (`o.configured` is filled in here). Empty on success, otherwise a one-line
+  // error naming the unknown cluster or backend.
   std::string set_override(const std::string& cluster, const std::string& backend, const Override& o);
   // The override of a backend (empty if none).
   Override override_of(const std::string& cluster, const std::string& backend) const;
@@ -91,7 +92,12 @@ class ClusterPublisher {
   };
   using Key = std::pair<std::string, std::string>;  // (cluster, source key or backend name)
 
-  Config merge_locked() const;
+  // The file's clusters with the discovered backends, before any override.
+  Config combine_locked() const;
+  // Drops the overrides of backends `combined` lacks, and runtime weights whose backend's
+  // configured weight changed; returns a line for each, to log once the publish succeeds.
+  std::vector<std::string> reconcile_overrides_locked(const Config& combined);
+  void apply_overrides_locked(Config* combined) const;
   std::string publish_locked(const Config& file, std::vector<std::string>* changed,
                              const std::vector<uint16_t>* indexes, bool policies);
   const ClusterConfig* file_cluster_locked(const std::string& name) const;
@@ -103,7 +109,8 @@ class ClusterPublisher {
   uint64_t version_ = 0;
   std::map<Key, Discovered> discovered_;  // by (cluster, source key): ordered, so merges are stable
   std::map<Key, Override> overrides_;     // by (cluster, backend name)
-  Config effective_;
+  Config combined_;   // as last published, before the overrides
+  Config effective_;  // as last published: combined_ with the overrides (same backends, order)
 };
 
 }  // namespace ringlb::discovery

@@ -145,6 +145,56 @@ TEST_F(Fixture, OverridesApplyAndSurviveReloadsAndDiscoveryUntilTheBackendLeaves
   EXPECT_TRUE(publisher->override_of("web", "127.0.0.1:1").empty());
 }
 
+TEST_F(Fixture, ARuntimeWeightGivesWayToANewConfiguredWeightTheAdminStateStays) {
+  start(config({"127.0.0.1:1", "127.0.0.1:2"}));
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{3, Admin::kDrain}), "");
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:2", Override{5, Admin::kEnabled}), "");
+  auto spec = [&](size_t i) { return shared->clusters[0].get()->backends[i]; };
+  // The exporter reads what the publish wrote into the backend's state.
+  EXPECT_EQ(spec(0).state->weight.load(), 0u);
+  EXPECT_EQ(spec(0).state->admin.load(), static_cast<uint8_t>(Admin::kDrain));
+  EXPECT_EQ(spec(1).state->weight.load(), 5u);
+  EXPECT_EQ(spec(0).admin, Admin::kDrain);
+  // The file now says weight 2 for the first: its runtime weight goes, its drain stays; the
+  // second's configured weight did not change, so its runtime weight stays.
+  ASSERT_EQ(publisher->publish_file(config({"127.0.0.1:1,weight=2", "127.0.0.1:2"})), "");
+  EXPECT_EQ(publisher->override_of("web", "127.0.0.1:1").weight, std::nullopt);
+  EXPECT_EQ(publisher->override_of("web", "127.0.0.1:1").admin, Admin::kDrain);
+  EXPECT_EQ(spec(1).weight, 5u);
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{}), "");
+  EXPECT_EQ(spec(0).weight, 2u);
+  EXPECT_EQ(spec(0).state->weight.load(), 2u);
+  EXPECT_EQ(spec(0).state->admin.load(), static_cast<uint8_t>(Admin::kEnabled));
+  // A discovered backend's weight changed by its source: the same rule.
+  ASSERT_EQ(publisher->set_discovered("web", "dns:a", Source::kDns, {backend("127.0.0.3:1,weight=4")}), "");
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.3:1", Override{9, Admin::kEnabled}), "");
+  EXPECT_EQ(spec(2).weight, 9u);
+  ASSERT_EQ(publisher->set_discovered("web", "dns:a", Source::kDns, {backend("127.0.0.3:1,weight=4")}), "");
+  EXPECT_EQ(spec(2).weight, 9u);
+  ASSERT_EQ(publisher->set_discovered("web", "dns:a", Source::kDns, {backend("127.0.0.3:1,weight=6")}), "");
+  EXPECT_EQ(spec(2).weight, 6u);
+  EXPECT_TRUE(publisher->override_of("web", "127.0.0.3:1").empty());
+}
+
+TEST_F(Fixture, DrainingABackendOfWeightZeroRepublishesNothingYetShowsInItsState) {
+  start(config({"127.0.0.1:1,weight=0", "127.0.0.1:2"}));
+  const uint64_t version = shared->clusters[0].version();
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{std::nullopt, Admin::kDrain}), "");
+  // The workers' pickers stay (nothing they act on changed); the metrics' copy moved.
+  EXPECT_EQ(shared->clusters[0].version(), version);
+  EXPECT_EQ(shared->clusters[0].get()->backends[0].state->admin.load(), static_cast<uint8_t>(Admin::kDrain));
+  EXPECT_EQ(publisher->backends()[0].admin, Admin::kDrain);
+}
+
+TEST_F(Fixture, AFailedPublishKeepsTheOverrides) {
+  start(config({"127.0.0.1:1"}, /*discovered=*/false));
+  ASSERT_EQ(publisher->set_override("web", "127.0.0.1:1", Override{3, Admin::kDrain}), "");
+  // A file cluster with no backends is refused: the override must not be dropped with it.
+  EXPECT_NE(publisher->publish_file(config({}, false)), "");
+  EXPECT_EQ(publisher->override_of("web", "127.0.0.1:1").weight, 3u);
+  EXPECT_EQ(publisher->backends()[0].runtime_weight, 3u);
+}
+
 TEST_F(Fixture, AReloadThatDropsAClusterDropsItsDiscoveredLists) {
   start(config({"127.0.0.1:1"}));
   ASSERT_EQ(publisher->set_discovered("web", "dns:a", Source::kDns, {backend("127.0.0.2:1")}), "");
