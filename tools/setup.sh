@@ -11,6 +11,7 @@ PACKAGES=(
   linux-perf procps iproute2 python3 gnuplot-nox
   iperf3 libtomlplusplus-dev clang-16 libfuzzer-16-dev libclang-rt-16-dev
   libsystemd-dev lintian groff-base
+  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
 )
 
 missing=()
