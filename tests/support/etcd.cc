@@ -1,0 +1,51 @@
+#include "tests/support/etcd.h"
+
+#include <regex>
+
+#include "tests/support/backends.h"
+
+namespace ringlb::testing {
+
+EtcdServer::EtcdServer() : client_port_(refused_port()), peer_port_(refused_port()) {}
+
+EtcdServer::~EtcdServer() { kill(); }
+
+bool EtcdServer::start() {
+  const std::string client = endpoint();
+  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+      "etcd", "--name", "test", "--data-dir", dir_.path() + "/data", "--listen-client-urls", client,
+      "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+      "--initial-cluster", "test=" + peer, "--log-level", "error"});
+  if (!process_->started()) return false;
+  return eventually([&] { return http_get(client_port_, "/health").find("\"true\"") != std::string::npos; },
+                    std::chrono::seconds(10));
+}
+
+void EtcdServer::kill() { process_.reset(); }
+
+bool EtcdServer::ctl(std::vector<std::string> args, std::string* out) {
+  args.insert(args.begin(), {"etcdctl", "--endpoints", endpoint(), "--command-timeout", "5s"});
+  const RunResult r = run_command(args, std::chrono::seconds(10));
+  if (out != nullptr) *out = r.output;
+  return r.exit_code == 0;
+}
+
+bool EtcdServer::put(const std::string& key, const std::string& value) {
+  // "--" so that a value starting with '-' is not read as a flag.
+  return ctl({"put", "--", key, value});
+}
+
+bool EtcdServer::del(const std::string& key) { return ctl({"del", key}); }
+
+int64_t EtcdServer::revision() {
+  std::string out;
+  if (!ctl({"endpoint", "status", "--write-out", "json"}, &out)) return 0;
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("\"revision\":([0-9]+)"))) return 0;
+  return std::stoll(m[1]);
+}
+
+bool EtcdServer::compact(int64_t revision) { return ctl({"compact", std::to_string(revision)}); }
+
+}  // namespace ringlb::testing

@@ -1,0 +1,44 @@
+// A real etcd (Debian's etcd-server, 3.4) for end-to-end tests: one member on loopback ports
+// picked at random, with a temporary data directory, killed and removed with the object. kill()
+// and start() again keep the data directory, as an etcd that crashed and came back. Writes go
+// through etcdctl (etcd-client), as an operator's would.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tests/support/process.h"
+
+namespace ringlb::testing {
+
+class EtcdServer {
+ public:
+  EtcdServer();  // picks the ports and the directory; start() runs it
+  ~EtcdServer();
+  EtcdServer(const EtcdServer&) = delete;
+  EtcdServer& operator=(const EtcdServer&) = delete;
+
+  // Starts etcd and waits (up to 10 s) until it answers /health. False on failure.
+  bool start();
+  // SIGKILL: no goodbye on its connections, as a crash or a lost machine.
+  void kill();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+  uint16_t client_port() const { return client_port_; }
+
+  bool put(const std::string& key, const std::string& value);
+  bool del(const std::string& key);
+  // The store's current revision (0 on failure).
+  int64_t revision();
+  // Compacts the history up to `revision`: watches resuming below it are canceled.
+  bool compact(int64_t revision);
+
+ private:
+  bool ctl(std::vector<std::string> args, std::string* out = nullptr);
+
+  TempDir dir_;
+  uint16_t client_port_ = 0, peer_port_ = 0;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+}  // namespace ringlb::testing
