@@ -33,9 +33,12 @@ std::string value(const Backend& b, const std::string& extra = "") {
   return "{\"address\": \"" + b.address() + "\"" + extra + "}";
 }
 
-std::string write_config(const std::string& path, const EtcdServer& etcd, const std::string& prefix = "/ringlb/web/") {
+std::string write_config(const std::string& path, const EtcdServer& etcd, const std::string& prefix = "/ringlb/web/",
+                         const std::string& etcd_extra = "") {
   std::ofstream(path) << "workers = 1\nhealth-interval = \"0s\"\n\n"
-                      << "[etcd]\nendpoints = [\"" << etcd.endpoint() << "\"]\n"
+                      << "[etcd]\n"
+                      << (etcd_extra.find("endpoints") == std::string::npos ? "endpoints = [\"" + etcd.endpoint() + "\"]\n" : "")
+                      << etcd_extra
                       << "reconnect-min = \"50ms\"\nreconnect-max = \"300ms\"\n\n"
                       << "[cluster.web]\ndiscovery = \"etcd\"\netcd-prefix = \"" << prefix << "\"\n"
                       << "balance = \"roundrobin\"\n\n"
@@ -248,6 +251,35 @@ TEST(Etcd, AReloadWatchesTheNewPrefixAndDropsTheOld) {
   EXPECT_EQ(answers(lb.port()), (std::set<std::string>{"b"}));
   EXPECT_EQ(lb.metric("ringlb_etcd_watch_up", {"prefix=\"/ringlb/web/\""}), -1);
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+TEST(Etcd, AuthenticatesWithUserAndPasswordAndFailsOverToTheLiveEndpoint) {
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.start());
+  Backend a(name_handler("a")), b(name_handler("b"));
+  ASSERT_TRUE(etcd.put("/ringlb/web/a", value(a)));
+  ASSERT_TRUE(etcd.enable_auth("ringlb", "s3cret", "/ringlb/web/"));
+  // The first endpoint refuses connections: every request moves on to the second.
+  const std::string endpoints = "endpoints = [\"http://127.0.0.1:" + std::to_string(refused_port()) + "\", \"" +
+                                etcd.endpoint() + "\"]\n";
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", write_config(::testing::TempDir() + "/auth.toml", etcd, "/ringlb/web/",
+                                                 endpoints + "user = \"ringlb\"\npassword = \"s3cret\"\n")}))
+      << lb.output();
+  EXPECT_EQ(answers(lb.port()), (std::set<std::string>{"a"})) << lb.output();
+  ASSERT_TRUE(etcd.put("/ringlb/web/b", value(b)));
+  EXPECT_GE(until(lb.port(), [](const std::string& n) { return n == "b"; }, 1).count(), 0) << lb.output();
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+
+  // A wrong password: nothing is read, the cluster stays empty, and the log says why.
+  RinglbProcess wrong;
+  ASSERT_TRUE(wrong.start({"--config", write_config(::testing::TempDir() + "/wrong.toml", etcd, "/ringlb/web/",
+                                                    "user = \"ringlb\"\npassword = \"nope\"\n")}))
+      << wrong.output();
+  EXPECT_EQ(name_from(wrong.port()), "");
+  EXPECT_TRUE(eventually([&] { return wrong.output().find("authentication failed") != std::string::npos; }))
+      << wrong.output();
+  EXPECT_EQ(wrong.stop(SIGTERM), 0) << wrong.output();
 }
 
 }  // namespace

@@ -26,6 +26,7 @@ void EtcdServer::kill() { process_.reset(); }
 
 bool EtcdServer::ctl(std::vector<std::string> args, std::string* out) {
   args.insert(args.begin(), {"etcdctl", "--endpoints", endpoint(), "--command-timeout", "5s"});
+  if (!root_.empty()) args.insert(args.begin() + 1, {"--user", root_});
   const RunResult r = run_command(args, std::chrono::seconds(10));
   if (out != nullptr) *out = r.output;
   return r.exit_code == 0;
@@ -44,6 +45,15 @@ int64_t EtcdServer::revision() {
   std::smatch m;
   if (!std::regex_search(out, m, std::regex("\"revision\":([0-9]+)"))) return 0;
   return std::stoll(m[1]);
+}
+
+bool EtcdServer::enable_auth(const std::string& user, const std::string& password, const std::string& prefix) {
+  const bool ok = ctl({"user", "add", "root:rootpw", "--interactive=false"}) && ctl({"role", "add", "reader"}) &&
+                  ctl({"role", "grant-permission", "reader", "--prefix=true", "read", prefix}) &&
+                  ctl({"user", "add", user + ":" + password, "--interactive=false"}) &&
+                  ctl({"user", "grant-role", user, "reader"}) && ctl({"auth", "enable"});
+  if (ok) root_ = "root:rootpw";
+  return ok;
 }
 
 bool EtcdServer::compact(int64_t revision) { return ctl({"compact", std::to_string(revision)}); }

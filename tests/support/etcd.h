@@ -32,6 +32,9 @@ class EtcdServer {
   int64_t revision();
   // Compacts the history up to `revision`: watches resuming below it are canceled.
   bool compact(int64_t revision);
+  // Turns on etcd's auth with a root user (whom later writes use) and `user`, who may read
+  // `prefix` only.
+  bool enable_auth(const std::string& user, const std::string& password, const std::string& prefix);
 
  private:
   bool ctl(std::vector<std::string> args, std::string* out = nullptr);
@@ -39,6 +42,7 @@ class EtcdServer {
   TempDir dir_;
   uint16_t client_port_ = 0, peer_port_ = 0;
   std::unique_ptr<ChildProcess> process_;
+  std::string root_;  // "root:PASSWORD" once auth is on
 };
 
 }  // namespace ringlb::testing
