@@ -1,7 +1,8 @@
 // etcd discovery against a real etcd: keys put and deleted steer traffic within 1 s; ringlb
 // serves through an etcd outage and catches up after; a compaction while its watch is behind
 // forces a fresh read; a malformed value is skipped while the other keys apply; a reload
-// changes the prefix watched.
+// changes the prefix watched; user/password, TLS with a client certificate and endpoint
+// fail-over work; the shutdown does not wait for a request that etcd never answers.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -280,6 +281,49 @@ TEST(Etcd, AuthenticatesWithUserAndPasswordAndFailsOverToTheLiveEndpoint) {
   EXPECT_TRUE(eventually([&] { return wrong.output().find("authentication failed") != std::string::npos; }))
       << wrong.output();
   EXPECT_EQ(wrong.stop(SIGTERM), 0) << wrong.output();
+}
+
+TEST(Etcd, ReachesEtcdOverTlsWithAClientCertificate) {
+  EtcdServer etcd;
+  ASSERT_TRUE(etcd.enable_tls());
+  ASSERT_TRUE(etcd.start());
+  Backend a(name_handler("a")), b(name_handler("b"));
+  ASSERT_TRUE(etcd.put("/ringlb/web/a", value(a)));
+  const std::string t = etcd.tls_dir();
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", write_config(::testing::TempDir() + "/tls.toml", etcd, "/ringlb/web/",
+                                                 "ca-file = \"" + t + "/ca.pem\"\ncert-file = \"" + t +
+                                                     "/client.pem\"\nkey-file = \"" + t + "/client.key\"\n")}))
+      << lb.output();
+  EXPECT_EQ(answers(lb.port()), (std::set<std::string>{"a"})) << lb.output();
+  ASSERT_TRUE(etcd.put("/ringlb/web/b", value(b)));
+  EXPECT_GE(until(lb.port(), [](const std::string& n) { return n == "b"; }, 1).count(), 0) << lb.output();
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+
+  // Without the client certificate etcd refuses the handshake: nothing is read, and it is logged.
+  RinglbProcess anonymous;
+  ASSERT_TRUE(anonymous.start({"--config", write_config(::testing::TempDir() + "/anon.toml", etcd, "/ringlb/web/",
+                                                        "ca-file = \"" + t + "/ca.pem\"\n")}))
+      << anonymous.output();
+  EXPECT_EQ(name_from(anonymous.port()), "");
+  EXPECT_NE(anonymous.output().find("reading the prefix: https://127.0.0.1:"), std::string::npos) << anonymous.output();
+  EXPECT_EQ(anonymous.stop(SIGTERM), 0) << anonymous.output();
+}
+
+TEST(Etcd, StopsPromptlyWhileARequestHangs) {
+  // An "etcd" that completes the TCP handshake (the kernel does) and never answers.
+  uint16_t port = 0;
+  Fd silent = listen_loopback(&port);
+  EtcdServer unused;  // only for its endpoint syntax
+  const std::string path = ::testing::TempDir() + "/hang.toml";
+  write_config(path, unused, "/ringlb/web/",
+               "endpoints = [\"http://127.0.0.1:" + std::to_string(port) + "\"]\nrequest-timeout = \"2s\"\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", path})) << lb.output();  // once the first read timed out
+  std::this_thread::sleep_for(300ms);  // the next read is in progress now (2 s to its timeout)
+  const auto t0 = Clock::now();
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+  EXPECT_LT(Clock::now() - t0, 1500ms) << lb.output();
 }
 
 }  // namespace

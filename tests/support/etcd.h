@@ -19,11 +19,19 @@ class EtcdServer {
   EtcdServer(const EtcdServer&) = delete;
   EtcdServer& operator=(const EtcdServer&) = delete;
 
+  // Before start(): serve https only, with a certificate for 127.0.0.1 from a fresh CA, and
+  // require client certificates from that CA (files in tls_dir(): ca.pem, client.pem,
+  // client.key). False if openssl failed.
+  bool enable_tls();
+  std::string tls_dir() const { return dir_.path() + "/tls"; }
+
   // Starts etcd and waits (up to 10 s) until it answers /health. False on failure.
   bool start();
   // SIGKILL: no goodbye on its connections, as a crash or a lost machine.
   void kill();
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+  std::string endpoint() const {
+    return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(client_port_);
+  }
   uint16_t client_port() const { return client_port_; }
 
   bool put(const std::string& key, const std::string& value);
@@ -43,6 +51,7 @@ class EtcdServer {
   uint16_t client_port_ = 0, peer_port_ = 0;
   std::unique_ptr<ChildProcess> process_;
   std::string root_;  // "root:PASSWORD" once auth is on
+  bool tls_ = false;
 };
 
 }  // namespace ringlb::testing
