@@ -195,6 +195,17 @@ int serve(const Config& config, int argc, char** argv) {
     }
   }
 
+  // etcd discovery: its own thread. Each prefix is read once (or has failed once) before the
+  // workers start and before a takeover tells the old process to stop accepting, so a node does
+  // not turn clients away from an empty cluster while etcd answers.
+  discovery::EtcdDiscovery etcd(&publisher);
+  if (exporter) exporter->add(etcd.collector());
+  etcd.configure(config);
+  const size_t endpoints = std::max<size_t>(1, config.etcd.endpoints.size());
+  const Millis etcd_wait = config.etcd.request_timeout * static_cast<int64_t>(endpoints);
+  if (!etcd.wait_synced(std::min<Millis>(etcd_wait, Millis(10000)))) {
+    log(LogLevel::kWarning, "etcd: not every prefix was read yet; serving what the file gives meanwhile");
+  }
   uring::BufferRegion region;
   const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
   if (int ret = region.init(config.workers, part); ret < 0) {
@@ -241,15 +252,6 @@ int serve(const Config& config, int argc, char** argv) {
       log(LogLevel::kInfo, "took over %zu listeners from %s", inherited.size(), config.takeover.c_str());
     }
     close(takeover_conn);
-  }
-  // etcd discovery: its own thread; before the first client, each prefix is read once (or has
-  // failed once), so a node of a fleet does not serve from an empty cluster while etcd answers.
-  discovery::EtcdDiscovery etcd(&publisher);
-  if (exporter) exporter->add(etcd.collector());
-  etcd.configure(config);
-  const auto etcd_wait = config.etcd.request_timeout * static_cast<int64_t>(std::max<size_t>(1, config.etcd.endpoints.size()));
-  if (!etcd.wait_synced(std::min<Millis>(etcd_wait, Millis(10000)))) {
-    log(LogLevel::kWarning, "etcd: not every prefix was read yet; serving what the file gives meanwhile");
   }
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it

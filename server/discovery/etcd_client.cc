@@ -132,7 +132,9 @@ void Client::fail_over() {
   token_.clear();  // a token is one member's; get one from the next
 }
 
-std::unique_ptr<WatchStream> Client::watch(const std::string& body, std::function<void(const std::string&)> on_line) {
+std::unique_ptr<WatchStream> Client::watch(const std::string& body, std::function<void(const std::string&)> on_line,
+                                           std::string* why) {
+  if (!config_.user.empty() && token_.empty() && !authenticate(why)) return nullptr;
   std::unique_ptr<WatchStream> w(new WatchStream());
   w->easy_.reset(curl_easy_init());
   w->headers_.reset(curl_slist_append(nullptr, "Content-Type: application/json"));

@@ -63,8 +63,10 @@ class Client {
   // answers; with user/password, authenticates first when there is no token. False and *why
   // (naming each endpoint's failure) when none answered with 200.
   bool post(const std::string& path, const std::string& body, std::string* response, std::string* why);
-  // Starts a watch on the current endpoint, added to the multi handle.
-  std::unique_ptr<WatchStream> watch(const std::string& body, std::function<void(const std::string&)> on_line);
+  // Starts a watch on the current endpoint, added to the multi handle (authenticating first when
+  // there is no token: a resumed watch runs no range before it). Null and *why on failure.
+  std::unique_ptr<WatchStream> watch(const std::string& body, std::function<void(const std::string&)> on_line,
+                                     std::string* why);
   // A failure of the current endpoint (a watch ended): the next request tries the next one,
   // and authenticates again.
   void fail_over();

@@ -102,7 +102,7 @@ class EtcdDiscovery::Loop {
       w.lines.clear();
       w.need_range = true;
       w.retry_at = {};
-      w.backoff = Backoff(etcd_.reconnect_min, etcd_.reconnect_max);
+      w.backoff = Backoff(etcd_.reconnect_min, etcd_.reconnect_max, std::hash<std::string>()(w.cluster + w.prefix));
       ++it;
     }
     for (const auto& [cluster, prefix] : wanted->prefixes) {
@@ -146,7 +146,8 @@ class EtcdDiscovery::Loop {
     w.attempted = true;
     w.lines.clear();
     w.stream = client_.watch(etcd::watch_request(w.prefix, w.map.revision() + 1),
-                             [lines = &w.lines](const std::string& line) { lines->push_back(line); });
+                             [lines = &w.lines](const std::string& line) { lines->push_back(line); }, &why);
+    if (!w.stream) failed(w, "starting the watch: " + why);
   }
 
   void on_line(Watch& w, const std::string& line) {
