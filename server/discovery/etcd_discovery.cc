@@ -172,7 +172,9 @@ class EtcdDiscovery::Loop {
       w.stream.reset();
       w.lines.clear();
       w.need_range = true;
-      w.retry_at = {};
+      // A compaction is over once read again; a cancel may repeat (a permission, a limit):
+      // back off, so that it cannot turn into a loop of reads.
+      w.retry_at = m.compact_revision > 0 ? Clock::time_point{} : Clock::now() + w.backoff.next();
       return;
     }
     if (m.created) {
