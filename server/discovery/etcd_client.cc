@@ -138,7 +138,9 @@ std::unique_ptr<WatchStream> Client::watch(const std::string& body, std::functio
   std::unique_ptr<WatchStream> w(new WatchStream());
   w->easy_.reset(curl_easy_init());
   w->headers_.reset(curl_slist_append(nullptr, "Content-Type: application/json"));
-  if (!token_.empty()) w->headers_.reset(curl_slist_append(w->headers_.release(), ("Authorization: " + token_).c_str()));
+  if (!token_.empty()) {
+    w->headers_.reset(curl_slist_append(w->headers_.release(), ("Authorization: " + token_).c_str()));
+  }
   w->body_ = body;
   w->on_line_ = std::move(on_line);
   CURL* h = w->easy_.get();

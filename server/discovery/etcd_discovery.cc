@@ -200,10 +200,11 @@ class EtcdDiscovery::Loop {
     std::vector<BackendConfig> backends = w.map.backends();
     const size_t n = backends.size();
     bool published = false;
-    const std::string why =
-        owner_->publisher_->set_discovered(w.cluster, "etcd:" + w.prefix, Source::kEtcd, std::move(backends), &published);
+    const std::string why = owner_->publisher_->set_discovered(w.cluster, "etcd:" + w.prefix, Source::kEtcd,
+                                                               std::move(backends), &published);
     if (!why.empty()) {
-      log(LogLevel::kError, "cluster %s: etcd prefix %s not applied: %s", w.cluster.c_str(), w.prefix.c_str(), why.c_str());
+      log(LogLevel::kError, "cluster %s: etcd prefix %s not applied: %s", w.cluster.c_str(), w.prefix.c_str(),
+          why.c_str());
     } else if (published) {
       log(LogLevel::kInfo, "cluster %s: etcd prefix %s gives %zu backend%s (revision %lld)", w.cluster.c_str(),
           w.prefix.c_str(), n, n == 1 ? "" : "s", static_cast<long long>(w.map.revision()));

@@ -28,7 +28,8 @@ std::vector<MetricFamily> StatsCollector::Collect() const {
     double (*read)(const WatchStats&);
   };
   static const Def kDefs[] = {
-      {"ringlb_etcd_watch_up", "Whether the etcd watch of the cluster's prefix is established (1) or being re-established (0).",
+      {"ringlb_etcd_watch_up",
+       "Whether the etcd watch of the cluster's prefix is established (1) or being re-established (0).",
        MetricType::Gauge, [](const WatchStats& s) { return double(s.up.load(std::memory_order_relaxed)); }},
       {"ringlb_etcd_keys", "Keys under the cluster's etcd prefix, malformed ones included.", MetricType::Gauge,
        [](const WatchStats& s) { return double(s.keys.load(std::memory_order_relaxed)); }},

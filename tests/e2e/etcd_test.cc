@@ -38,7 +38,9 @@ std::string write_config(const std::string& path, const EtcdServer& etcd, const 
                          const std::string& etcd_extra = "") {
   std::ofstream(path) << "workers = 1\nhealth-interval = \"0s\"\n\n"
                       << "[etcd]\n"
-                      << (etcd_extra.find("endpoints") == std::string::npos ? "endpoints = [\"" + etcd.endpoint() + "\"]\n" : "")
+                      << (etcd_extra.find("endpoints") == std::string::npos
+                              ? "endpoints = [\"" + etcd.endpoint() + "\"]\n"
+                              : "")
                       << etcd_extra
                       << "reconnect-min = \"50ms\"\nreconnect-max = \"300ms\"\n\n"
                       << "[cluster.web]\ndiscovery = \"etcd\"\netcd-prefix = \"" << prefix << "\"\n"
