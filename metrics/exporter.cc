@@ -324,6 +324,11 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const sockadd
 
 namespace ringlb::metrics {
 
+void Exporter::add(std::shared_ptr<prometheus::Collectable> collectable) {
+  exposer_->RegisterCollectable(collectable);
+  others_.push_back(std::move(collectable));
+}
+
 Exporter::~Exporter() {
   if (!exposer_) return;
   // CivetWeb's master thread polls its listener in 2-second quanta and stopping waits for it. A

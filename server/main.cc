@@ -24,6 +24,7 @@
 #include "server/control/runtime_api.h"
 #include "server/control/service_notify.h"
 #include "server/discovery/cluster_publisher.h"
+#include "server/discovery/etcd_discovery.h"
 #include "server/health_checker.h"
 #include "server/log.h"
 #include "server/shared_state.h"
@@ -203,6 +204,17 @@ int serve(const Config& config, int argc, char** argv) {
     }
   }
 
+  // etcd discovery: its own thread. Each prefix is read once (or has failed once) before the
+  // workers start and before a takeover tells the old process to stop accepting, so a node does
+  // not turn clients away from an empty cluster while etcd answers.
+  discovery::EtcdDiscovery etcd(&publisher);
+  if (exporter) exporter->add(etcd.collector());
+  etcd.configure(config);
+  const size_t endpoints = std::max<size_t>(1, config.etcd.endpoints.size());
+  const Millis etcd_wait = config.etcd.request_timeout * static_cast<int64_t>(endpoints);
+  if (!etcd.wait_synced(std::min<Millis>(etcd_wait, Millis(10000)))) {
+    log(LogLevel::kWarning, "etcd: not every prefix was read yet; serving what the file gives meanwhile");
+  }
   uring::BufferRegion region;
   const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
   if (int ret = region.init(config.workers, part); ret < 0) {
@@ -253,7 +265,7 @@ int serve(const Config& config, int argc, char** argv) {
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
-  acceptor.set_reload([&shared, &acceptor, &publisher, argc, argv] {
+  acceptor.set_reload([&shared, &acceptor, &publisher, &etcd, argc, argv] {
     // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
     service::reloading();
     struct Ready {
@@ -281,6 +293,7 @@ int serve(const Config& config, int argc, char** argv) {
       log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
       return;
     }
+    etcd.configure(fresh);  // prefixes added or removed, another etcd
     // The policies name the new indexes (and mark the removed ones) before these accept.
     for (const std::string& line : acceptor.apply_listeners(plan)) {
       log(LogLevel::kError, "reload: %s", line.c_str());
@@ -349,6 +362,7 @@ int serve(const Config& config, int argc, char** argv) {
     acceptor.run(signal_fd);
   }
   for (auto& t : threads) t.join();
+  etcd.stop();
   checker.stop();
   checker_thread.join();
   close(signal_fd);

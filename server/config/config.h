@@ -87,6 +87,21 @@ struct ClusterConfig {
   // Some or all of its backends come from discovery (DNS names, an etcd prefix) at run time, so
   // it may have none: discovery::ClusterPublisher merges them with `backends` (server/discovery).
   bool discovered = false;
+  // discovery = "etcd": the keys under this prefix (each a JSON backend) join `backends`
+  // (server/discovery/etcd_discovery.h). Empty: no etcd.
+  std::string etcd_prefix;
+};
+
+// The global [etcd] table: how every cluster with discovery = "etcd" reaches etcd's v3 JSON
+// gateway. Unused while no cluster names a prefix.
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // "http://10.0.0.1:2379", tried in order, failing over
+  std::string ca_file, cert_file, key_file;  // TLS: the CA to verify etcd with, our client cert
+  std::string user, password;                // etcd's auth (/v3/auth/authenticate), if set
+  Millis dial_timeout{2000};     // a TCP (and TLS) connect to one endpoint
+  Millis request_timeout{5000};  // a whole range or authenticate request
+  Millis reconnect_min{200}, reconnect_max{5000};  // backoff between failed attempts
+  bool operator==(const EtcdConfig&) const = default;
 };
 
 // connection-rate-per-source: "N/s" or "N/m"; count 0 = no rate limit.
@@ -183,6 +198,7 @@ struct Config {
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
+  EtcdConfig etcd;
 };
 
 // A whole number from `min` to `max`, digits only (no sign, no spaces).

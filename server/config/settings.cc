@@ -8,7 +8,8 @@ namespace {
 
 // Where an entry may be written. kCluster and kListenerDefault keys may also be written at the
 // top level, where they set the defaults.
-enum class Level { kGlobal, kCluster, kListenerDefault, kListener, kBackend };
+// kClusterOnly keys have no meaningful default (a prefix is one cluster's), so not at the top.
+enum class Level { kGlobal, kCluster, kClusterOnly, kListenerDefault, kListener, kBackend, kEtcd };
 
 struct Entry {
   Level level;
@@ -95,6 +96,21 @@ bool set_scheduling(const Value& v, bool* batch, std::string* why) {
     return false;
   }
   *batch = text == "batch";
+  return true;
+}
+
+// An etcd endpoint: http:// or https://, a host and a port, nothing after (the paths are ours).
+bool valid_endpoint(const std::string& url, std::string* why) {
+  const size_t scheme = url.find("://");
+  const std::string kind = scheme == std::string::npos ? "" : url.substr(0, scheme);
+  const std::string rest = scheme == std::string::npos ? "" : url.substr(scheme + 3);
+  const size_t colon = rest.rfind(':');
+  uint64_t port = 0;
+  if ((kind != "http" && kind != "https") || colon == std::string::npos || colon == 0 ||
+      !parse_uint(rest.substr(colon + 1), 1, 65535, &port) || rest.find('/') != std::string::npos) {
+    *why = "'" + url + "': expected http://HOST:PORT or https://HOST:PORT";
+    return false;
+  }
   return true;
 }
 
@@ -217,6 +233,25 @@ const Entry kEntries[] = {
        return set_duration(v, true, &t.cluster->connect_timeout, why); }},
     {Level::kCluster, "connect-attempts", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_uint(v, 1, limits::kMaxConnectAttempts, &t.cluster->connect_attempts, why); }},
+    {Level::kClusterOnly, "discovery", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "etcd or none", why)) return false;
+       if (text != "etcd" && text != "none") {
+         *why = "expected etcd or none";
+         return false;
+       }
+       t.cluster->discovered = text == "etcd";
+       return true; }},
+    {Level::kClusterOnly, "etcd-prefix", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "a key prefix such as \"/ringlb/web/\"", why)) return false;
+       // A prefix that is not a whole "directory" would also take /ringlb/web2/ for /ringlb/web.
+       if (text.empty() || text.back() != '/') {
+         *why = "must end with '/' (\"/ringlb/web/\")";
+         return false;
+       }
+       t.cluster->etcd_prefix = text;
+       return true; }},
     {Level::kCluster, "queue-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, false, &t.cluster->queue_timeout, why); }},
 
@@ -288,6 +323,38 @@ const Entry kEntries[] = {
        if (!set_uint(v, 1, kMaxRf, &n, why)) return false;
        t.backend->health_fall = n;
        return true; }},
+
+    // The [etcd] table.
+    {Level::kEtcd, "endpoints", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::vector<std::string> urls;
+       if (!v.get_strings(&urls, why)) return false;
+       if (urls.empty()) {
+         *why = "expected one or more URLs";
+         return false;
+       }
+       for (const std::string& u : urls) {
+         if (!valid_endpoint(u, why)) return false;
+       }
+       t.etcd->endpoints = urls;
+       return true; }},
+    {Level::kEtcd, "ca-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->ca_file, why); }},
+    {Level::kEtcd, "cert-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->cert_file, why); }},
+    {Level::kEtcd, "key-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->key_file, why); }},
+    {Level::kEtcd, "user", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a user name", &t.etcd->user, why); }},
+    {Level::kEtcd, "password", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return v.get_string(&t.etcd->password, "a string", why); }},
+    {Level::kEtcd, "dial-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->dial_timeout, why); }},
+    {Level::kEtcd, "request-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->request_timeout, why); }},
+    {Level::kEtcd, "reconnect-min", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->reconnect_min, why); }},
+    {Level::kEtcd, "reconnect-max", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->reconnect_max, why); }},
 };
 
 bool in_scope(Level level, Scope scope) {
@@ -295,11 +362,13 @@ bool in_scope(Level level, Scope scope) {
     case Scope::kTop:
       return level == Level::kGlobal || level == Level::kCluster || level == Level::kListenerDefault;
     case Scope::kCluster:
-      return level == Level::kCluster;
+      return level == Level::kCluster || level == Level::kClusterOnly;
     case Scope::kListener:
       return level == Level::kListenerDefault || level == Level::kListener;
     case Scope::kBackend:
       return level == Level::kBackend;
+    case Scope::kEtcd:
+      return level == Level::kEtcd;
   }
   return false;
 }

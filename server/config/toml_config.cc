@@ -25,6 +25,7 @@ using toml_reader::get_text;
 using toml_reader::KeyReader;
 using toml_reader::line_of;
 using toml_reader::read_backend;
+using toml_reader::read_etcd;
 using toml_reader::show;
 
 namespace {
@@ -227,11 +228,15 @@ void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
   KeyReader keys(Scope::kTop, "", &errors);
   Target target;
   target.top = d;
-  const std::vector<std::string> structural = {"cluster", "listener"};
+  const std::vector<std::string> structural = {"cluster", "listener", "etcd"};
   const toml::key* metrics_key = nullptr;
   const toml::node* metrics = nullptr;
   for (auto&& [k, v] : doc_->table) {
     if (k.str() == "cluster" || k.str() == "listener") continue;
+    if (k.str() == "etcd") {
+      read_etcd(v, &errors, &d->config.etcd);
+      continue;
+    }
     // metrics = false wins over a metrics-listen in the file, whatever the order of the keys.
     if (k.str() == "metrics") {
       metrics_key = &k;
@@ -295,9 +300,21 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
           keys.apply(k, v, target, {"backends"});
         }
       }
-      if (backends == nullptr) {
+      // discovery = "etcd" goes with its prefix, and with an [etcd] table to reach it.
+      const int discovery_line = keys.line("discovery"), prefix_line = keys.line("etcd-prefix");
+      if (c.discovered && prefix_line == 0) {
+        errors.add(discovery_line, path + ".etcd-prefix", "required with discovery = \"etcd\"");
+      } else if (prefix_line != 0 && !c.discovered) {
+        errors.add(prefix_line, path + ".etcd-prefix", "only used with discovery = \"etcd\"");
+        c.etcd_prefix.clear();
+      } else if (c.discovered && d.config.etcd.endpoints.empty()) {
+        errors.add(discovery_line, path + ".discovery", "needs an [etcd] table with endpoints");
+      }
+      if (backends == nullptr && c.discovered) {
+        // Every backend may come from etcd: the cluster starts empty.
+      } else if (backends == nullptr) {
         errors.add(line, path, "no backends (backends = [\"ADDR:PORT\", ...])");
-      } else if (const toml::array* a = backends->as_array(); a == nullptr || a->empty()) {
+      } else if (const toml::array* a = backends->as_array(); a == nullptr || (a->empty() && !c.discovered)) {
         errors.add(line_of(*backends), path + ".backends", "expected an array of one or more backends");
       } else {
         std::map<std::string, size_t> seen;
