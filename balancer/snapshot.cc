@@ -78,6 +78,8 @@ void BackendRegistry::release(uint32_t id) {
   s.up.store(1, std::memory_order_relaxed);
   s.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
   s.ramp_from_ns.store(0, std::memory_order_relaxed);
+  s.weight.store(0, std::memory_order_relaxed);
+  s.admin.store(0, std::memory_order_relaxed);
   if (on_free_) on_free_(id);
   names_[id].clear();
   free_.push_back(id);
@@ -113,7 +115,7 @@ void release_backends(Snapshot* s, BackendRegistry* registry) {
 
 std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t maglev_size,
                             uint64_t added_at_ns) {
-  if (s->backends.empty() && !s->retired) return "no backends";
+  if (s->backends.empty() && !s->retired && !s->may_be_empty) return "no backends";
   for (BackendSpec& b : s->backends) {
     bool added = false;
     const int32_t id = registry->intern(s->cluster, b.name, &added);
@@ -136,13 +138,15 @@ std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t mag
 }
 
 bool same_snapshot(const Snapshot& a, const Snapshot& b) {
-  if (a.cluster != b.cluster || a.retired != b.retired || a.connect_timeout_ms != b.connect_timeout_ms ||
-      a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
+  if (a.cluster != b.cluster || a.retired != b.retired || a.may_be_empty != b.may_be_empty ||
+      a.connect_timeout_ms != b.connect_timeout_ms || a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
       a.policy != b.policy || a.hash_key != b.hash_key || a.maglev.size() != b.maglev.size() ||
       a.backends.size() != b.backends.size()) {
     return false;
   }
-  // The Maglev table follows from the names, weights and its size, all compared here.
+  // The Maglev table follows from the names, weights and its size, all compared here. `admin`
+  // is not: workers act on the weight and the checks on the interval, which say what it does;
+  // its copy in BackendState is written by every publish, published or not.
   for (size_t i = 0; i < a.backends.size(); ++i) {
     const BackendSpec& x = a.backends[i];
     const BackendSpec& y = b.backends[i];

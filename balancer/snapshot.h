@@ -24,6 +24,13 @@ enum class HashKey : uint8_t { kAddr, kAddrPort };
 bool parse_policy(const std::string& text, Policy* out);
 const char* policy_name(Policy p);
 
+// An operator's runtime state of a backend (`ringlb ctl ... drain`, `disable`, `enable`).
+enum class Admin : uint8_t {
+  kEnabled,   // as configured
+  kDrain,     // weight 0: no new clients, open connections finish, still health checked
+  kDisabled,  // maintenance: no new clients and not health checked
+};
+
 // Shared, mutable, per backend: written by workers and the health checker with relaxed atomics.
 struct alignas(64) BackendState {
   std::atomic<int32_t> active{0};           // live connections, all workers together
@@ -32,6 +39,10 @@ struct alignas(64) BackendState {
   // Slow start: when (CLOCK_MONOTONIC ns) the backend came up or was added; 0 = not ramping.
   // Written by the health checker and reloads, read by the pickers of backends with slow start.
   std::atomic<uint64_t> ramp_from_ns{0};
+  // What the last publish gave it (written before that snapshot is published), for the
+  // exporter, which holds no snapshot: its weight in effect and its admin state.
+  std::atomic<uint32_t> weight{0};
+  std::atomic<uint8_t> admin{0};
 };
 
 struct BackendSpec {
@@ -51,6 +62,8 @@ struct BackendSpec {
   std::shared_ptr<const health::CheckSpec> check;
   // Slow start: its share ramps up over this long after it comes up or is added; 0 = at once.
   uint32_t slow_start_ms = 0;
+  // For the metrics (copied into BackendState): the weight and check interval say what it does.
+  Admin admin = Admin::kEnabled;
   uint32_t id = 0;               // index in the BackendRegistry: stats and state live there
   BackendState* state = nullptr;
 };
@@ -122,6 +135,8 @@ struct Snapshot {
   // The cluster was removed by a reload: no backends, no listener sends clients to it; it is
   // published only so that connections to its backends get their drain deadline.
   bool retired = false;
+  // Its backends come from discovery (DNS, etcd): it may have none for a while.
+  bool may_be_empty = false;
   // How its clients connect: each attempt's timeout, attempts per client (first try plus
   // retries on other backends), and how long a client waits while every backend is full.
   uint32_t connect_timeout_ms = 2000;

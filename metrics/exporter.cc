@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -81,6 +82,21 @@ std::vector<MetricFamily> Collector::Collect() const {
   std::vector<MetricFamily> out;
   const Registry& r = registry_;
   const AcceptorStats& a = r.acceptor;
+  // Read in this order, so that accepted >= closed + active holds in every scrape: a worker
+  // lowers its live count before it counts the close (server/proxy/lifecycle.cc), and the
+  // acceptor counts an accept before the hand-off that makes it live. The difference is the
+  // hand-offs in flight.
+  std::array<uint64_t, static_cast<size_t>(CloseReason::kCount)> closed{};
+  for (size_t reason = 0; reason < closed.size(); ++reason) {
+    for (const auto& w : r.workers) closed[reason] += w->closed[reason].get();
+    if (static_cast<CloseReason>(reason) == CloseReason::k_max_connections) {
+      closed[reason] += a.rejected_max_connections.get();
+    }
+  }
+  std::vector<uint64_t> active;
+  for (const auto& w : r.workers) active.push_back(w->active.get());
+  const uint64_t accepted = a.accepted.get();
+  const std::vector<std::string> listeners = r.listener_names();  // a reload may name new ones
 
   {
     MetricFamily f = family("ringlb_build_info", "ringlb's version; always 1.", MetricType::Gauge);
@@ -113,7 +129,7 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(f));
   }
   add_single(&out, "ringlb_connections_accepted_total", "Client connections accepted.",
-             MetricType::Counter, static_cast<double>(a.accepted.get()));
+             MetricType::Counter, static_cast<double>(accepted));
   add_single(&out, "ringlb_accept_errors_total", "Accept completions that failed.",
              MetricType::Counter, static_cast<double>(a.accept_errors.get()));
   {
@@ -124,7 +140,7 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily queued = family("ringlb_queued_connections", "Clients waiting for a backend that is at its max-connections, by worker.", MetricType::Gauge);
     for (size_t i = 0; i < r.workers.size(); ++i) {
       const std::string w = std::to_string(i);
-      f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->active.get()), {{"worker", w}}));
+      f.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(active[i]), {{"worker", w}}));
       slots.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->open_slots.get()), {{"worker", w}}));
       waits.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(r.workers[i]->buffer_waits.get()), {{"worker", w}}));
       in_use.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(r.workers[i]->buffers_in_use.get()), {{"worker", w}}));
@@ -162,12 +178,8 @@ std::vector<MetricFamily> Collector::Collect() const {
   }
   {
     MetricFamily f = family("ringlb_connections_closed_total", "Client connections closed, by reason.", MetricType::Counter);
-    for (size_t reason = 0; reason < static_cast<size_t>(CloseReason::kCount); ++reason) {
-      uint64_t n = 0;
-      for (const auto& w : r.workers) n += w->closed[reason].get();
-      if (static_cast<CloseReason>(reason) == CloseReason::k_max_connections) {
-        n += a.rejected_max_connections.get();
-      }
+    for (size_t reason = 0; reason < closed.size(); ++reason) {
+      const uint64_t n = closed[reason];
       f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
                                        {{"reason", close_reason_name(static_cast<CloseReason>(reason))}}));
     }
@@ -208,6 +220,8 @@ std::vector<MetricFamily> Collector::Collect() const {
     MetricFamily check_duration = family("ringlb_backend_check_duration_seconds",
                                          "Time an active health check of the backend took, to its verdict.", MetricType::Histogram);
     MetricFamily checks = family("ringlb_backend_checks_total", "Active health checks of the backend, by result.", MetricType::Counter);
+    MetricFamily weight = family("ringlb_backend_weight", "The weight the backend is picked by (0 while drained or disabled; set-weight changes it).", MetricType::Gauge);
+    MetricFamily admin = family("ringlb_backend_admin_state", "The backend's runtime state: 1 for the one it is in (enabled, drain, maint), 0 for the others.", MetricType::Gauge);
     // Only live ids: a freed one has no series (its name is gone). An id freed and reused during
     // the scrape shows the new backend's counts under the old name once, harmlessly.
     for (const balancer::BackendRegistry::Live& live : r.backends->live_backends()) {
@@ -231,6 +245,15 @@ std::vector<MetricFamily> Collector::Collect() const {
       to.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_to), label));
       from.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n_from), label));
       latency.metric.push_back(histogram_metric(parts, label));
+      weight.metric.push_back(value_metric(MetricType::Gauge, r.backends->state(b).weight.load(), label));
+      // One series per state (a Prometheus "state set"): alerts select by label, not by number.
+      static const char* const kAdmin[] = {"enabled", "drain", "maint"};
+      const uint8_t in = r.backends->state(b).admin.load();
+      for (uint8_t i = 0; i < 3; ++i) {
+        std::vector<ClientMetric::Label> with_state = label;
+        with_state.push_back({"state", kAdmin[i]});
+        admin.metric.push_back(value_metric(MetricType::Gauge, in == i ? 1 : 0, std::move(with_state)));
+      }
       const HealthCheckStats& h = r.checks[b];
       if (h.duration.count() == 0) continue;  // not checked (yet): no check series
       check_duration.metric.push_back(histogram_metric({&h.duration}, label));
@@ -240,7 +263,7 @@ std::vector<MetricFamily> Collector::Collect() const {
         checks.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(h.results[i].get()), with_result));
       }
     }
-    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency, &check_duration, &checks}) {
+    for (auto* f : {&up, &active, &attempts, &failures, &to, &from, &latency, &weight, &admin, &check_duration, &checks}) {
       out.push_back(std::move(*f));
     }
   }
@@ -249,16 +272,35 @@ std::vector<MetricFamily> Collector::Collect() const {
     // without SNI listeners, no family at all).
     MetricFamily f = family("ringlb_sni_routed_total", "Clients an SNI listener routed, by listener and cluster.", MetricType::Counter);
     const size_t clusters = r.backends->clusters();
-    for (size_t l = 0; l < r.listeners.size(); ++l) {
+    for (size_t l = 0; l < listeners.size(); ++l) {
       for (size_t c = 0; c < clusters; ++c) {
         uint64_t n = 0;
         for (const auto& w : r.workers) n += w->routed(l, c).get();
         if (n == 0) continue;
         f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
-                                        {{"listener", r.listeners[l]}, {"cluster", r.backends->cluster_name(c)}}));
+                                        {{"listener", listeners[l]}, {"cluster", r.backends->cluster_name(c)}}));
       }
     }
     if (!f.metric.empty()) out.push_back(std::move(f));
+  }
+  {
+    // Listeners with per-source limits only.
+    MetricFamily entries = family("ringlb_source_table_entries",
+                                  "Client addresses a listener's per-source table tracks.", MetricType::Gauge);
+    MetricFamily evictions = family("ringlb_source_table_evictions_total",
+                                    "Client addresses forgotten (least recently seen, no live connection) to make room in a listener's per-source table.",
+                                    MetricType::Counter);
+    for (size_t l = 0; l < listeners.size() && l < r.source_tables.size(); ++l) {
+      const SourceTableStats& s = r.source_tables[l];
+      if (!s.enabled.load(std::memory_order_relaxed)) continue;
+      const std::vector<ClientMetric::Label> label{{"listener", listeners[l]}};
+      entries.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(s.entries.load(std::memory_order_relaxed)), label));
+      evictions.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(s.evictions.load(std::memory_order_relaxed)), label));
+    }
+    if (!entries.metric.empty()) {
+      out.push_back(std::move(entries));
+      out.push_back(std::move(evictions));
+    }
   }
   add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
              static_cast<double>(r.health_checks.get()));
@@ -292,6 +334,11 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const sockadd
 }  // namespace ringlb::metrics
 
 namespace ringlb::metrics {
+
+void Exporter::add(std::shared_ptr<prometheus::Collectable> collectable) {
+  exposer_->RegisterCollectable(collectable);
+  others_.push_back(std::move(collectable));
+}
 
 Exporter::~Exporter() {
   if (!exposer_) return;

@@ -38,10 +38,13 @@ class Exporter {
  public:
   // The port actually bound (useful with port 0).
   int port() const;
+  // More families from another part of ringlb (etcd discovery), kept alive here.
+  void add(std::shared_ptr<prometheus::Collectable> collectable);
 
  private:
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<Collector> collector_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> others_;
   sockaddr_storage bind_addr_{};
   socklen_t bind_len_ = 0;
 };

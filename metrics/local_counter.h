@@ -12,10 +12,13 @@ namespace ringlb::metrics {
 
 class LocalCounter {
  public:
-  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
-  void set(uint64_t v) { value_.store(v, std::memory_order_relaxed); }
-  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+  // Release stores and acquire loads (plain moves on x86, as relaxed ones are): a scrape that
+  // reads counter A, then B, sees every write to B that came before the write to A it saw. The
+  // exporter relies on it for accepted >= closed + active (metrics/exporter.cc).
+  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_release); }
+  void sub(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_release); }
+  void set(uint64_t v) { value_.store(v, std::memory_order_release); }
+  uint64_t get() const { return value_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<uint64_t> value_{0};

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ const char* op_name(Op op);
   X(queue_timeout)              \
   X(bad_proxy_header)           \
   X(untrusted_proxy)            \
+  X(source_connections)         \
+  X(source_rate)                \
+  X(source_table_full)          \
   X(bad_client_hello)           \
   X(no_route)                   \
   X(error)
@@ -154,12 +158,32 @@ struct alignas(64) AcceptorStats {
   void installed(InstallReason r) { fd_installs[static_cast<size_t>(r)].add(); }
 };
 
+// A listener's per-source table (server/limits/shared_source_table.h), as the scrape reads it:
+// written under the table's lock, read without it.
+struct SourceTableStats {
+  std::atomic<bool> enabled{false};
+  std::atomic<uint64_t> entries{0};
+  std::atomic<uint64_t> evictions{0};
+};
+
 // Everything the exporter reads; owned by main, outlives the threads that write it.
 struct Registry {
   // `listeners`: their names, by index (labels of the per-listener counters).
   Registry(size_t workers, const balancer::BackendRegistry* backends, std::vector<std::string> listeners = {});
   const balancer::BackendRegistry* backends;  // names, clusters and up/down, by id
+  // Written by a reload that adds a listener (the acceptor's thread) while a scrape may read
+  // them: both under listeners_mu. Read them with listener_names().
   std::vector<std::string> listeners;
+  mutable std::mutex listeners_mu;
+  std::vector<std::string> listener_names() const {
+    std::lock_guard<std::mutex> lock(listeners_mu);
+    return listeners;
+  }
+  void set_listener_name(size_t index, const std::string& name) {
+    std::lock_guard<std::mutex> lock(listeners_mu);
+    if (index < listeners.size()) listeners[index] = name;
+  }
+  std::vector<SourceTableStats> source_tables;  // by listener index, as many as `listeners`
   std::vector<std::unique_ptr<WorkerStats>> workers;
   AcceptorStats acceptor;
   LocalHistogram health_check_latency;  // written by the health checker

@@ -21,7 +21,10 @@
 #include "server/config/config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
+#include "server/control/runtime_api.h"
 #include "server/control/service_notify.h"
+#include "server/discovery/cluster_publisher.h"
+#include "server/discovery/etcd_discovery.h"
 #include "server/health_checker.h"
 #include "server/log.h"
 #include "server/shared_state.h"
@@ -138,8 +141,10 @@ int serve(const Config& config, int argc, char** argv) {
   for (const ListenConfig& l : config.listen) listener_names.push_back(l.name);
   listener_names.resize(kMaxListeners);  // a reload names the indexes it adds
   shared.registry = std::make_unique<metrics::Registry>(config.workers, &shared.backends, listener_names);
+  discovery::ClusterPublisher publisher(&shared);
+  shared.publisher = &publisher;
   std::string why = set_up_routes(config, &shared);
-  if (why.empty()) why = publish_config(config, 1, &shared);
+  if (why.empty()) why = publisher.publish_file(config);
   if (!why.empty()) {
     log(LogLevel::kError, "%s", why.c_str());
     return 2;
@@ -165,6 +170,14 @@ int serve(const Config& config, int argc, char** argv) {
   std::vector<InheritedListener> inherited;
   int takeover_conn = -1;
   if (!config.takeover.empty()) {
+    // The runtime state first, on a connection of its own (the listeners' one ends the old
+    // process's control socket): drains, maintenance and runtime weights carry over.
+    std::string state;
+    if (request_overrides(config.takeover, &state, &error) < 0) {
+      log(LogLevel::kWarning, "takeover: runtime state not carried over: %s", error.c_str());
+    } else {
+      control::restore_overrides(publisher, state);
+    }
     if (request_listeners(config.takeover, &inherited, &takeover_conn, &error) < 0) {
       log(LogLevel::kWarning, "takeover: %s; binding the listeners here", error.c_str());
     }
@@ -191,6 +204,17 @@ int serve(const Config& config, int argc, char** argv) {
     }
   }
 
+  // etcd discovery: its own thread. Each prefix is read once (or has failed once) before the
+  // workers start and before a takeover tells the old process to stop accepting, so a node does
+  // not turn clients away from an empty cluster while etcd answers.
+  discovery::EtcdDiscovery etcd(&publisher);
+  if (exporter) exporter->add(etcd.collector());
+  etcd.configure(config);
+  const size_t endpoints = std::max<size_t>(1, config.etcd.endpoints.size());
+  const Millis etcd_wait = config.etcd.request_timeout * static_cast<int64_t>(endpoints);
+  if (!etcd.wait_synced(std::min<Millis>(etcd_wait, Millis(10000)))) {
+    log(LogLevel::kWarning, "etcd: not every prefix was read yet; serving what the file gives meanwhile");
+  }
   uring::BufferRegion region;
   const size_t part = size_t{config.buffers_per_worker} * config.buffer_size;
   if (int ret = region.init(config.workers, part); ret < 0) {
@@ -241,8 +265,7 @@ int serve(const Config& config, int argc, char** argv) {
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
-  uint64_t version = 1;
-  acceptor.set_reload([&shared, &acceptor, &version, argc, argv] {
+  acceptor.set_reload([&shared, &acceptor, &publisher, &etcd, argc, argv] {
     // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
     service::reloading();
     struct Ready {
@@ -261,7 +284,7 @@ int serve(const Config& config, int argc, char** argv) {
     if (status == ParseStatus::kRun) message = acceptor.plan_listeners(fresh, &plan);
     std::vector<std::string> changed;
     if (message.empty()) {
-      message = publish_config(fresh, version + 1, &shared, &changed, &plan.indexes);
+      message = publisher.publish_file(fresh, &changed, &plan.indexes);
       if (!message.empty()) acceptor.cancel_listeners(plan);
     }
     if (!message.empty()) {
@@ -270,7 +293,7 @@ int serve(const Config& config, int argc, char** argv) {
       log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
       return;
     }
-    ++version;
+    etcd.configure(fresh);  // prefixes added or removed, another etcd
     // The policies name the new indexes (and mark the removed ones) before these accept.
     for (const std::string& line : acceptor.apply_listeners(plan)) {
       log(LogLevel::kError, "reload: %s", line.c_str());
@@ -339,6 +362,7 @@ int serve(const Config& config, int argc, char** argv) {
     acceptor.run(signal_fd);
   }
   for (auto& t : threads) t.join();
+  etcd.stop();
   checker.stop();
   checker_thread.join();
   close(signal_fd);
@@ -351,11 +375,16 @@ int serve(const Config& config, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ctl") {
-    if (argc != 4) {
-      ringlb::log(ringlb::LogLevel::kError, "usage: ringlb ctl PATH connections|backends");
+    if (argc < 4) {
+      ringlb::log(ringlb::LogLevel::kError,
+                  "usage: ringlb ctl PATH COMMAND [ARGS] (connections, backends, overrides, "
+                  "set-weight CLUSTER BACKEND N|reset, drain|disable|enable CLUSTER BACKEND), "
+                  "or ringlb ctl PATH - (command lines from stdin)");
       return 2;
     }
-    return ringlb::run_ctl(argv[2], argv[3]);
+    // "-": command lines from stdin, as written (a saved `ctl PATH overrides`, replayed).
+    if (argc == 4 && std::string(argv[3]) == "-") return ringlb::run_ctl_lines(argv[2], stdin);
+    return ringlb::run_ctl(argv[2], std::vector<std::string>(argv + 3, argv + argc));
   }
   if (argc >= 2 && std::string(argv[1]) == "check") return ringlb::check(argc - 1, argv + 1);
   ringlb::Config config;

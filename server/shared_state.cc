@@ -1,6 +1,7 @@
 #include "server/shared_state.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "server/clock.h"
 
@@ -37,9 +38,15 @@ std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t ve
     const health::CheckSpec check = c.health.check.overlaid(b.check).resolve();
     if (!(check == health::CheckSpec{})) spec.check = std::make_shared<const health::CheckSpec>(check);
     spec.slow_start_ms = static_cast<uint32_t>(b.slow_start.value_or(c.health.slow_start).count());
+    spec.admin = b.admin;
     snapshot->backends.push_back(spec);
   }
-  // Backends a reload adds ramp up (slow start); those of the first config start at once.
+  // A cluster whose backends come from discovery may have none yet (or none left): it serves
+  // no one until some appear, like a file cluster whose backends are all down.
+  snapshot->may_be_empty = c.discovered;
+  // Backends added after the first publish ramp up (slow start): by a reload, a discovery update
+  // (DNS, etcd) or the runtime API's overrides, all of which publish through here; those of the
+  // first config start at once.
   const uint64_t added_at = version > 1 ? monotonic_ns() : 0;
   std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size, added_at);
   if (!error.empty()) return "cluster '" + c.name + "': " + error;
@@ -53,6 +60,34 @@ int32_t cluster_index(const std::string& name, SharedState* shared, std::string*
     *error = "more than " + std::to_string(balancer::BackendRegistry::kMaxClusters) + " distinct clusters";
   }
   return index;
+}
+
+sources::SourceLimits source_limits(const ListenConfig& l) {
+  sources::SourceLimits limits;
+  limits.max_connections = l.max_connections_per_source;
+  const SourceRate& rate = l.connection_rate_per_source;
+  if (rate.count != 0) limits.interval_ns = to_ns(rate.per) / rate.count;  // at least 60 us
+  limits.burst = l.connection_burst_per_source != 0 ? l.connection_burst_per_source : std::max(1u, rate.count);
+  limits.capacity = l.source_table_size;
+  return limits;
+}
+
+// The per-source table of listener `index` for `l`, made or reconfigured; null without limits.
+sources::SharedSourceTable* source_table(const ListenConfig& l, size_t index, SharedState* shared) {
+  std::unique_ptr<sources::SharedSourceTable>& table = shared->source_tables[index];
+  if (!l.source_limited()) {
+    if (table) table->set_enabled(false);
+    return nullptr;
+  }
+  metrics::SourceTableStats* stats =
+      shared->registry && index < shared->registry->source_tables.size() ? &shared->registry->source_tables[index] : nullptr;
+  if (!table) {
+    table = std::make_unique<sources::SharedSourceTable>(source_limits(l), stats);
+  } else {
+    table->configure(source_limits(l));
+    table->set_enabled(true);
+  }
+  return table.get();
 }
 
 bool same_routes(const ListenConfig& a, const ListenConfig& b) {
@@ -165,8 +200,8 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
   return out;
 }
 
-std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
-                           std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
+std::string publish_clusters(const Config& config, uint64_t version, SharedState* shared,
+                             std::vector<std::string>* changed) {
   // Everything is built first, so that a bad cluster publishes nothing.
   std::string error;
   std::vector<std::shared_ptr<balancer::Snapshot>> built(config.clusters.size());
@@ -178,39 +213,28 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
     error = build_snapshot(config.clusters[i], static_cast<uint32_t>(index), version, shared, &built[i]);
     if (!error.empty()) return error;
   }
-  auto policies = std::make_shared<ListenerPolicies>();
-  policies->version = version;
-  // Every index used so far has an entry: a removed listener's connections still look theirs up.
-  // A removed one keeps its last settings (its timeouts still apply while it drains).
-  policies->listeners.resize(std::max(shared->listener_live.size(), config.listen.size()));
-  std::shared_ptr<const ListenerPolicies> running;
-  {
-    std::lock_guard<std::mutex> lock(shared->policies_mu);
-    running = shared->policies;
-  }
-  for (size_t i = 0; i < policies->listeners.size(); ++i) {
-    if (i >= shared->listener_live.size() || shared->listener_live[i]) continue;
-    if (i < running->listeners.size()) policies->listeners[i] = running->listeners[i];
-    policies->listeners[i].removed = true;
-  }
-  for (size_t i = 0; i < config.listen.size(); ++i) {
-    const ListenConfig& l = config.listen[i];
-    ListenerPolicy& p = policies->listeners[indexes != nullptr ? (*indexes)[i] : i];
-    p.acl = Acl(l.allow, l.deny);
-    // Meaningful only where a header is read: elsewhere the list is ignored.
-    p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
-    p.max_connections = l.max_connections;
-    p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
-    p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
-    p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
-    p.proxy_header_timeout = l.proxy_header_timeout;
-    p.tls_inspect_timeout = l.tls_inspect_timeout;
-  }
-
   for (size_t i = 0; i < config.clusters.size(); ++i) {
     const balancer::Snapshot& s = *built[i];
     for (size_t b = 0; b < s.backends.size(); ++b) {
-      shared->backend_addresses[s.backends[b].id] = config.clusters[i].backends[b].address;
+      // A new id's entry is written before the snapshot naming it is published. An id that is
+      // live already has this very address (an id is its address as written): writing it again
+      // would race with the workers reading it, so it is left alone.
+      Address& entry = shared->backend_addresses[s.backends[b].id];
+      const Address& address = config.clusters[i].backends[b].address;
+      if (entry.length != address.length || memcmp(&entry.storage, &address.storage, address.length) != 0) {
+        entry = address;
+      }
+      balancer::BackendState& state = *s.backends[b].state;
+      // Back from drain or maintenance (`ctl enable`): it ramps like a backend just added, from
+      // before the snapshot giving it its weight again is published. The previous publish's
+      // admin state is still in `state` here.
+      if (version > 1 && s.backends[b].slow_start_ms != 0 && s.backends[b].admin == balancer::Admin::kEnabled &&
+          state.admin.load(std::memory_order_relaxed) != static_cast<uint8_t>(balancer::Admin::kEnabled)) {
+        state.ramp_from_ns.store(monotonic_ns(), std::memory_order_relaxed);
+      }
+      // Also where the snapshot is not published (the same): the values are the same then.
+      state.weight.store(s.backends[b].weight, std::memory_order_relaxed);
+      state.admin.store(static_cast<uint8_t>(s.backends[b].admin), std::memory_order_relaxed);
     }
     balancer::SnapshotHolder& holder = shared->clusters[s.cluster];
     const std::shared_ptr<const balancer::Snapshot> current = holder.get();
@@ -231,11 +255,54 @@ std::string publish_config(const Config& config, uint64_t version, SharedState* 
     holder.publish(std::move(retired));
     if (changed != nullptr) changed->push_back(shared->backends.cluster_name(c) + " (removed)");
   }
+  return {};
+}
+
+void publish_policies(const Config& config, uint64_t version, SharedState* shared,
+                      const std::vector<uint16_t>* indexes) {
+  auto policies = std::make_shared<ListenerPolicies>();
+  policies->version = version;
+  // Every index used so far has an entry: a removed listener's connections still look theirs up.
+  // A removed one keeps its last settings (its timeouts still apply while it drains).
+  policies->listeners.resize(std::max(shared->listener_live.size(), config.listen.size()));
+  std::shared_ptr<const ListenerPolicies> running;
+  {
+    std::lock_guard<std::mutex> lock(shared->policies_mu);
+    running = shared->policies;
+  }
+  for (size_t i = 0; i < policies->listeners.size(); ++i) {
+    if (i >= shared->listener_live.size() || shared->listener_live[i]) continue;
+    if (i < running->listeners.size()) policies->listeners[i] = running->listeners[i];
+    policies->listeners[i].removed = true;
+  }
+  for (size_t i = 0; i < config.listen.size(); ++i) {
+    const ListenConfig& l = config.listen[i];
+    const size_t index = indexes != nullptr ? (*indexes)[i] : i;
+    ListenerPolicy& p = policies->listeners[index];
+    p.acl = Acl(l.allow, l.deny);
+    // Meaningful only where a header is read: elsewhere the list is ignored.
+    p.trusted = Acl(l.accept_proxy ? l.trusted_proxies : std::vector<Cidr>{}, {});
+    p.max_connections = l.max_connections;
+    // Nothing from here on fails: a config refused earlier has changed no table.
+    p.sources = source_table(l, index, shared);
+    p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
+    p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
+    p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
+    p.proxy_header_timeout = l.proxy_header_timeout;
+    p.tls_inspect_timeout = l.tls_inspect_timeout;
+  }
   {
     std::lock_guard<std::mutex> lock(shared->policies_mu);
     shared->policies = std::move(policies);
   }
   shared->policies_version.store(version, std::memory_order_release);
+}
+
+std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
+                           std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
+  std::string error = publish_clusters(config, version, shared, changed);
+  if (!error.empty()) return error;
+  publish_policies(config, version, shared, indexes);
   return {};
 }
 

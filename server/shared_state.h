@@ -18,9 +18,13 @@
 #include "server/acl.h"
 #include "server/address.h"
 #include "server/config/config.h"
+#include "server/limits/shared_source_table.h"
 #include "server/protocol/sni_routes.h"
 
 namespace ringlb {
+namespace discovery {
+class ClusterPublisher;
+}
 
 // Accepted connections the acceptor holds at once, each until its hand-off completes: so also the
 // most hand-offs that can be on their way to one worker.
@@ -29,7 +33,7 @@ inline constexpr unsigned kAcceptSlots = 4096;
 // which is a removal and an addition) takes a new index, never one used before, so a removed
 // listener's connections keep reading its entries while they drain. The per-listener tables are
 // sized to this at start-up and never move.
-inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxListeners = limits::kMaxListeners;
 
 struct alignas(64) WorkerSlot {
   int ring_fd = -1;
@@ -58,6 +62,8 @@ struct ListenerPolicy {
   Acl acl;      // its allow/deny lists (the global ones unless it has its own)
   Acl trusted;  // trusted-proxies as an allow list; empty: every source may send a PROXY header
   unsigned max_connections = 0;  // 0: only the global limit
+  // Its per-source table (SharedState::source_tables), or null: no per-source limits.
+  sources::SharedSourceTable* sources = nullptr;
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
   // A reload removed the listener: its connections get the drain deadline and are then closed.
@@ -87,6 +93,11 @@ struct SharedState {
   // Live client connections per listener, all workers together: one atomic each, so that a
   // listener's max-connections holds exactly however its clients spread over the workers.
   std::array<std::atomic<uint32_t>, kMaxListeners> listener_active{};
+  // Per-source tables by listener index, made by the first publish_config that gives the
+  // listener per-source limits (the acceptor's thread, before the policies naming it are
+  // published) and kept for the life of the process: a connection releases its source into the
+  // table that admitted it, whatever reloads did since.
+  std::array<std::unique_ptr<sources::SharedSourceTable>, kMaxListeners> source_tables;
   // The acceptor's thread only (start-up, reloads): the listener behind each index used so far,
   // and whether it still serves. An index is never given to another listener.
   std::vector<ListenConfig> listener_configs;
@@ -102,6 +113,8 @@ struct SharedState {
   // PROXY protocol header names. Set before the listener accepts, like `routes`.
   std::array<Address, kMaxListeners> listen_bound{};
   AccessLog* access_log = nullptr;  // --access-log, or null; outlives the workers
+  // Publishes the clusters (reloads, discovery, the runtime API); outlives every thread.
+  discovery::ClusterPublisher* publisher = nullptr;
   // Listeners' reloadable settings. Workers compare policies_version (one relaxed load per
   // hand-off) and take the lock to copy the pointer only when it moved.
   std::mutex policies_mu;
@@ -134,11 +147,19 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
 
 // Builds every cluster's snapshot for `config` (registering new clusters, backends and their
 // addresses), publishes with `version` those that changed and retires clusters it no longer
-// has, then publishes the listeners' policies. All or nothing: empty on success, otherwise why
-// the config cannot be used (nothing published). *changed (if given) gets the names of the
-// clusters published. `indexes` (if given) is the listener index of each config.listen entry
-// (otherwise its position); every index in shared->listener_live gets a policy, those not live
-// marked removed.
+// has. All or nothing: empty on success, otherwise why the config cannot be used (nothing
+// published). *changed (if given) gets the names of the clusters published. Callers serialise
+// (discovery::ClusterPublisher does), and `version` only grows.
+std::string publish_clusters(const Config& config, uint64_t version, SharedState* shared,
+                             std::vector<std::string>* changed = nullptr);
+
+// Publishes the listeners' policies of `config`. `indexes` (if given) is the listener index of
+// each config.listen entry (otherwise its position); every index in shared->listener_live gets a
+// policy, those not live marked removed. The acceptor's thread only (it reads listener_live).
+void publish_policies(const Config& config, uint64_t version, SharedState* shared,
+                      const std::vector<uint16_t>* indexes = nullptr);
+
+// publish_clusters, then (if it worked) publish_policies.
 std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
                            std::vector<std::string>* changed = nullptr,
                            const std::vector<uint16_t>* indexes = nullptr);

@@ -12,6 +12,8 @@ PACKAGES=(
   iperf3 libtomlplusplus-dev clang-16 libfuzzer-16-dev libclang-rt-16-dev
   libsystemd-dev lintian groff-base
   libssl-dev openssl redis-server
+  llvm  # llvm-symbolizer: TSan reports with file and line (tools/tsan.sh)
+  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
 )
 
 missing=()

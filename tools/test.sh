@@ -9,7 +9,7 @@ bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1;
 # //tests:package_test installs and purges the Debian package (root only; it leaves the machine
 # as it found it): tagged manual so `bazel test //...` alone does not, named here so CI does.
 extra=()
-[ "$(id -u)" -eq 0 ] && [ $# -eq 0 ] && extra=(//tests:package_test)
+[ "$(id -u)" -eq 0 ] && [ $# -eq 0 ] && extra=(//tests:package_test //tests/netfault:netfault_test)
 bazel test "$@" //... "${extra[@]}" 2>&1 | grep -vE "^(Loading|Analyzing|\[[0-9,]+ / [0-9,]+\])" | tee /tmp/ringlb-test.log
 bazel_rc=${PIPESTATUS[0]}
 
@@ -18,6 +18,14 @@ fuzz_seconds="${RINGLB_FUZZ_SECONDS:-10}"
 : >/tmp/ringlb-fuzz.log
 if [ "$fuzz_seconds" != 0 ] && [ $# -eq 0 ]; then
   bash tools/fuzz.sh "$fuzz_seconds" 2>&1 | tee /tmp/ringlb-fuzz.log
+fi
+
+# The soak with faults in its short mode (bench/soak.py --ci, about a minute): one result.
+: >/tmp/ringlb-soak.log
+if [ "${RINGLB_SOAK:-1}" != 0 ] && [ $# -eq 0 ] && [ -x bazel-bin/server/ringlb ]; then
+  soak=$(timeout 600 python3 bench/soak.py --ci --out /tmp/ringlb-soak.json 2>/dev/null | tail -1)
+  case "$soak" in "soak: clean" | "soak: FAILED"*) ;; *) soak="soak: FAILED (no result: $soak)" ;; esac
+  echo "$soak" | tee /tmp/ringlb-soak.log
 fi
 
 python3 - "$bazel_rc" <<'PY'
@@ -53,6 +61,9 @@ for target, status in targets:
     failed += target_failed
     passed += len(cases) - min(target_failed, len(cases))
 fuzz = open("/tmp/ringlb-fuzz.log", errors="replace").read()
+soak = open("/tmp/ringlb-soak.log", errors="replace").read()
+passed += len(re.findall(r"^soak: clean", soak, re.M))
+failed += len(re.findall(r"^soak: FAILED", soak, re.M))
 passed += len(re.findall(r"^fuzz: \S+ clean", fuzz, re.M))
 failed += len(re.findall(r"^fuzz: \S+ FAILED", fuzz, re.M)) + len(re.findall(r"^fuzz: build failed", fuzz, re.M))
 if bazel_rc != 0 and failed == 0:

@@ -209,7 +209,7 @@ std::string Acceptor::plan_listeners(const Config& fresh, ListenerPlan* plan) {
     if (index < plan->configs_before) continue;
     shared_.routes[index] = std::move(routes[a++]);
     shared_.listen_bound[index] = fresh.listen[i].address;
-    if (index < shared_.registry->listeners.size()) shared_.registry->listeners[index] = fresh.listen[i].name;
+    shared_.registry->set_listener_name(index, fresh.listen[i].name);
     configs.push_back(fresh.listen[i]);
     live.push_back(true);
   }

@@ -38,6 +38,10 @@ po::options_description describe() {
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("queue-timeout", po::value<std::string>(), "how long a client waits when every backend is at its max-connections before it is closed; 0s: closed at once (default: the connect timeout)")
       ("proxy-header-timeout", po::value<std::string>()->default_value("5s"), "an accept-proxy listener's client must have sent its whole PROXY header this long after it connected, or it is closed")
+      ("max-connections-per-source", po::value<std::string>()->default_value("0"), "live connections one client address may hold on a listener (the PROXY header's source where one is honoured); more are closed at once; 0: no limit")
+      ("connection-rate-per-source", po::value<std::string>()->default_value("0/s"), "N/s or N/m: new connections one client address may open on a listener (a token bucket); faster ones are closed at once; 0/s: no limit")
+      ("connection-burst-per-source", po::value<std::string>()->default_value("0"), "new connections one client address may open at once under --connection-rate-per-source (the bucket's size); 0: the rate's N")
+      ("source-table-size", po::value<std::string>()->default_value("16384"), "client addresses a listener with per-source limits tracks; beyond it the least recently seen one without live connections is forgotten, and with none to forget a new address is refused")
       ("max-connection-duration", po::value<std::string>()->default_value("0s"), "close any connection this long after it arrived, busy or not, so long-lived clients reconnect and rebalance; 0s: never")
       ("cpu-affinity", po::value<std::string>()->default_value("none"), "none, auto (worker i on the i-th allowed CPU) or CPU[,CPU...]: pin each worker and its io-wq threads; the acceptor shares the first CPU")
       ("acceptor-scheduling", po::value<std::string>()->default_value("batch"), "batch (SCHED_BATCH: new connections wait for the running thread instead of preempting it, and are accepted in batches) or normal")
@@ -92,6 +96,9 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
     }
     c->listen.push_back(l);
   }
+  if (c->listen.size() > limits::kMaxListeners) {
+    errors->push_back("more than " + std::to_string(limits::kMaxListeners) + " --listen addresses");
+  }
   ClusterConfig cluster = d.cluster;
   cluster.name = "default";
   if (!vm.count("backend")) errors->push_back("no --backend given: ringlb needs at least one" + no_file);
@@ -104,6 +111,9 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
       continue;
     }
     cluster.backends.push_back(b);
+  }
+  if (cluster.backends.size() > limits::kMaxBackends) {
+    errors->push_back("more than " + std::to_string(limits::kMaxBackends) + " --backend addresses");
   }
   if (!d.queue_timeout_set) cluster.queue_timeout = cluster.connect_timeout;  // HAProxy's default
   for (const Problem& p : check_cluster(cluster)) {
@@ -181,7 +191,13 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   } else {
     from_flags(vm, d, path, &c, &errors);
   }
-  if (vm.count("takeover")) c.takeover = vm["takeover"].as<std::string>();
+  if (vm.count("takeover")) {
+    c.takeover = vm["takeover"].as<std::string>();
+    if (c.takeover.empty() || c.takeover.size() > limits::kMaxUnixPath) {
+      errors.push_back("invalid value '" + c.takeover + "' for --takeover: a Unix socket path of 1 to " +
+                       std::to_string(limits::kMaxUnixPath) + " bytes");
+    }
+  }
   if (!errors.empty()) {
     *message = join(errors);
     return ParseStatus::kError;

@@ -67,6 +67,21 @@ bool parse_duration(const std::string& text, Millis* out, std::string* error) {
   return true;
 }
 
+bool parse_source_rate(const std::string& text, SourceRate* out, std::string* error) {
+  const size_t slash = text.find('/');
+  uint64_t count = 0;
+  const std::string unit = slash == std::string::npos ? "" : text.substr(slash + 1);
+  if (slash == std::string::npos || (unit != "s" && unit != "m") ||
+      !parse_uint(text.substr(0, slash), 0, limits::kMaxSourceRate, &count)) {
+    *error = "expected N/s or N/m (new connections per second or minute), N from 0 to " +
+             std::to_string(limits::kMaxSourceRate);
+    return false;
+  }
+  out->count = static_cast<uint32_t>(count);
+  out->per = Millis(unit == "s" ? 1000 : 60'000);
+  return true;
+}
+
 bool parse_backend(const std::string& text, BackendConfig* out, std::string* error) {
   std::stringstream parts(text);
   std::string item;

@@ -37,6 +37,15 @@ inline constexpr uint32_t kMaxRiseFall = 100;
 inline constexpr unsigned kMaxConnectAttempts = 100;
 inline constexpr unsigned kMaxWorkers = 256;
 inline constexpr size_t kMaxNameLength = 64;  // cluster and listener names
+// Listeners over the life of the process (a reload's new or changed one takes a fresh index),
+// clusters, and backends live at once (the registry's sizes: balancer/snapshot.h).
+inline constexpr unsigned kMaxListeners = 512;
+inline constexpr unsigned kMaxClusters = balancer::BackendRegistry::kMaxClusters;
+inline constexpr unsigned kMaxBackends = balancer::BackendRegistry::kCapacity;
+inline constexpr size_t kMaxConfigFileBytes = 16u << 20;  // a config file, read whole
+inline constexpr size_t kMaxUnixPath = 107;  // sockaddr_un's sun_path, less its NUL
+inline constexpr uint32_t kMaxSourceRate = 1'000'000;       // new connections per second/minute
+inline constexpr uint32_t kMaxSourceTableSize = 1'000'000;  // sources tracked per listener
 }  // namespace limits
 
 // Active health-check settings; a backend may override each.
@@ -64,6 +73,8 @@ struct BackendConfig {
   std::optional<uint32_t> health_rise, health_fall;
   health::CheckSettings check;  // over the cluster's
   std::optional<Millis> slow_start;
+  // Never read from the file: the runtime API's state, merged in by discovery::ClusterPublisher.
+  balancer::Admin admin = balancer::Admin::kEnabled;
 };
 
 // A named pool of backends and how to pick among them (a "service" upstream).
@@ -80,6 +91,31 @@ struct ClusterConfig {
   // the command line, it is the cluster's connect timeout, as in HAProxy.
   Millis queue_timeout{2000};
   std::vector<BackendConfig> backends;
+  // Some or all of its backends come from discovery (DNS names, an etcd prefix) at run time, so
+  // it may have none: discovery::ClusterPublisher merges them with `backends` (server/discovery).
+  bool discovered = false;
+  // discovery = "etcd": the keys under this prefix (each a JSON backend) join `backends`
+  // (server/discovery/etcd_discovery.h). Empty: no etcd.
+  std::string etcd_prefix;
+};
+
+// The global [etcd] table: how every cluster with discovery = "etcd" reaches etcd's v3 JSON
+// gateway. Unused while no cluster names a prefix.
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // "http://10.0.0.1:2379", tried in order, failing over
+  std::string ca_file, cert_file, key_file;  // TLS: the CA to verify etcd with, our client cert
+  std::string user, password;                // etcd's auth (/v3/auth/authenticate), if set
+  Millis dial_timeout{2000};     // a TCP (and TLS) connect to one endpoint
+  Millis request_timeout{5000};  // a whole range or authenticate request
+  Millis reconnect_min{200}, reconnect_max{5000};  // backoff between failed attempts
+  bool operator==(const EtcdConfig&) const = default;
+};
+
+// connection-rate-per-source: "N/s" or "N/m"; count 0 = no rate limit.
+struct SourceRate {
+  uint32_t count = 0;
+  Millis per{1000};
+  bool operator==(const SourceRate&) const = default;
 };
 
 // One SNI route of a listener: a TLS ClientHello naming `server_name` goes to `cluster`.
@@ -112,6 +148,13 @@ struct ListenConfig {
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;
   unsigned max_connections = 0;  // 0 = only the global limit
+  // Per-source limits (server/limits/source_table.h), keyed on the client's address (the PROXY
+  // header's source where one is honoured). 0 = off.
+  unsigned max_connections_per_source = 0;
+  SourceRate connection_rate_per_source;  // new connections per source: count per period
+  unsigned connection_burst_per_source = 0;  // new connections at once; 0 = the rate's count
+  unsigned source_table_size = 16384;        // sources tracked, then the least recently seen idle one goes
+  bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
   // Overrides of the global timeouts (unset = Config's).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
 };
@@ -162,6 +205,7 @@ struct Config {
   std::vector<Cidr> allow;
   std::vector<Cidr> deny;
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
+  EtcdConfig etcd;
 };
 
 // A whole number from `min` to `max`, digits only (no sign, no spaces).
@@ -169,6 +213,9 @@ bool parse_uint(const std::string& text, uint64_t min, uint64_t max, uint64_t* o
 
 // "250ms", "5s", "1m", "2h", up to limits::kMaxDuration. False (and *error) on anything else.
 bool parse_duration(const std::string& text, Millis* out, std::string* error);
+
+// "N/s" or "N/m", N from 0 to limits::kMaxSourceRate.
+bool parse_source_rate(const std::string& text, SourceRate* out, std::string* error);
 
 // "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".

@@ -8,7 +8,8 @@ namespace {
 
 // Where an entry may be written. kCluster and kListenerDefault keys may also be written at the
 // top level, where they set the defaults.
-enum class Level { kGlobal, kCluster, kListenerDefault, kListener, kBackend };
+// kClusterOnly keys have no meaningful default (a prefix is one cluster's), so not at the top.
+enum class Level { kGlobal, kCluster, kClusterOnly, kListenerDefault, kListener, kBackend, kEtcd };
 
 struct Entry {
   Level level;
@@ -79,6 +80,14 @@ bool set_path(const Value& v, const char* what, std::string* field, std::string*
   return true;
 }
 
+// A Unix socket's path must fit sockaddr_un, or bind and connect fail only once running.
+bool check_unix_path(const std::string& path, std::string* why) {
+  if (path.size() <= limits::kMaxUnixPath) return true;
+  *why = "a Unix socket path is at most " + std::to_string(limits::kMaxUnixPath) + " bytes (this one has " +
+         std::to_string(path.size()) + ")";
+  return false;
+}
+
 bool set_scheduling(const Value& v, bool* batch, std::string* why) {
   std::string text;
   if (!v.get_string(&text, "batch or normal", why)) return false;
@@ -106,6 +115,21 @@ bool set_check(const Value& v, std::string_view key, health::CheckSettings* s, s
   }
   std::string text;
   return v.get_string(&text, "a string", why) && health::set_check_text(key, text, s, why);
+}
+
+// An etcd endpoint: http:// or https://, a host and a port, nothing after (the paths are ours).
+bool valid_endpoint(const std::string& url, std::string* why) {
+  const size_t scheme = url.find("://");
+  const std::string kind = scheme == std::string::npos ? "" : url.substr(0, scheme);
+  const std::string rest = scheme == std::string::npos ? "" : url.substr(scheme + 3);
+  const size_t colon = rest.rfind(':');
+  uint64_t port = 0;
+  if ((kind != "http" && kind != "https") || colon == std::string::npos || colon == 0 ||
+      !parse_uint(rest.substr(colon + 1), 1, 65535, &port) || rest.find('/') != std::string::npos) {
+    *why = "'" + url + "': expected http://HOST:PORT or https://HOST:PORT";
+    return false;
+  }
+  return true;
 }
 
 constexpr uint64_t kMaxConns = limits::kMaxConnections;
@@ -178,7 +202,8 @@ const Entry kEntries[] = {
     {Level::kGlobal, "flow-buffers", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_uint(v, 1, 64, &t.top->config.flow_buffers, why); }},
     {Level::kGlobal, "control-socket", nullptr, [](const Value& v, const Target& t, std::string* why) {
-       return set_path(v, "a PATH", &t.top->config.control_socket, why); }},
+       return set_path(v, "a PATH", &t.top->config.control_socket, why) &&
+              check_unix_path(t.top->config.control_socket, why); }},
     {Level::kGlobal, "cpu-affinity", nullptr, [](const Value& v, const Target& t, std::string* why) {
        std::string text;
        return v.get_string(&text, "none, auto or \"CPU[,CPU...]\"", why) &&
@@ -226,6 +251,25 @@ const Entry kEntries[] = {
        return set_duration(v, true, &t.cluster->connect_timeout, why); }},
     {Level::kCluster, "connect-attempts", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_uint(v, 1, limits::kMaxConnectAttempts, &t.cluster->connect_attempts, why); }},
+    {Level::kClusterOnly, "discovery", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "etcd or none", why)) return false;
+       if (text != "etcd" && text != "none") {
+         *why = "expected etcd or none";
+         return false;
+       }
+       t.cluster->discovered = text == "etcd";
+       return true; }},
+    {Level::kClusterOnly, "etcd-prefix", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "a key prefix such as \"/ringlb/web/\"", why)) return false;
+       // A prefix that is not a whole "directory" would also take /ringlb/web2/ for /ringlb/web.
+       if (text.empty() || text.back() != '/') {
+         *why = "must end with '/' (\"/ringlb/web/\")";
+         return false;
+       }
+       t.cluster->etcd_prefix = text;
+       return true; }},
     {Level::kCluster, "queue-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, false, &t.cluster->queue_timeout, why); }},
     {Level::kCluster, "check", nullptr, [](const Value& v, const Target& t, std::string* why) {
@@ -260,6 +304,16 @@ const Entry kEntries[] = {
        return set_cidrs(v, &t.listener->trusted_proxies, why); }},
     {Level::kListenerDefault, "proxy-header-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->proxy_header_timeout, why); }},
+    {Level::kListenerDefault, "max-connections-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_connections_per_source, why); }},
+    {Level::kListenerDefault, "connection-rate-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       return v.get_string(&text, "a rate such as \"10/s\"", why) &&
+              parse_source_rate(text, &t.listener->connection_rate_per_source, why); }},
+    {Level::kListenerDefault, "connection-burst-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, limits::kMaxSourceRate, &t.listener->connection_burst_per_source, why); }},
+    {Level::kListenerDefault, "source-table-size", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxSourceTableSize, &t.listener->source_table_size, why); }},
     {Level::kListenerDefault, "tls-inspect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->tls_inspect_timeout, why); }},
 
@@ -335,6 +389,38 @@ const Entry kEntries[] = {
        return set_check(v, "check-sni", &t.backend->check, why); }},
     {Level::kBackend, "slow-start", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_optional_duration(v, false, &t.backend->slow_start, why); }},
+
+    // The [etcd] table.
+    {Level::kEtcd, "endpoints", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::vector<std::string> urls;
+       if (!v.get_strings(&urls, why)) return false;
+       if (urls.empty()) {
+         *why = "expected one or more URLs";
+         return false;
+       }
+       for (const std::string& u : urls) {
+         if (!valid_endpoint(u, why)) return false;
+       }
+       t.etcd->endpoints = urls;
+       return true; }},
+    {Level::kEtcd, "ca-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->ca_file, why); }},
+    {Level::kEtcd, "cert-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->cert_file, why); }},
+    {Level::kEtcd, "key-file", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a PATH", &t.etcd->key_file, why); }},
+    {Level::kEtcd, "user", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_path(v, "a user name", &t.etcd->user, why); }},
+    {Level::kEtcd, "password", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return v.get_string(&t.etcd->password, "a string", why); }},
+    {Level::kEtcd, "dial-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->dial_timeout, why); }},
+    {Level::kEtcd, "request-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->request_timeout, why); }},
+    {Level::kEtcd, "reconnect-min", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->reconnect_min, why); }},
+    {Level::kEtcd, "reconnect-max", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.etcd->reconnect_max, why); }},
 };
 
 bool in_scope(Level level, Scope scope) {
@@ -342,11 +428,13 @@ bool in_scope(Level level, Scope scope) {
     case Scope::kTop:
       return level == Level::kGlobal || level == Level::kCluster || level == Level::kListenerDefault;
     case Scope::kCluster:
-      return level == Level::kCluster;
+      return level == Level::kCluster || level == Level::kClusterOnly;
     case Scope::kListener:
       return level == Level::kListenerDefault || level == Level::kListener;
     case Scope::kBackend:
       return level == Level::kBackend;
+    case Scope::kEtcd:
+      return level == Level::kEtcd;
   }
   return false;
 }

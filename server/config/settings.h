@@ -54,8 +54,8 @@ struct Defaults {
 Defaults make_defaults();
 
 // Where a key is written: the top level (or a flag), a [cluster.NAME] table, a [[listener]]
-// table, a backend table in a cluster's backends.
-enum class Scope { kTop, kCluster, kListener, kBackend };
+// table, a backend table in a cluster's backends, the [etcd] table.
+enum class Scope { kTop, kCluster, kListener, kBackend, kEtcd };
 
 // The canonical name of `key` in `scope` (the key itself, or the one an alias stands for);
 // nullptr when the scope has no such setting. Structural keys (cluster, listener, backends,
@@ -72,6 +72,7 @@ struct Target {
   ClusterConfig* cluster = nullptr;
   ListenConfig* listener = nullptr;
   BackendConfig* backend = nullptr;
+  EtcdConfig* etcd = nullptr;
 };
 
 // Sets what `key` (canonical or alias) names in `scope`. False and *why on a bad value (or an

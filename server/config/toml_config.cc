@@ -25,6 +25,7 @@ using toml_reader::get_text;
 using toml_reader::KeyReader;
 using toml_reader::line_of;
 using toml_reader::read_backend;
+using toml_reader::read_etcd;
 using toml_reader::show;
 
 namespace {
@@ -49,6 +50,7 @@ size_t stray_non_ascii_line(const std::string& text) {
   bool seen_equals = false;  // this line has its '=': dotted keys are behind us
   size_t string_start = 0;   // where the open one-line string began
   int depth = 0;             // brackets open: inside an array a '[' opens no table header
+  int braces = 0;            // inline tables open: each of their keys has its '='
   auto triple = [&](size_t at, char q) {
     return at + 2 < text.size() && text[at] == q && text[at + 1] == q && text[at + 2] == q;
   };
@@ -97,8 +99,15 @@ size_t stray_non_ascii_line(const std::string& text) {
           string_start = i + 1;
           if (multi) i += 2;
         } else if (c != ' ' && c != '\t') {
+          // '[' and '{' open an array or inline table (after which a string may start) only where
+          // a value may start; a second '=' outside an inline table assigns nothing. Elsewhere
+          // toml++ is past an error, and what follows is no string to it (the fourth finding).
+          const bool value_may_start = last == '\n' || last == '=' || last == '[' || last == ',' || last == '{';
+          const bool opens = (c != '[' && c != '{' && c != '=') || (c == '=' ? !seen_equals || braces > 0 : value_may_start);
+          if (c == '{') ++braces;
+          if (c == '}' && braces > 0) --braces;
           if (c == '=') seen_equals = true;
-          last = c;
+          last = opens ? c : 'x';
         }
         break;
       }
@@ -150,6 +159,12 @@ bool TomlFile::load(const std::string& path, std::vector<std::string>* errors) {
   std::stringstream text;
   if (!in || !(text << in.rdbuf())) {
     errors->push_back("cannot read config file '" + path + "': " + strerror(errno));
+    return false;
+  }
+  // Read whole and parsed in memory: a file this large is a mistake (or not a config file).
+  if (text.tellp() > static_cast<std::streamoff>(limits::kMaxConfigFileBytes)) {
+    errors->push_back(path + ": larger than " + std::to_string(limits::kMaxConfigFileBytes >> 20) +
+                      " MiB: not a config file");
     return false;
   }
   return load_text(text.str(), path, errors);
@@ -213,11 +228,15 @@ void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
   KeyReader keys(Scope::kTop, "", &errors);
   Target target;
   target.top = d;
-  const std::vector<std::string> structural = {"cluster", "listener"};
+  const std::vector<std::string> structural = {"cluster", "listener", "etcd"};
   const toml::key* metrics_key = nullptr;
   const toml::node* metrics = nullptr;
   for (auto&& [k, v] : doc_->table) {
     if (k.str() == "cluster" || k.str() == "listener") continue;
+    if (k.str() == "etcd") {
+      read_etcd(v, &errors, &d->config.etcd);
+      continue;
+    }
     // metrics = false wins over a metrics-listen in the file, whatever the order of the keys.
     if (k.str() == "metrics") {
       metrics_key = &k;
@@ -254,11 +273,15 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     // the runtime serves today).
     std::stable_sort(ordered.begin(), ordered.end(),
                      [](auto& a, auto& b) { return line_of(*a.second) < line_of(*b.second); });
+    size_t backends_in_all = 0;
     for (const auto& [name, node] : ordered) {
       const std::string path = "cluster." + name;
       const int line = line_of(*node);
       std::string why;
       if (!valid_name(name, &why)) errors.add(line, path, why);
+      if (cluster_lines.size() == limits::kMaxClusters) {  // this is one more
+        errors.add(line, path, "more than " + std::to_string(limits::kMaxClusters) + " clusters");
+      }
       const toml::table* t = node->as_table();
       if (t == nullptr) {
         errors.add(line, path, "expected a table [" + path + "]");
@@ -277,9 +300,21 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
           keys.apply(k, v, target, {"backends"});
         }
       }
-      if (backends == nullptr) {
+      // discovery = "etcd" goes with its prefix, and with an [etcd] table to reach it.
+      const int discovery_line = keys.line("discovery"), prefix_line = keys.line("etcd-prefix");
+      if (c.discovered && prefix_line == 0) {
+        errors.add(discovery_line, path + ".etcd-prefix", "required with discovery = \"etcd\"");
+      } else if (prefix_line != 0 && !c.discovered) {
+        errors.add(prefix_line, path + ".etcd-prefix", "only used with discovery = \"etcd\"");
+        c.etcd_prefix.clear();
+      } else if (c.discovered && d.config.etcd.endpoints.empty()) {
+        errors.add(discovery_line, path + ".discovery", "needs an [etcd] table with endpoints");
+      }
+      if (backends == nullptr && c.discovered) {
+        // Every backend may come from etcd: the cluster starts empty.
+      } else if (backends == nullptr) {
         errors.add(line, path, "no backends (backends = [\"ADDR:PORT\", ...])");
-      } else if (const toml::array* a = backends->as_array(); a == nullptr || a->empty()) {
+      } else if (const toml::array* a = backends->as_array(); a == nullptr || (a->empty() && !c.discovered)) {
         errors.add(line_of(*backends), path + ".backends", "expected an array of one or more backends");
       } else {
         std::map<std::string, size_t> seen;
@@ -292,6 +327,10 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
             errors.add(line_of(*a->get(i)), where,
                        "the same address as backends[" + std::to_string(it->second) + "] (" + address + ")");
             continue;
+          }
+          if (++backends_in_all == limits::kMaxBackends + 1) {
+            errors.add(line_of(*a->get(i)), where,
+                       "more than " + std::to_string(limits::kMaxBackends) + " backends in all clusters together");
           }
           c.backends.push_back(b);
         }
@@ -331,6 +370,9 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     if (t == nullptr) {
       errors.add(line, path, "expected a table");
       continue;
+    }
+    if (i == limits::kMaxListeners) {
+      errors.add(line, path, "more than " + std::to_string(limits::kMaxListeners) + " listeners");
     }
     ListenConfig l = d.listener;
     l.allow = d.config.allow;
@@ -434,6 +476,9 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     }
     if (int at = keys.line("tls-inspect-timeout"); at != 0 && sni_line == 0) {
       errors.add(at, path + ".tls-inspect-timeout", "only used with sni");
+    }
+    if (int at = keys.line("connection-burst-per-source"); at != 0 && l.connection_rate_per_source.count == 0) {
+      errors.add(at, path + ".connection-burst-per-source", "only used with connection-rate-per-source");
     }
     for (const char* key : {"trusted-proxies", "proxy-header-timeout"}) {
       if (int at = keys.line(key); at != 0 && !l.accept_proxy) {

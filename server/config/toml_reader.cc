@@ -194,4 +194,32 @@ bool read_backend(const toml::node& node, const std::string& path, Errors* error
   return true;
 }
 
+// The global [etcd] table onto *etcd, with the checks that need the whole table.
+void read_etcd(const toml::node& node, Errors* errors, EtcdConfig* etcd) {
+  const toml::table* t = node.as_table();
+  if (t == nullptr) {
+    errors->add(line_of(node), "etcd", "expected an [etcd] table");
+    return;
+  }
+  KeyReader keys(Scope::kEtcd, "etcd.", errors);
+  Target target;
+  target.etcd = etcd;
+  for (auto&& [k, v] : *t) keys.apply(k, v, target, {});
+  if (keys.line("endpoints") == 0) {
+    errors->add(line_of(node), "etcd.endpoints", "required (endpoints = [\"http://127.0.0.1:2379\"])");
+  }
+  if ((keys.line("cert-file") != 0) != (keys.line("key-file") != 0)) {
+    const char* given = keys.line("cert-file") != 0 ? "cert-file" : "key-file";
+    errors->add(keys.line(given), std::string("etcd.") + given, "needs both cert-file and key-file");
+  }
+  if (keys.line("password") != 0 && keys.line("user") == 0) {
+    errors->add(keys.line("password"), "etcd.password", "only used with user");
+  }
+  if (etcd->reconnect_min > etcd->reconnect_max) {
+    const int at = keys.line("reconnect-min") != 0 ? keys.line("reconnect-min") : keys.line("reconnect-max");
+    errors->add(at, keys.line("reconnect-min") != 0 ? "etcd.reconnect-min" : "etcd.reconnect-max",
+                "reconnect-min is above reconnect-max");
+  }
+}
+
 }  // namespace ringlb::toml_reader

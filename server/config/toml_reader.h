@@ -71,4 +71,7 @@ bool get_text(const toml::node& v, const std::string& key, int line, Errors* err
 // One element of a cluster's backends: "ADDR:PORT[,setting...]" or a table.
 bool read_backend(const toml::node& node, const std::string& path, Errors* errors, BackendConfig* out);
 
+// The global [etcd] table (endpoints, TLS files, user and password, timeouts).
+void read_etcd(const toml::node& node, Errors* errors, EtcdConfig* etcd);
+
 }  // namespace ringlb::toml_reader

@@ -8,8 +8,10 @@
 #include <cstring>
 
 #include "server/clock.h"
-#include "server/control/backends_listing.h"
+#include "server/control/backends_table.h"
+#include "server/control/command.h"
 #include "server/control/protocol.h"
+#include "server/control/runtime_api.h"
 #include "server/uring/compat.h"
 #include "server/log.h"
 
@@ -50,6 +52,7 @@ bool ControlServer::handle(const io_uring_cqe* cqe, uint32_t now_us) {
       on_install(index_of(cqe->user_data), cqe->res);
       return true;
     case Tag::kDiagDone:
+      uring::handoff_acquire(ring_.fd());  // the worker's message (its text is under a lock too)
       on_diagnostics_done();
       return true;
     case Tag::kDiagRequest:
@@ -138,43 +141,52 @@ void ControlServer::on_command(const std::string& command) {
     if (on_handed_over_) on_handed_over_();
     return;
   }
-  if (command == "listeners") {
-    // Regular fds for the listening direct descriptors, only for as long as it takes to send them.
-    state_ = State::kInstalling;
-    install_fds_.assign(listener_slots_.size(), -1);
-    installs_pending_ = static_cast<uint32_t>(listener_slots_.size());
-    for (uint32_t i = 0; i < listener_slots_.size(); ++i) {
-      io_uring_sqe* sqe = ring_.sqe();
-      uring::prep_fixed_fd_install(sqe, listener_slots_[i], 0);
-      sqe->user_data = data(Tag::kInstall, i);
+  control::Command c;
+  if (std::string why = control::parse_command(command, &c); !why.empty()) {
+    log(LogLevel::kWarning, "control: command refused: %s", why.c_str());
+    answer_what_ = "error";
+    return answer("error: " + why + "\n");
+  }
+  answer_what_ = control::verb_name(c.verb);
+  switch (c.verb) {
+    case control::Verb::kListeners: {
+      // Regular fds for the listening direct descriptors, only for as long as it takes to send them.
+      state_ = State::kInstalling;
+      install_fds_.assign(listener_slots_.size(), -1);
+      installs_pending_ = static_cast<uint32_t>(listener_slots_.size());
+      for (uint32_t i = 0; i < listener_slots_.size(); ++i) {
+        io_uring_sqe* sqe = ring_.sqe();
+        uring::prep_fixed_fd_install(sqe, listener_slots_[i], 0);
+        sqe->user_data = data(Tag::kInstall, i);
+      }
+      if (installs_pending_ == 0) on_install(0, -EBADF);
+      return;
     }
-    if (installs_pending_ == 0) on_install(0, -EBADF);
-    return;
+    case control::Verb::kConnections:
+      state_ = State::kDiagnostics;
+      diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
+      for (const auto& w : shared_.workers) {
+        io_uring_sqe* sqe = ring_.sqe();
+        uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        sqe->user_data = data(Tag::kDiagRequest, 0);
+      }
+      return;
+    case control::Verb::kBackends:
+      return answer(control::format_backends(control::backend_statuses(shared_)));
+    case control::Verb::kOverrides:
+      return answer(control::overrides_as_commands(*shared_.publisher));
+    default:
+      break;
   }
-  if (command == "connections") {
-    state_ = State::kDiagnostics;
-    diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
-    for (const auto& w : shared_.workers) {
-      io_uring_sqe* sqe = ring_.sqe();
-      uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
-      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-      sqe->user_data = data(Tag::kDiagRequest, 0);
-    }
-    return;
+  // A backend command: it republishes the cluster, so every worker has it from its next client.
+  std::string done;
+  if (std::string why = control::apply_backend_command(*shared_.publisher, c, &done); !why.empty()) {
+    log(LogLevel::kWarning, "control: %s refused: %s", control::verb_name(c.verb), why.c_str());
+    return answer("error: " + why + "\n");
   }
-  if (command == "backends") {
-    // Built here from the snapshots (a few lines a backend), sent like the connections answer.
-    answer_ = backends_listing(shared_);
-    state_ = State::kAnswering;
-    answer_sent_ = 0;
-    const uint64_t deadline = monotonic_ns() + kAnswerDeadlineNs;
-    answer_deadline_.tv_sec = static_cast<long long>(deadline / 1'000'000'000ULL);
-    answer_deadline_.tv_nsec = static_cast<long long>(deadline % 1'000'000'000ULL);
-    return send_answer();
-  }
-  const std::string reply = "unknown command '" + command + "' (listeners, connections, backends)\n";
-  send(conn_, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  end_client();
+  log(LogLevel::kInfo, "control: %s: %s", control::format_command(c).c_str(), done.c_str());
+  answer("ok: " + done + "\n");
 }
 
 void ControlServer::on_install(uint32_t listener, int res) {
@@ -212,8 +224,13 @@ void ControlServer::on_diagnostics_done() {
     answer_ += w->diagnostics;
   }
   if (answer_.empty()) answer_ = "no live connections\n";
+  answer(std::move(answer_));
+}
+
+void ControlServer::answer(std::string text) {
   // The answer can be larger than the socket buffer, and the client may never read it: sent
   // from the ring, never blocking the acceptor, and dropped at a deadline.
+  answer_ = std::move(text);
   state_ = State::kAnswering;
   answer_sent_ = 0;
   const uint64_t deadline = monotonic_ns() + kAnswerDeadlineNs;
@@ -239,7 +256,7 @@ void ControlServer::on_answer_sent(int res) {
   if (conn_ < 0 || state_ != State::kAnswering) return;
   if (res <= 0) {
     if (res == -ECANCELED) {
-      log(LogLevel::kWarning, "control: the client did not take the connections answer within %llus; dropped",
+      log(LogLevel::kWarning, "control: the client did not take the %s answer within %llus; dropped", answer_what_,
           static_cast<unsigned long long>(kAnswerDeadlineNs / 1'000'000'000ULL));
     }
     return end_client();

@@ -5,8 +5,9 @@
 //   "connections" asks every worker for its diagnostics and sends the text back with async
 //                 sends on the ring (a client that does not read can never block the acceptor:
 //                 it is dropped at a deadline);
-//   "backends"    one line per backend (backends_listing.h), built from the snapshots here and
-//                 sent the same way.
+//   "backends", "overrides", and the backend commands (set-weight, drain, disable, enable:
+//                 command.h) answer at once (backends_table.h: state, weight, checks), the same way; an answer starting "error: " is a
+//                 refusal (a malformed command, an unknown name), and nothing changed.
 // Everything here runs in the acceptor's thread. Slow paths only.
 #pragma once
 
@@ -67,6 +68,8 @@ class ControlServer {
   void on_command(const std::string& command);
   void on_install(uint32_t listener, int res);
   void on_diagnostics_done();
+  // Sends `text` to the client (send_answer), then ends it.
+  void answer(std::string text);
   // Sends what is left of answer_ (from answer_sent_), linked to a timeout at answer_deadline_.
   void send_answer();
   void on_answer_sent(int res);
@@ -90,6 +93,7 @@ class ControlServer {
   uint32_t installs_pending_ = 0;
   uint32_t diagnostics_pending_ = 0;
   std::string answer_;
+  const char* answer_what_ = "";  // the command answered (its name, for the log)
   size_t answer_sent_ = 0;
   __kernel_timespec answer_deadline_{};  // CLOCK_MONOTONIC, absolute
 };

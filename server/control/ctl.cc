@@ -3,35 +3,74 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include "server/control/command.h"
 #include "server/control/protocol.h"
 #include "server/log.h"
 
 namespace ringlb {
 
-int run_ctl(const std::string& path, const std::string& command) {
+namespace {
+
+int send_line(const std::string& path, const std::string& line) {
   const int fd = connect_unix(path);
   if (fd < 0) {
     log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
     return 2;
   }
-  if (!write_all_fd(fd, command + "\n")) {
+  if (!write_all_fd(fd, line + "\n")) {
     log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(errno));
     close(fd);
     return 1;
   }
+  // The whole answer first: its first bytes say whether it is a refusal.
+  std::string answer;
   char buf[16384];
   for (;;) {
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    fwrite(buf, 1, static_cast<size_t>(n), stdout);
+    answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  static constexpr std::string_view kError = "error: ";
+  // (An empty answer is one: `overrides` with none in effect.)
+  if (answer.rfind(kError, 0) == 0 || answer == "busy\n") {
+    std::string why = answer.rfind(kError, 0) == 0 ? answer.substr(kError.size())
+                                                   : "busy with another control client (or stopping); try again";
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    log(LogLevel::kError, "ctl: %s", why.c_str());
+    return 1;
+  }
+  fwrite(answer.data(), 1, answer.size(), stdout);
   return 0;
+}
+
+}  // namespace
+
+int run_ctl(const std::string& path, const std::vector<std::string>& words) {
+  return send_line(path, control::join_words(words));
+}
+
+int run_ctl_lines(const std::string& path, FILE* in) {
+  int worst = 0;
+  char* buf = nullptr;
+  size_t cap = 0;
+  for (ssize_t n; (n = getline(&buf, &cap, in)) >= 0;) {
+    std::string line(buf, static_cast<size_t>(n));
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.empty()) continue;
+    const int rc = send_line(path, line);
+    worst = std::max(worst, rc);
+    if (rc == 2) break;
+  }
+  free(buf);
+  return worst;
 }
 
 }  // namespace ringlb

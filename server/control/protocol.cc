@@ -174,6 +174,40 @@ int request_listeners(const std::string& path, std::vector<InheritedListener>* o
   return 0;
 }
 
+int request_overrides(const std::string& path, std::string* text, std::string* error) {
+  const int fd = connect_unix(path);
+  if (fd < 0) {
+    *error = "cannot reach the running ringlb at " + path + ": " + strerror(-fd);
+    return fd;
+  }
+  if (!write_all_fd(fd, "overrides\n")) {
+    *error = "cannot ask " + path + " for its runtime state: " + strerror(errno);
+    close(fd);
+    return -EIO;
+  }
+  std::string answer;
+  for (;;) {
+    char buf[16384];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = "reading the runtime state from " + path + ": " + strerror(errno);
+      close(fd);
+      return -errno;
+    }
+    if (n == 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  // "error: ..." from this version; an older one answers "unknown command ..." or "busy".
+  if (answer.rfind("error: ", 0) == 0 || answer.rfind("unknown command", 0) == 0 || answer == "busy\n") {
+    *error = "the running ringlb at " + path + " answered: " + answer.substr(0, answer.find('\n'));
+    return -EPROTO;
+  }
+  *text = std::move(answer);
+  return 0;
+}
+
 int listen_unix(const std::string& path) {
   sockaddr_un addr;
   if (!make_unix_address(path, &addr)) return -ENAMETOOLONG;

@@ -7,8 +7,12 @@
 //                      first also the count line). The client registers them, then writes
 //                      "ready\n"; only then does the old process stop accepting and drain.
 //   "connections\n" -> one line per proxied connection with its addresses and TCP_INFO.
-//   "backends\n"    -> one logfmt line per backend: cluster, backend, state, weight (slow_start
-//                      while it ramps), active, check, last_failure (backends_listing.h).
+//   "backends\n"    -> a header line and one aligned row per backend: cluster, backend, state
+//                      (with the slow-start ramp while one runs), weight, active, origin, check
+//                      type, last check failure (backends_table.h).
+//   "overrides\n"   -> the runtime state as command lines (runtime_api.h); a takeover asks for
+//                      it first, on a connection of its own, and applies it before serving.
+// and the rest of command.h's commands. A refusal is one line starting "error: ".
 #pragma once
 
 #include <cstddef>
@@ -35,6 +39,10 @@ int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std
 // use); otherwise -errno (or -EPROTO for a wrong answer) and *error says what went wrong.
 int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
                       std::string* error);
+
+// New process: asks the ringlb at `path` for its runtime state (the "overrides" answer, into
+// *text). 0, or -errno / -EPROTO with *error (an older ringlb does not know the command).
+int request_overrides(const std::string& path, std::string* text, std::string* error);
 
 // Blocking send of all of `s` on a control connection (retried on EINTR); false on error, with
 // errno set.

@@ -67,7 +67,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const std::string& e : errors) check(e.rfind("fuzz.toml:", 0) == 0, "every error names the file");
   if (errors.empty() && file.has_services()) {
     check(c.workers >= 1 && c.workers <= 256, "workers limit");
-    for (const ClusterConfig& cl : c.clusters) check(!cl.backends.empty(), "a cluster has backends");
+    for (const ClusterConfig& cl : c.clusters) {
+      check(!cl.backends.empty() || cl.discovered, "a cluster has backends, or gets them from discovery");
+      check(cl.etcd_prefix.empty() || (cl.discovered && !c.etcd.endpoints.empty()),
+            "an etcd prefix is watched only with discovery = etcd and endpoints to reach");
+    }
     for (const ListenConfig& li : c.listen) check(!li.cluster.empty() || !li.sni_routes.empty(), "a listener routes somewhere");
   }
   return 0;

@@ -5,10 +5,18 @@
 #include <cstdint>
 
 #include "metrics/stats.h"
+#include "server/limits/source_table.h"
 
 namespace ringlb::proxy {
 
 struct SnapshotRef;  // server/proxy/snapshot_cache.h
+}  // namespace ringlb::proxy
+
+namespace ringlb::sources {
+class SharedSourceTable;  // server/limits/shared_source_table.h
+}
+
+namespace ringlb::proxy {
 
 // kProxyHeader: an accept-proxy listener's client, whose PROXY header is being read (or, with
 // trusted-proxies, whose source address is being checked first).
@@ -60,12 +68,18 @@ struct Conn {
   uint16_t listener = 0;         // the --listen address the client came in on
   uint16_t cluster = 0;          // where it goes (registry cluster index); set with snap
   SnapshotRef* snap = nullptr;   // null until its cluster is known (an SNI listener's client)
+  // The per-source table that admitted it (and its key there), released when it is freed.
+  sources::SharedSourceTable* source_table = nullptr;
+  sources::SourceKey source;
   uint64_t key_hash = 0;
   uint32_t attempts = 0;
   uint8_t socket_retries = 0;    // socket_direct_alloc tries that found the table full
   uint64_t tried = 0;            // backends already tried for this client (first 64)
   uint32_t inflight = 0;         // completions still to come that name this connection
   metrics::CloseReason first_eof = metrics::CloseReason::k_error;
+  // Why it closed: counted when its slot is freed, after the live count drops, so that a scrape
+  // (which reads closed, then live, then accepted) never counts a connection twice.
+  metrics::CloseReason closed_as = metrics::CloseReason::k_error;
   uint64_t last_active_ns = 0;
   uint64_t connect_start_ns = 0;
   uint64_t deadline_ns = 0;      // set when a reload removed its backend: closed at the drain deadline

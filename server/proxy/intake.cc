@@ -9,6 +9,7 @@
 #include "server/clock.h"
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
+#include "server/limits/shared_source_table.h"
 #include "server/proxy/sni_inspector.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/upstream.h"
@@ -131,8 +132,34 @@ void Intake::forget(uint32_t id) {
 }
 
 bool Intake::needs_peer_name(const Conn& conn) const {
-  return conn.snap->needs_peer_name || ctx_.shared.access_log != nullptr ||
-         !ctx_.snapshots->policy(conn.listener).acl.empty();
+  const ListenerPolicy& policy = ctx_.snapshots->policy(conn.listener);
+  return conn.snap->needs_peer_name || ctx_.shared.access_log != nullptr || !policy.acl.empty() ||
+         policy.sources != nullptr;
+}
+
+int Intake::admit_source(uint32_t id) {
+  Conn& conn = ctx_.conns[id];
+  sources::SharedSourceTable* table = ctx_.snapshots->policy(conn.listener).sources;
+  if (table == nullptr || conn.source_table != nullptr) return 0;
+  // The header's source when a PROXY header named one (from a trusted sender: others were
+  // closed before it was read), otherwise the socket's own.
+  const sources::SourceKey key = sources::source_key(reinterpret_cast<const sockaddr*>(&ctx_.peer_names[id]));
+  switch (table->acquire(key, ctx_.now_ns)) {
+    case sources::Admission::kAdmitted:
+      conn.source_table = table;
+      conn.source = key;
+      return 0;
+    case sources::Admission::kTooMany:
+      ctx_.lifecycle->close(id, CloseReason::k_source_connections);
+      break;
+    case sources::Admission::kTooFast:
+      ctx_.lifecycle->close(id, CloseReason::k_source_rate);
+      break;
+    case sources::Admission::kTableFull:
+      ctx_.lifecycle->close(id, CloseReason::k_source_table_full);
+      break;
+  }
+  return -EAGAIN;
 }
 
 void Intake::identify(uint32_t id) {
@@ -182,6 +209,8 @@ void Intake::route(uint32_t id) {
   if (conn.has_peer_name && !acl.allows(reinterpret_cast<const sockaddr*>(&peer))) {
     return ctx_.lifecycle->close(id, CloseReason::k_denied);
   }
+  // Once per connection, when its address is known; denied clients take no token.
+  if (conn.has_peer_name && admit_source(id) < 0) return;
   if (conn.snap->snapshot->policy == balancer::Policy::kMaglev && conn.has_peer_name) {
     const bool with_port = conn.snap->snapshot->hash_key == balancer::HashKey::kAddrPort;
     if (peer.sin6_family == AF_INET6) {

@@ -2,7 +2,7 @@
 // filters): a slot in this worker, its listener's max-connections, the PROXY header of an
 // accept-proxy listener (from trusted sources only, when the listener names them), the client's
 // address (asked of the socket when Maglev, an ACL, a send-proxy header or the access log needs
-// it), the listener's ACL, and the Maglev key. Then the upstream connector takes over.
+// it), the listener's ACL, its per-source limits, and the Maglev key. Then the upstream connector takes over.
 #pragma once
 
 #include <array>
@@ -54,7 +54,11 @@ class Intake {
   // The client's address is asked for first: its cluster, its listener's ACL or the access log
   // need it.
   bool needs_peer_name(const Conn& conn) const;
-  // The client's address is known (or not needed): the ACL, the hash key, then a backend.
+  // Its listener's per-source limits, once its address is known: 0 and counted in the table,
+  // or -EAGAIN and closed for the limit it hit.
+  int admit_source(uint32_t id);
+  // The client's address is known (or not needed): the ACL, the source limits, the hash key,
+  // then a backend.
   void route(uint32_t id);
 
   worker::Context& ctx_;

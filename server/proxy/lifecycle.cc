@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "server/limits/shared_source_table.h"
 #include "server/proxy/intake.h"
 #include "server/proxy/pump.h"
 #include "server/proxy/snapshot_cache.h"
@@ -101,7 +102,7 @@ void Lifecycle::close(uint32_t id, CloseReason reason) {
   if (conn.state == State::kQueued) ctx_.upstream->left_queue(id);
   conn.state = State::kClosing;
   conn.closing_ns = ctx_.now_ns;
-  ctx_.stats.close(reason).add();
+  conn.closed_as = reason;
   if (ctx_.shared.access_log != nullptr) ctx_.access->log(id, reason);
   conn.flow[kUp].waiting = conn.flow[kDown].waiting = false;
   ctx_.timers->cancel(id);
@@ -151,6 +152,10 @@ void Lifecycle::free(uint32_t id) {
     ctx_.shared.listener_active[conn.listener].fetch_sub(1, std::memory_order_relaxed);
     conn.listener_counted = false;
   }
+  if (conn.source_table != nullptr) {
+    conn.source_table->release(conn.source);
+    conn.source_table = nullptr;
+  }
   ctx_.snapshots->release(conn.snap);
   conn.snap = nullptr;
   conn.state = State::kFree;
@@ -159,6 +164,7 @@ void Lifecycle::free(uint32_t id) {
   --ctx_.live;
   ctx_.stats.active.set(ctx_.live);
   ctx_.slot.active.store(ctx_.live, std::memory_order_relaxed);
+  ctx_.stats.close(conn.closed_as).add();
 }
 
 void Lifecycle::count_backend(Conn& conn, bool on) {

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <sys/socket.h>
 
+#include "server/uring/tsan.h"
+
 // liburing 2.4 introduced io_uring_version.h; 2.3 has no version macros at all.
 #if __has_include(<liburing/io_uring_version.h>)
 #include <liburing/io_uring_version.h>
@@ -57,6 +59,7 @@ inline void prep_msg_ring_fd(io_uring_sqe* sqe, int target_ring_fd, int source_s
 // As prep_msg_ring_fd, but the target ring picks a free slot; the target CQE's res is that slot.
 inline void prep_msg_ring_fd_alloc(io_uring_sqe* sqe, int target_ring_fd, int source_slot,
                                    uint64_t data, unsigned flags) {
+  handoff_release(target_ring_fd);  // what was written before the hand-off is the receiver's
 #if RINGLB_LIBURING_AT_LEAST(2, 4)
   io_uring_prep_msg_ring_fd_alloc(sqe, target_ring_fd, source_slot, data, flags);
 #else
@@ -78,6 +81,7 @@ inline void prep_accept_direct_alloc(io_uring_sqe* sqe, int listen_slot, int fla
 
 // Posts a CQE carrying `data` (and `res` = len) to another ring: a cheap cross-thread wake-up.
 inline void prep_msg_ring_data(io_uring_sqe* sqe, int target_ring_fd, unsigned len, uint64_t data) {
+  handoff_release(target_ring_fd);  // what was written before the message is the receiver's
   io_uring_prep_msg_ring(sqe, target_ring_fd, len, data, 0);
 }
 

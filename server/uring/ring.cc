@@ -19,7 +19,12 @@ size_t front_chain_length(const std::deque<io_uring_sqe>& spill) {
 }  // namespace
 
 Ring::~Ring() {
-  if (initialized_) io_uring_queue_exit(&ring_);
+  if (!initialized_) return;
+  // Another thread's ring may be mapped here next (uring/tsan.h).
+  mapping_released(ring_.sq.sqes, ring_.sq.ring_entries * sizeof(io_uring_sqe));
+  mapping_released(ring_.sq.ring_ptr, ring_.sq.ring_sz);
+  mapping_released(ring_.cq.ring_ptr, ring_.cq.ring_sz);
+  io_uring_queue_exit(&ring_);
 }
 
 int Ring::init(const RingOptions& options) {
@@ -37,6 +42,9 @@ int Ring::init(const RingOptions& options) {
   params.flags |= IORING_SETUP_SUBMIT_ALL;
   int ret = io_uring_queue_init_params(options.entries, &ring_, &params);
   if (ret < 0) return ret;
+  mapping_acquired(ring_.sq.sqes, ring_.sq.ring_entries * sizeof(io_uring_sqe));
+  mapping_acquired(ring_.sq.ring_ptr, ring_.sq.ring_sz);
+  mapping_acquired(ring_.cq.ring_ptr, ring_.cq.ring_sz);
   initialized_ = true;
   return 0;
 }

@@ -213,6 +213,8 @@ void Worker::handle(const io_uring_cqe* cqe) {
   if (op != Op::kCount && ctx_.config.metrics_enabled) {
     ctx_.stats.op(op).observe_ns(elapsed_ns_since(time_of(data), ctx_.now_ns));
   }
+  // A message from another ring: what its sender wrote before sending is ours to read now.
+  if (tag == Tag::kHandoff || tag == Tag::kLostHandoff || tag == Tag::kControl) uring::handoff_acquire(ctx_.ring.fd());
   switch (tag) {
     case Tag::kHandoff: return intake_.on_handoff(cqe->res, index, time_of(data));
     case Tag::kLostHandoff: return audit_.on_lost_handoff(index);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/backends.h"
 #include "tests/support/net.h"
@@ -30,6 +31,24 @@ void write_file(const std::string& path, const std::string& text) { std::ofstrea
 
 std::string ctl_backends(const std::string& sock) {
   return run_command({runfile("server/ringlb"), "ctl", sock, "backends"}).output;
+}
+
+// The cells of `backend`'s row in `table` (ctl backends: columns set apart by two spaces or more):
+// CLUSTER BACKEND STATE WEIGHT ACTIVE ORIGIN CHECK LAST-FAILURE.
+std::vector<std::string> backend_row(const std::string& table, const std::string& backend) {
+  std::vector<std::string> out;
+  const size_t at = table.find("  " + backend + "  ");
+  if (at == std::string::npos) return out;
+  const size_t start = table.rfind('\n', at) + 1;
+  const std::string line = table.substr(start, table.find('\n', at) - start);
+  size_t from = 0;
+  while (from < line.size()) {
+    size_t end = line.find("  ", from);
+    if (end == std::string::npos) end = line.size();
+    out.push_back(line.substr(from, end - from));
+    from = line.find_first_not_of(' ', end);
+  }
+  return out;
 }
 
 double up(const RinglbProcess& lb, const std::string& backend) {
@@ -99,9 +118,9 @@ TEST(Health, HttpCheckFollowsNginxFrom200To503AndBack) {
   })) << lb.output();
   EXPECT_GE(checks(lb, plain, "bad_status"), 3);
   const std::string listing = ctl_backends(sock);
-  EXPECT_NE(listing.find("cluster=web backend=\"" + plain + "\" state=down weight=1 active=0 check=http "
-                         "last_failure=\"bad_status: HTTP 503 from GET /healthz\""),
-            std::string::npos)
+  EXPECT_EQ(backend_row(listing, plain),
+            (std::vector<std::string>{"web", plain, "down", "1", "0", "file", "http",
+                                      "bad_status: HTTP 503 from GET /healthz"}))
       << listing;
 
   const double ok_while_down = checks(lb, plain, "ok");
@@ -116,7 +135,10 @@ TEST(Health, HttpCheckFollowsNginxFrom200To503AndBack) {
   EXPECT_GE(passes, 2);
   EXPECT_LE(passes, 3);
   EXPECT_LE(took, 1200ms);
-  EXPECT_NE(ctl_backends(sock).find("backend=\"" + plain + "\" state=up"), std::string::npos);
+  const std::string after = ctl_backends(sock);
+  const std::vector<std::string> row = backend_row(after, plain);
+  ASSERT_EQ(row.size(), 8u) << after;
+  EXPECT_EQ(row[2], "up") << after;
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
@@ -137,8 +159,11 @@ TEST(Health, AcceptingButSilentBackendIsDownByTheTimeout) {
   EXPECT_EQ(checks(lb, silent.address(), "ok"), 0);
   EXPECT_TRUE(eventually([&] { return lb.output().find("down: no reply within 300ms") != std::string::npos; }))
       << lb.output();
-  EXPECT_NE(ctl_backends(tmp.path() + "/ctl.sock").find("last_failure=\"timeout: no reply within 300ms\""),
-            std::string::npos);
+  const std::string table = ctl_backends(tmp.path() + "/ctl.sock");
+  const std::vector<std::string> row = backend_row(table, silent.address());
+  ASSERT_EQ(row.size(), 8u) << table;
+  EXPECT_EQ(row[6], "http") << table;
+  EXPECT_EQ(row[7], "timeout: no reply within 300ms") << table;
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 

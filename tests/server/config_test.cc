@@ -219,6 +219,38 @@ TEST(Config, CommandLineDefaults) {
   EXPECT_TRUE(c.cpus.empty());
 }
 
+// Input bounds (README, "Limits"): each value from outside beyond its limit is refused at parse
+// time, naming the flag and the limit, rather than wrapping or failing once running.
+std::string refusal(std::vector<std::string> args) {
+  args.insert(args.begin(), {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2"});
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  Config c;
+  std::string msg;
+  if (parse_config(static_cast<int>(argv.size()), argv.data(), &c, &msg) != ParseStatus::kError) return "accepted";
+  return msg;
+}
+
+TEST(Limits, ValuesBeyondTheirLimitsAreRefusedNamingTheLimit) {
+  EXPECT_NE(refusal({"--health-interval", "4294967296ms"}).find("at most 576h"), std::string::npos);
+  EXPECT_NE(refusal({"--health-interval", "18446744073709551617ms"}).find("--health-interval"), std::string::npos);
+  EXPECT_NE(refusal({"--max-connections-per-source", "1000001"}).find("from 0 to 1000000"), std::string::npos);
+  EXPECT_NE(refusal({"--connection-rate-per-source", "10"}).find("N/s or N/m"), std::string::npos);
+  EXPECT_NE(refusal({"--connection-rate-per-source", "1000001/s"}).find("N from 0 to 1000000"), std::string::npos);
+  EXPECT_NE(refusal({"--connection-burst-per-source", "-1"}).find("from 0 to 1000000"), std::string::npos);
+  EXPECT_NE(refusal({"--source-table-size", "0"}).find("from 1 to 1000000"), std::string::npos);
+  const std::string long_path = "/tmp/" + std::string(103, 'a');  // 108 bytes: no room for the NUL
+  EXPECT_NE(refusal({"--control-socket", long_path}).find("at most 107 bytes"), std::string::npos);
+  EXPECT_NE(refusal({"--takeover", long_path}).find("1 to 107 bytes"), std::string::npos);
+  EXPECT_EQ(refusal({"--control-socket", long_path.substr(1)}), "accepted");
+  std::vector<std::string> many;
+  for (int i = 0; i < 1025; ++i) many.insert(many.end(), {"--backend", "127.0.0.1:" + std::to_string(i + 3)});
+  EXPECT_NE(refusal(many).find("more than 1024 --backend"), std::string::npos);
+  many.clear();
+  for (int i = 0; i < 512; ++i) many.insert(many.end(), {"--listen", "127.0.0.1:0"});
+  EXPECT_NE(refusal(many).find("more than 512 --listen"), std::string::npos);
+}
+
 TEST(Names, ClusterAndListenerNames) {
   std::string err;
   EXPECT_TRUE(valid_name("web-1.prod_a", &err));

@@ -288,6 +288,19 @@ TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
        "'10.0.0.1/8'"},
       {good + listener + "max-connections = 1000001\n", 6, "listener[0].max-connections",
        "expected a whole number from 0 to 1000000"},
+      {good + listener + "max-connections-per-source = 1000001\n", 6, "listener[0].max-connections-per-source",
+       "expected a whole number from 0 to 1000000"},
+      {good + listener + "connection-rate-per-source = 10\n", 6, "listener[0].connection-rate-per-source",
+       "expected a rate such as \"10/s\""},
+      {good + listener + "connection-rate-per-source = \"10/h\"\n", 6, "listener[0].connection-rate-per-source",
+       "expected N/s or N/m"},
+      {good + listener + "connection-rate-per-source = \"1000001/s\"\n", 6, "listener[0].connection-rate-per-source",
+       "N from 0 to 1000000"},
+      {good + listener + "connection-burst-per-source = 5\n", 6, "listener[0].connection-burst-per-source",
+       "only used with connection-rate-per-source"},
+      {good + listener + "source-table-size = 0\n", 6, "listener[0].source-table-size",
+       "expected a whole number from 1 to 1000000"},
+      {"source-table-size = 1000001\n" + good + listener, 1, "source-table-size", "expected a whole number from 1 to 1000000"},
       {good + "[listener]\naddress = \"127.0.0.1:0\"\n", 3, "listener", "expected [[listener]] tables"},
       {"[cluster.\"web app\"]\nbackends = [\"127.0.0.1:1\"]\n" + listener, 1, "cluster.web app", "not a valid name"},
       {good + listener, 0, "", ""},  // (the control: this one is fine)
@@ -311,6 +324,45 @@ TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
     EXPECT_NE(first.find(b.says, where.size()), std::string::npos)
         << "expected '" << b.says << "' in: " << first;
   }
+}
+
+TEST(TomlConfig, CountsBeyondTheRegistrysSizesAreRefusedAtTheirLine) {
+  std::string listeners = kGood;  // lines 1-2; listener i starts at line 3 + 3i
+  for (int i = 0; i < 513; ++i) listeners += kListener;
+  Parsed p = parse_toml(listeners);
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":1539: listener[512]: more than 512 listeners");
+  std::string clusters;
+  for (int i = 0; i < 257; ++i) clusters += "[cluster.c" + std::to_string(i) + "]\nbackends = [\"127.0.0.1:1\"]\n";
+  p = parse_toml(clusters + "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"c0\"\n");
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":513: cluster.c256: more than 256 clusters");
+  std::string backends = "[cluster.web]\nbackends = [\n";
+  for (int i = 0; i < 1025; ++i) backends += "  \"127.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":1\",\n";
+  p = parse_toml(backends + "]\n" + kListener);
+  ASSERT_EQ(p.status, ParseStatus::kError);
+  EXPECT_EQ(p.message, p.path + ":1027: cluster.web.backends[1024]: more than 1024 backends in all clusters together");
+}
+
+TEST(TomlConfig, PerSourceLimitsPerListenerWithTopLevelDefaults) {
+  Parsed p = parse_toml("max-connections-per-source = 7\n" + std::string(kGood) +
+                        "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n"
+                        "connection-rate-per-source = \"30/m\"\nconnection-burst-per-source = 4\nsource-table-size = 9\n"
+                        "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\nmax-connections-per-source = 0\n");
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  ASSERT_EQ(p.config.listen.size(), 2u);
+  const ListenConfig& a = p.config.listen[0];
+  EXPECT_EQ(a.max_connections_per_source, 7u);  // the top-level default
+  EXPECT_EQ(a.connection_rate_per_source.count, 30u);
+  EXPECT_EQ(a.connection_rate_per_source.per, Millis(60'000));
+  EXPECT_EQ(a.connection_burst_per_source, 4u);
+  EXPECT_EQ(a.source_table_size, 9u);
+  EXPECT_TRUE(a.source_limited());
+  const ListenConfig& b = p.config.listen[1];
+  EXPECT_EQ(b.max_connections_per_source, 0u);
+  EXPECT_EQ(b.connection_rate_per_source.count, 0u);
+  EXPECT_EQ(b.source_table_size, 16384u);
+  EXPECT_FALSE(b.source_limited());
 }
 
 TEST(TomlConfig, EveryErrorIsReportedInLineOrder) {
@@ -363,6 +415,20 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
   EXPECT_FALSE(file.load_text("3isten = 121.0.0.1trusts54.'.0.11;8\xef\xba\xbf:\n", "f.toml", &errors));
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("f.toml:1: toml syntax: a non-ASCII"), std::string::npos) << errors[0];
+  // The fourth (a 10-million-run config_fuzzer, U+043D): a '[' straight after a bare value
+  // opens no array for toml++, so the quote after it opens no string either.
+  errors.clear();
+  EXPECT_FALSE(file.load_text("[clsster.web]\nbackends = 71.w.04[\"0.1:8\xd0\xbd" "0\",r = _web\"\n", "f.toml",
+                              &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("f.toml:2: toml syntax: a non-ASCII"), std::string::npos) << errors[0];
+  // Nor one after a second '=' outside an inline table, or a '{' after a bare value.
+  for (const char* bad : {"a = 1 = \"\xc3\xa9\"\n", "a = 1{\"\xc3\xa9\"\n"}) {
+    errors.clear();
+    EXPECT_FALSE(file.load_text(bad, "f.toml", &errors)) << bad;
+    ASSERT_EQ(errors.size(), 1u) << bad;
+    EXPECT_NE(errors[0].find("non-ASCII"), std::string::npos) << errors[0];
+  }
   // Nor does a one-line string left open.
   errors.clear();
   EXPECT_FALSE(file.load_text("a = 'caf\xc3\xa9\n", "f.toml", &errors));
@@ -396,7 +462,7 @@ TEST(TomlConfigFuzzFindings, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
                              "e = 1 # caf\xc3\xa9\n"
                              "f.'caf\xc3\xa9' = 2\n"
                              "g = [\"\xc3\xa9\", '\xc3\xa9']\n"
-                             "h = { i = \"\xc3\xa9\" }\n"
+                             "h = { i = \"\xc3\xa9\", k = [\"\xc3\xa9\"] }\n"
                              "j = [\n  [\n    1.5\n  ],\n]\n",
                              "f.toml", &errors))
       << (errors.empty() ? "" : errors[0]);
