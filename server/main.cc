@@ -309,10 +309,10 @@ int serve(const Config& config, int argc, char** argv) {
   std::thread checker_thread([&checker, p = std::move(checker_ready)]() mutable { checker.run(&p); });
   // Announced as running only once every thread has its ring: nothing is still being set up.
   checker_set_up.wait();
-  // Start-up waits for each name's first answer, but no longer than one lookup may take (the
-  // resolvers' timeout x attempts): a DNS outage must not keep the other clusters from serving.
+  // Start-up waits for each name's first answer, but no longer than one lookup may take (every
+  // server, every attempt): a DNS outage must not keep the other clusters from serving.
   if (resolver.names() > 0) {
-    const Millis bound = config.resolvers.timeout * config.resolvers.attempts;
+    const Millis bound = resolver.lookup_bound();
     if (size_t late = resolver.wait_first_answers(bound); late > 0) {
       log(LogLevel::kWarning, "dns: %zu of %zu names not answered within %lld ms; serving without them until they are",
           late, resolver.names(), static_cast<long long>(bound.count()));

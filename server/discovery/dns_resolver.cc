@@ -134,6 +134,7 @@ struct DnsResolver::Lookup {
   size_t targets_pending = 0;
   uint32_t ttl = 0;
   Result target_failure = Result::kOk;
+  bool answered_before = false;  // has had a good answer (the log says "resolves again")
 
   metrics::DnsStats::Key key() const { return {want.cluster, label}; }
   std::string where() const { return "dns: cluster '" + want.cluster + "': " + label; }
@@ -153,6 +154,17 @@ DnsResolver::~DnsResolver() { stop(); }
 
 std::string DnsResolver::start(const Config& config) {
   if (std::string why = channel_.init(config.resolvers); !why.empty()) return why;
+  // c-ares tries each server once per round, the timeout doubling each round.
+  ares_addr_port_node* servers = nullptr;
+  size_t count = 0;
+  if (ares_get_servers_ports(channel_.get(), &servers) == ARES_SUCCESS) {
+    for (const ares_addr_port_node* n = servers; n != nullptr; n = n->next) ++count;
+    ares_free_data(servers);
+  }
+  lookup_bound_ = Millis{0};
+  for (unsigned round = 0; round < config.resolvers.attempts; ++round) {
+    lookup_bound_ += config.resolvers.timeout * (1LL << round) * static_cast<int64_t>(std::max<size_t>(count, 1));
+  }
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("dns: eventfd: ") + strerror(errno);
   update(config);
@@ -182,6 +194,8 @@ void DnsResolver::update(const Config& config) {
     // A full counter already wakes the loop.
   }
 }
+
+Millis DnsResolver::lookup_bound() const { return lookup_bound_; }
 
 size_t DnsResolver::names() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -373,6 +387,7 @@ void DnsResolver::finish(Lookup& l, Result result, std::vector<Resolved> set, ui
   if (step.set_changed) publish(l, l.want.entries, /*withdraw=*/false);
   stats_->set_addresses(l.key(), l.state.served().size());
   report(l, step, before);
+  if (result == Result::kOk) l.answered_before = true;
   if (step.from == NameState::State::kPending) note_answered();
 }
 
@@ -383,7 +398,7 @@ void DnsResolver::report(const Lookup& l, const NameState::Step& step, size_t be
   const size_t n = l.state.served().size();
   using S = NameState::State;
   if (step.to == S::kValid && step.from != S::kValid) {
-    log(LogLevel::kInfo, "%s: %s%s (%s)", where.c_str(), step.from == S::kPending ? "" : "resolves again: ",
+    log(LogLevel::kInfo, "%s: %s%s (%s)", where.c_str(), l.answered_before ? "resolves again: " : "",
         plural(n).c_str(), list(l.state.served()).c_str());
   } else if (step.to == S::kValid && step.set_changed) {
     log(LogLevel::kInfo, "%s: %s (was %zu): %s", where.c_str(), plural(n).c_str(), before,

@@ -62,6 +62,9 @@ class DnsResolver {
   void stop();
   // Names configured now, for the start-up line.
   size_t names() const;
+  // The longest one lookup may take (every server, every attempt, c-ares doubling the timeout
+  // each round): start-up waits at most this long.
+  Millis lookup_bound() const;
 
  private:
   struct Want;
@@ -87,6 +90,7 @@ class DnsResolver {
   metrics::DnsStats* stats_;
   AresChannel channel_;
   int wake_fd_ = -1;  // an eventfd: update() and stop() wake the poll
+  Millis lookup_bound_{0};
   std::thread thread_;
 
   mutable std::mutex mu_;  // guards what update()/stop()/wait_first_answers() share with run()

@@ -1,5 +1,6 @@
 #include "tests/support/backends.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,21 @@ Backend::Backend(Handler serve, uint16_t port) : serve_(std::move(serve)) {
       ::listen(fd.get(), 1024) == 0) {
     listener_ = std::move(fd);
     port_ = port;
+  }
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+Backend::Backend(Handler serve, const std::string& ip, uint16_t port) : serve_(std::move(serve)), ip_(ip) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = loopback(port);
+  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  socklen_t len = sizeof(addr);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && ::listen(fd.get(), 1024) == 0 &&
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    listener_ = std::move(fd);
+    port_ = ntohs(addr.sin_port);
   }
   acceptor_ = std::thread([this] { accept_loop(); });
 }
