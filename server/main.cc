@@ -312,7 +312,8 @@ int serve(const Config& config, int argc, char** argv) {
   // Start-up waits for each name's first answer, but no longer than one lookup may take (every
   // server, every attempt): a DNS outage must not keep the other clusters from serving.
   if (resolver.names() > 0) {
-    const Millis bound = resolver.lookup_bound();
+    // A little past it, so that a lookup that times out is reported as such (not as late).
+    const Millis bound = resolver.lookup_bound() + Millis{250};
     if (size_t late = resolver.wait_first_answers(bound); late > 0) {
       log(LogLevel::kWarning, "dns: %zu of %zu names not answered within %lld ms; serving without them until they are",
           late, resolver.names(), static_cast<long long>(bound.count()));

@@ -98,10 +98,11 @@ std::string hosts(const std::vector<int>& last_octets, const std::string& name =
 }
 
 std::string write_config(const std::string& path, const Dnsmasq& dns, const std::string& backends,
-                         const std::string& cluster_extra = "") {
+                         const std::string& cluster_extra = "",
+                         const std::string& resolvers = "timeout = \"300ms\"\nattempts = 1\n") {
   std::ofstream(path) << "workers = 2\nhealth-interval = \"200ms\"\nhealth-timeout = \"200ms\"\n"
                       << "resolve-min-interval = \"200ms\"\nresolve-max-interval = \"30s\"\n\n"
-                      << "[resolvers]\nnameservers = [\"" << dns.server() << "\"]\ntimeout = \"300ms\"\nattempts = 1\n\n"
+                      << "[resolvers]\nnameservers = [\"" << dns.server() << "\"]\n" << resolvers << "\n"
                       << "[cluster.web]\n" << cluster_extra << "backends = [" << backends << "]\n\n"
                       << "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n";
   return path;
@@ -262,6 +263,42 @@ TEST(Dns, SrvWeightsAndPrioritiesBackupOnlyWhenThePrimariesAreDown) {
   ASSERT_TRUE(eventually([&] { return served_by(lb.port()) == '3'; }, 5s)) << lb.output();
   n = split();
   EXPECT_EQ(n['3'], 40);
+}
+
+TEST(Dns, StartUpWaitsForTheFirstAnswersButNoLongerThanOneLookup) {
+  TempDir dir;
+  ThreeHosts backends;
+  ASSERT_TRUE(backends.ok());
+  Dnsmasq dns(dir.path());
+  ASSERT_TRUE(dns.start(hosts({2})));
+  const std::string config = write_config(dir.path() + "/lb.toml", dns,
+                                          "\"app.test:" + std::to_string(backends.b2.port()) + "\"", "",
+                                          "timeout = \"1500ms\"\nattempts = 1\n");
+  // The server answers 400 ms late: start-up waits for it, and the first client is served.
+  dns.pause();
+  std::thread late([&] {
+    std::this_thread::sleep_for(400ms);
+    dns.resume();
+  });
+  auto started = Clock::now();
+  RinglbProcess lb;
+  const bool up = lb.start({"--config", config});
+  late.join();
+  ASSERT_TRUE(up) << lb.output();
+  EXPECT_EQ(served_by(lb.port()), '2') << lb.output();
+  EXPECT_GE(Clock::now() - started, 350ms);
+  // No answer at all: it serves after one lookup's time (1.5 s), without the name.
+  dns.pause();
+  started = Clock::now();
+  RinglbProcess alone;
+  ASSERT_TRUE(alone.start({"--config", config})) << alone.output();
+  const auto waited = Clock::now() - started;
+  EXPECT_GE(waited, 1400ms);
+  EXPECT_LT(waited, 4s);
+  EXPECT_NE(alone.output().find("app.test: lookup failed (timeout); no addresses yet"), std::string::npos)
+      << alone.output();
+  EXPECT_EQ(served_by(alone.port()), 0);
+  dns.resume();
 }
 
 TEST(Dns, AReloadStartsNewNamesAndStopsRemovedOnes) {
