@@ -161,6 +161,8 @@ TEST(TomlConfig, ExampleFileIsValid) {
   size_t backends = 0;
   for (const ClusterConfig& c : p.config.clusters) backends += c.backends.size();
   EXPECT_EQ(backends, 5u);
+  ASSERT_EQ(p.config.clusters[0].names.size(), 1u);  // web.internal:8080, resolved at run time
+  EXPECT_EQ(p.config.clusters[0].names[0].max_connections, 500u);
 }
 
 TEST(TomlConfig, ReadmeExampleIsValid) {
