@@ -19,27 +19,12 @@
 #include <vector>
 
 #include "metrics/dns_stats.h"
+#include "server/discovery/ares_channel.h"
 #include "server/config/config.h"
 #include "server/discovery/cluster_publisher.h"
 #include "server/discovery/dns_policy.h"
 
 namespace ringlb::discovery {
-
-// Owns a c-ares channel (ares_destroy runs every pending callback with ARES_EDESTRUCTION).
-class AresChannel {
- public:
-  AresChannel() = default;
-  ~AresChannel();
-  AresChannel(const AresChannel&) = delete;
-  AresChannel& operator=(const AresChannel&) = delete;
-  // Empty on success, otherwise why.
-  std::string init(const ResolversConfig& config);
-  ares_channel get() const { return channel_; }
-  void reset();
-
- private:
-  ares_channel channel_ = nullptr;
-};
 
 class DnsResolver {
  public:
