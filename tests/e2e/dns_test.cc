@@ -265,6 +265,27 @@ TEST(Dns, SrvWeightsAndPrioritiesBackupOnlyWhenThePrimariesAreDown) {
   EXPECT_EQ(n['3'], 40);
 }
 
+TEST(Dns, AAndAaaaRecordsBothBecomeBackendsNamedIpPort) {
+  TempDir dir;
+  Backend v4(name_then_echo_handler('4'), "127.0.0.2", 0);
+  Backend v6(name_then_echo_handler('6'), "::1", v4.port());
+  ASSERT_NE(v4.port(), 0);
+  ASSERT_EQ(v6.port(), v4.port()) << "no IPv6 loopback here?";
+  Dnsmasq dns(dir.path());
+  ASSERT_TRUE(dns.start("127.0.0.2 dual.test\n::1 dual.test\n"));
+  const std::string port = std::to_string(v4.port());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", write_config(dir.path() + "/lb.toml", dns, "\"dual.test:" + port + "\"")}))
+      << lb.output();
+  std::map<char, int> n;
+  for (int i = 0; i < 20; ++i) ++n[served_by(lb.port())];
+  EXPECT_EQ(n['4'], 10) << lb.output();
+  EXPECT_EQ(n['6'], 10);
+  // Each address is a backend of its own, named IP:PORT.
+  EXPECT_EQ(lb.metric("ringlb_backend_connect_attempts_total", {"backend=\"127.0.0.2:" + port + "\""}), 10);
+  EXPECT_EQ(lb.metric("ringlb_backend_connect_attempts_total", {"backend=\"[::1]:" + port + "\""}), 10);
+}
+
 TEST(Dns, StartUpWaitsForTheFirstAnswersButNoLongerThanOneLookup) {
   TempDir dir;
   ThreeHosts backends;

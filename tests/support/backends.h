@@ -22,8 +22,8 @@ class Backend {
   explicit Backend(Handler serve, int backlog = 1024);
   // On a given port of 127.0.0.1 (to bring a stopped backend back where it was).
   Backend(Handler serve, uint16_t port);
-  // On `ip` (any of 127.0.0.0/8) and `port` (0: an ephemeral one), e.g. several backends behind
-  // one DNS name on one port.
+  // On `ip` (any of 127.0.0.0/8, or "::1") and `port` (0: an ephemeral one), e.g. several
+  // backends behind one DNS name on one port.
   Backend(Handler serve, const std::string& ip, uint16_t port);
   ~Backend();
   Backend(const Backend&) = delete;
