@@ -183,6 +183,13 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
   check(running.access_log != fresh.access_log || running.access_log_format != fresh.access_log_format,
         "--access-log");
   check(running.drain_timeout != fresh.drain_timeout, "--drain-timeout");
+  // The resolver's c-ares channel is made once; its names are reloaded, its servers are not.
+  auto servers = [](const ResolversConfig& r) {
+    std::string text = std::to_string(r.timeout.count()) + "/" + std::to_string(r.attempts);
+    for (const Address& a : r.nameservers) text += " " + a.to_string();
+    return text;
+  };
+  check(servers(running.resolvers) != servers(fresh.resolvers), "[resolvers]");
   return out;
 }
 

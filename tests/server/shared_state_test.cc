@@ -130,6 +130,11 @@ TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("--workers"), std::string::npos);
   EXPECT_NE(lines[1].find("--buffer-size"), std::string::npos);
+  // [resolvers]: the c-ares channel is made once (names themselves are reloaded).
+  Config servers = c;
+  servers.resolvers.timeout = Millis{5000};
+  ASSERT_EQ(not_applied_at_reload(c, servers).size(), 1u);
+  EXPECT_NE(not_applied_at_reload(c, servers)[0].find("[resolvers]"), std::string::npos);
 }
 
 TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
