@@ -306,6 +306,29 @@ std::vector<MetricFamily> Collector::Collect() const {
              static_cast<double>(r.health_checks.get()));
   add_single(&out, "ringlb_health_check_failures_total", "Active health checks that failed.",
              MetricType::Counter, static_cast<double>(r.health_check_failures.get()));
+  {
+    // Only names configured now (a reload that drops one drops its series).
+    MetricFamily lookups = family("ringlb_dns_resolutions_total",
+                                  "DNS lookups of backend names, by cluster, name and result (ok, nxdomain, nodata, "
+                                  "servfail, refused, timeout, error).",
+                                  MetricType::Counter);
+    MetricFamily addresses = family("ringlb_dns_addresses",
+                                    "Addresses a backend name gives its clusters now (the held set while "
+                                    "lookups fail, 0 once it is withdrawn).",
+                                    MetricType::Gauge);
+    for (const auto& [key, stats] : r.dns.snapshot()) {
+      for (const auto& [result, n] : stats.resolutions) {
+        lookups.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(n),
+                                              {{"cluster", key.first}, {"name", key.second}, {"result", result}}));
+      }
+      addresses.metric.push_back(value_metric(MetricType::Gauge, static_cast<double>(stats.addresses),
+                                              {{"cluster", key.first}, {"name", key.second}}));
+    }
+    if (!addresses.metric.empty()) {
+      out.push_back(std::move(lookups));
+      out.push_back(std::move(addresses));
+    }
+  }
   add_single(&out, "ringlb_access_log_lines_total", "Access log lines written (--access-log).",
              MetricType::Counter, static_cast<double>(r.access_log_lines.get()));
   add_single(&out, "ringlb_access_log_dropped_lines_total",

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "balancer/snapshot.h"
+#include "metrics/dns_stats.h"
 #include "metrics/local_counter.h"
 
 namespace ringlb::metrics {
@@ -195,6 +196,7 @@ struct Registry {
   // under the access log's lock, so there is still one writer at a time.
   LocalCounter access_log_lines;
   LocalCounter access_log_dropped_lines;
+  DnsStats dns;  // written by the DNS resolver thread
   double start_time_seconds = 0;
 };
 

@@ -25,6 +25,7 @@
 #include "server/control/service_notify.h"
 #include "server/discovery/cluster_publisher.h"
 #include "server/discovery/etcd_discovery.h"
+#include "server/discovery/dns_resolver.h"
 #include "server/health_checker.h"
 #include "server/log.h"
 #include "server/shared_state.h"
@@ -85,11 +86,15 @@ int check(int argc, char** argv) {
     case ParseStatus::kRun:
       break;
   }
-  size_t backends = 0;
-  for (const ClusterConfig& c : config.clusters) backends += c.backends.size();
-  printf("%s: ok (%s, %s, %s)\n", config.config_file.empty() ? "command line" : config.config_file.c_str(),
+  size_t backends = 0, names = 0;
+  for (const ClusterConfig& c : config.clusters) {
+    backends += c.backends.size();
+    names += c.names.size();
+  }
+  // Names are checked for syntax only: check resolves nothing.
+  printf("%s: ok (%s, %s, %s%s)\n", config.config_file.empty() ? "command line" : config.config_file.c_str(),
          plural(config.listen.size(), "listener").c_str(), plural(config.clusters.size(), "cluster").c_str(),
-         plural(backends, "backend").c_str());
+         plural(backends, "backend").c_str(), names > 0 ? (", " + plural(names, "DNS name")).c_str() : "");
   return 0;
 }
 
@@ -265,7 +270,15 @@ int serve(const Config& config, int argc, char** argv) {
   if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
     log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
   }
-  acceptor.set_reload([&shared, &acceptor, &publisher, &etcd, argc, argv] {
+  // Backends written as names: resolved on a thread of their own, published as they answer.
+  discovery::DnsResolver resolver(&publisher, &shared.registry->dns);
+  if (std::string why = resolver.start(config); !why.empty()) {
+    log(LogLevel::kError, "%s", why.c_str());
+    stop_workers(started);
+    for (auto& t : threads) t.join();
+    return 1;
+  }
+  acceptor.set_reload([&shared, &acceptor, &publisher, &etcd, &resolver, argc, argv] {
     // Whatever the outcome, READY=1 again after it: systemd waits for it to finish the reload.
     service::reloading();
     struct Ready {
@@ -294,6 +307,7 @@ int serve(const Config& config, int argc, char** argv) {
       return;
     }
     etcd.configure(fresh);  // prefixes added or removed, another etcd
+    resolver.update(fresh);  // new names are looked up, removed ones withdrawn
     // The policies name the new indexes (and mark the removed ones) before these accept.
     for (const std::string& line : acceptor.apply_listeners(plan)) {
       log(LogLevel::kError, "reload: %s", line.c_str());
@@ -317,7 +331,20 @@ int serve(const Config& config, int argc, char** argv) {
   std::thread checker_thread([&checker, p = std::move(checker_ready)]() mutable { checker.run(&p); });
   // Announced as running only once every thread has its ring: nothing is still being set up.
   checker_set_up.wait();
+  // Start-up waits for each name's first answer, but no longer than one lookup may take (every
+  // server, every attempt): a DNS outage must not keep the other clusters from serving.
+  if (resolver.names() > 0) {
+    // A little past it, so that a lookup that times out is reported as such (not as late).
+    const Millis bound = resolver.lookup_bound() + Millis{250};
+    if (size_t late = resolver.wait_first_answers(bound); late > 0) {
+      log(LogLevel::kWarning, "dns: %zu of %zu names not answered within %lld ms; serving without them until they are",
+          late, resolver.names(), static_cast<long long>(bound.count()));
+    }
+  }
 
+  // Start-up is done: backends published from now on (reloads, discovery, `ctl enable`) ramp
+  // where the cluster has slow start; those it started with did not.
+  shared.ramp_new_backends.store(true, std::memory_order_relaxed);
   for (const Address& a : acceptor.bound()) {
     log(LogLevel::kInfo, "listening on %s", a.to_string().c_str());
   }
@@ -328,11 +355,12 @@ int serve(const Config& config, int argc, char** argv) {
   }
   size_t backends = 0;
   const std::string clusters = clusters_summary(config, &backends);
+  const std::string names = resolver.names() > 0 ? " and " + plural(resolver.names(), "DNS name") : "";
   log(LogLevel::kInfo,
-      "loaded %s: %s, %s, %s (%s), %s, %u buffers of %u KiB per worker, up to %u connections",
+      "loaded %s: %s, %s, %s%s (%s), %s, %u buffers of %u KiB per worker, up to %u connections",
       config.config_file.empty() ? "the command line" : config.config_file.c_str(),
       plural(config.listen.size(), "listener").c_str(), plural(config.clusters.size(), "cluster").c_str(),
-      plural(backends, "backend").c_str(), clusters.c_str(), plural(config.workers, "worker").c_str(),
+      plural(backends, "backend").c_str(), names.c_str(), clusters.c_str(), plural(config.workers, "worker").c_str(),
       config.buffers_per_worker, config.buffer_size / 1024, config.max_connections);
 
   if (!config.cpus.empty()) {
@@ -361,6 +389,7 @@ int serve(const Config& config, int argc, char** argv) {
     service::StatusReporter reporter([&shared] { return status_line(shared); }, std::chrono::seconds(5));
     acceptor.run(signal_fd);
   }
+  resolver.stop();
   for (auto& t : threads) t.join();
   etcd.stop();
   checker.stop();

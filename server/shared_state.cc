@@ -44,10 +44,9 @@ std::string build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t ve
   // A cluster whose backends come from discovery may have none yet (or none left): it serves
   // no one until some appear, like a file cluster whose backends are all down.
   snapshot->may_be_empty = c.discovered;
-  // Backends added after the first publish ramp up (slow start): by a reload, a discovery update
-  // (DNS, etcd) or the runtime API's overrides, all of which publish through here; those of the
-  // first config start at once.
-  const uint64_t added_at = version > 1 ? monotonic_ns() : 0;
+  // Backends added once start-up is done ramp up (slow start): by a reload or a discovery update
+  // (DNS, etcd), all of which publish through here; those ringlb starts with start at once.
+  const uint64_t added_at = shared->ramp_new_backends.load(std::memory_order_relaxed) ? monotonic_ns() : 0;
   std::string error = balancer::finish_snapshot(snapshot.get(), &shared->backends, c.maglev_size, added_at);
   if (!error.empty()) return "cluster '" + c.name + "': " + error;
   *out = std::move(snapshot);
@@ -197,6 +196,13 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
   check(running.access_log != fresh.access_log || running.access_log_format != fresh.access_log_format,
         "--access-log");
   check(running.drain_timeout != fresh.drain_timeout, "--drain-timeout");
+  // The resolver's c-ares channel is made once; its names are reloaded, its servers are not.
+  auto servers = [](const ResolversConfig& r) {
+    std::string text = std::to_string(r.timeout.count()) + "/" + std::to_string(r.attempts);
+    for (const Address& a : r.nameservers) text += " " + a.to_string();
+    return text;
+  };
+  check(servers(running.resolvers) != servers(fresh.resolvers), "[resolvers]");
   return out;
 }
 
@@ -228,7 +234,7 @@ std::string publish_clusters(const Config& config, uint64_t version, SharedState
       // Back from drain or maintenance (`ctl enable`): it ramps like a backend just added, from
       // before the snapshot giving it its weight again is published. The previous publish's
       // admin state is still in `state` here.
-      if (version > 1 && s.backends[b].slow_start_ms != 0 && s.backends[b].admin == balancer::Admin::kEnabled &&
+      if (shared->ramp_new_backends.load(std::memory_order_relaxed) && s.backends[b].slow_start_ms != 0 && s.backends[b].admin == balancer::Admin::kEnabled &&
           state.admin.load(std::memory_order_relaxed) != static_cast<uint8_t>(balancer::Admin::kEnabled)) {
         state.ramp_from_ns.store(monotonic_ns(), std::memory_order_relaxed);
       }

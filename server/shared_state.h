@@ -107,6 +107,10 @@ struct SharedState {
   // for `ringlb ctl PATH backends`; "" until one fails. Written by the health checker.
   std::mutex check_failures_mu;
   std::array<std::string, balancer::BackendRegistry::kCapacity> last_check_failure;
+  // Slow start: set once start-up is done (the file's first publish and the first answers of
+  // etcd and DNS that start-up waits for). Backends published from then on that are new (a
+  // reload, a discovery update) or back from drain or maintenance ramp; those before start at once.
+  std::atomic<bool> ramp_new_backends{false};
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
   // The listening addresses as bound (port 0 resolved), by listener index: the destination a

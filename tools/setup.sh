@@ -10,7 +10,7 @@ PACKAGES=(
   wrk haproxy nginx-light libnginx-mod-stream prometheus
   linux-perf procps iproute2 python3 gnuplot-nox
   iperf3 libtomlplusplus-dev clang-16 libfuzzer-16-dev libclang-rt-16-dev
-  libsystemd-dev lintian groff-base
+  libsystemd-dev lintian groff-base libc-ares-dev dnsmasq
   libssl-dev openssl redis-server
   llvm  # llvm-symbolizer: TSan reports with file and line (tools/tsan.sh)
   libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client

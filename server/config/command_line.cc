@@ -22,7 +22,7 @@ po::options_description describe() {
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "TOML file (README: \"The config file\"); flags given as well replace its top-level keys")
       ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first and ,v6only to keep [::] from taking IPv4 clients (dual-stack by default) (repeatable; port 0 picks one)")
-      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT or unix:/PATH, then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable; weight 0 to 1000, 0 = drained)")
+      ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT, unix:/PATH, or a name to resolve (HOST:PORT: every A and AAAA record; srv:_service._proto.name: SRV targets, weights and priorities), then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable; weight 0 to 1000, 0 = drained)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")
       ("hash-key", po::value<std::string>()->default_value("addr"), "maglev key: addr (client address) or addr,port")
       ("maglev-table-size", po::value<std::string>()->default_value("65537"), "maglev lookup table size; must be prime")
@@ -36,6 +36,9 @@ po::options_description describe() {
       ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
+      ("resolve-min-interval", po::value<std::string>()->default_value("1s"), "a backend written as a name (HOST:PORT, srv:NAME) is resolved again at its records' TTL, but not sooner than this")
+      ("resolve-max-interval", po::value<std::string>()->default_value("5m"), "... and not later than this")
+      ("resolve-hold", po::value<std::string>()->default_value("5m"), "after a failed lookup (NXDOMAIN, SERVFAIL, timeout) a name keeps its last good addresses this long, then they are withdrawn")
       ("queue-timeout", po::value<std::string>(), "how long a client waits when every backend is at its max-connections before it is closed; 0s: closed at once (default: the connect timeout)")
       ("proxy-header-timeout", po::value<std::string>()->default_value("5s"), "an accept-proxy listener's client must have sent its whole PROXY header this long after it connected, or it is closed")
       ("max-connections-per-source", po::value<std::string>()->default_value("0"), "live connections one client address may hold on a listener (the PROXY header's source where one is honoured); more are closed at once; 0: no limit")
@@ -121,6 +124,7 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
                                            "': " + p.key + " '" + p.value + "' " + p.why
                                      : "invalid value '" + p.value + "' for --" + p.key + ": " + p.why);
   }
+  split_names(&cluster);
   c->clusters.push_back(cluster);
 }
 

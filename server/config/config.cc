@@ -88,8 +88,19 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
   std::getline(parts, item, ',');
   BackendConfig backend;
   backend.text = item;
-  if (!parse_backend_address(item, &backend.address, error)) return false;
-  if (backend.address.family() != AF_UNIX && backend.address.port() == 0) {
+  if (!parse_backend_address(item, &backend.address, error)) {
+    // Not an address: a name to resolve, unless it is a mistyped address (or unix: path), whose
+    // message stays.
+    std::string why;
+    if (item.rfind("unix:", 0) == 0 || !parse_dns_name(item, &backend.dns, &why)) {
+      if (!why.empty()) *error = why;
+      return false;
+    }
+    backend.address = Address{};
+  }
+  const bool srv = backend.dns.kind == DnsName::Kind::kSrv;
+  if (backend.dns.kind == DnsName::Kind::kNone && backend.address.family() != AF_UNIX &&
+      backend.address.port() == 0) {
     *error = "backend port 0 is not connectable";
     return false;
   }
@@ -100,6 +111,10 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
     } else if (item == "send-proxy" || item == "send-proxy-v2") {
       backend.proxy_protocol = item == "send-proxy" ? ProxyProtocol::kV1 : ProxyProtocol::kV2;
     } else if (item.rfind("weight=", 0) == 0) {
+      if (srv) {
+        *error = "an srv: backend takes its weights from the SRV records (no weight=)";
+        return false;
+      }
       if (!parse_uint(item.substr(7), 0, limits::kMaxWeight, &value)) {
         *error = "weight '" + item.substr(7) + "' must be 0 (drained) to " +
                  std::to_string(limits::kMaxWeight);
@@ -136,6 +151,15 @@ bool parse_backend(const std::string& text, BackendConfig* out, std::string* err
   }
   *out = backend;
   return true;
+}
+
+void split_names(ClusterConfig* c) {
+  std::vector<BackendConfig> addresses;
+  for (BackendConfig& b : c->backends) {
+    (b.dns.kind == DnsName::Kind::kNone ? addresses : c->names).push_back(std::move(b));
+  }
+  c->backends = std::move(addresses);
+  if (!c->names.empty()) c->discovered = true;
 }
 
 bool parse_listen(const std::string& text, ListenConfig* out, std::string* error) {

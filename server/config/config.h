@@ -16,6 +16,7 @@
 #include "server/log_level.h"
 #include "server/acl.h"
 #include "server/address.h"
+#include "server/config/dns_name.h"
 #include "server/health/check_spec.h"
 #include "server/protocol/proxy_protocol.h"
 
@@ -75,6 +76,17 @@ struct BackendConfig {
   std::optional<Millis> slow_start;
   // Never read from the file: the runtime API's state, merged in by discovery::ClusterPublisher.
   balancer::Admin admin = balancer::Admin::kEnabled;
+  // Set when the entry is a name to resolve ("db.internal:5432", "srv:_pg._tcp.internal"):
+  // `address` is then unset, `text` is the name as written, and each resolved address becomes
+  // a backend with these settings and "IP:PORT" as its text (server/discovery/dns_resolver).
+  DnsName dns;
+};
+
+// The [resolvers] table: where DNS names are resolved, with c-ares.
+struct ResolversConfig {
+  std::vector<Address> nameservers;  // empty: those of /etc/resolv.conf
+  Millis timeout{1000};              // per try (c-ares doubles it on each round of servers)
+  unsigned attempts = 2;             // tries of each server
 };
 
 // A named pool of backends and how to pick among them (a "service" upstream).
@@ -94,6 +106,13 @@ struct ClusterConfig {
   // Some or all of its backends come from discovery (DNS names, an etcd prefix) at run time, so
   // it may have none: discovery::ClusterPublisher merges them with `backends` (server/discovery).
   bool discovered = false;
+  // Backends written as names (BackendConfig::dns set), kept apart from `backends` (addresses
+  // only); any name makes the cluster `discovered`. Each is re-resolved at its records' TTL,
+  // within these bounds, and a failed lookup keeps the last good set for resolve_hold.
+  std::vector<BackendConfig> names;
+  Millis resolve_min_interval{1000};
+  Millis resolve_max_interval{300000};
+  Millis resolve_hold{300000};
   // discovery = "etcd": the keys under this prefix (each a JSON backend) join `backends`
   // (server/discovery/etcd_discovery.h). Empty: no etcd.
   std::string etcd_prefix;
@@ -117,6 +136,9 @@ struct SourceRate {
   Millis per{1000};
   bool operator==(const SourceRate&) const = default;
 };
+
+// Moves the entries of c->backends that are names into c->names (and marks it discovered).
+void split_names(ClusterConfig* c);
 
 // One SNI route of a listener: a TLS ClientHello naming `server_name` goes to `cluster`.
 struct SniRoute {
@@ -206,6 +228,7 @@ struct Config {
   std::vector<Cidr> deny;
   std::string takeover;        // --takeover PATH: take the listeners of the ringlb serving PATH
   EtcdConfig etcd;
+  ResolversConfig resolvers;
 };
 
 // A whole number from `min` to `max`, digits only (no sign, no spaces).
@@ -217,7 +240,7 @@ bool parse_duration(const std::string& text, Millis* out, std::string* error);
 // "N/s" or "N/m", N from 0 to limits::kMaxSourceRate.
 bool parse_source_rate(const std::string& text, SourceRate* out, std::string* error);
 
-// "ADDR:PORT[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
+// "ADDR:PORT" (or "HOST:PORT", "srv:NAME": a name to resolve)"[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".
 bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
 

@@ -9,7 +9,7 @@ namespace {
 // Where an entry may be written. kCluster and kListenerDefault keys may also be written at the
 // top level, where they set the defaults.
 // kClusterOnly keys have no meaningful default (a prefix is one cluster's), so not at the top.
-enum class Level { kGlobal, kCluster, kClusterOnly, kListenerDefault, kListener, kBackend, kEtcd };
+enum class Level { kGlobal, kCluster, kClusterOnly, kListenerDefault, kListener, kBackend, kEtcd, kResolvers };
 
 struct Entry {
   Level level;
@@ -296,6 +296,13 @@ const Entry kEntries[] = {
        return set_check(v, "check-sni", &t.cluster->health.check, why); }},
     {Level::kCluster, "slow-start", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, false, &t.cluster->health.slow_start, why); }},
+    // DNS names: re-resolved at their TTL, within these bounds (server/discovery/dns_resolver).
+    {Level::kCluster, "resolve-min-interval", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.cluster->resolve_min_interval, why); }},
+    {Level::kCluster, "resolve-max-interval", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, true, &t.cluster->resolve_max_interval, why); }},
+    {Level::kCluster, "resolve-hold", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_duration(v, false, &t.cluster->resolve_hold, why); }},
 
     // A listener's, or at the top level every listener's default.
     {Level::kListenerDefault, "accept-proxy", nullptr, [](const Value& v, const Target& t, std::string* why) {
@@ -421,6 +428,37 @@ const Entry kEntries[] = {
        return set_duration(v, true, &t.etcd->reconnect_min, why); }},
     {Level::kEtcd, "reconnect-max", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.etcd->reconnect_max, why); }},
+    // The [resolvers] table (top-level file only).
+    {Level::kResolvers, "nameservers", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::vector<std::string> texts;
+       if (!v.get_strings(&texts, why)) return false;
+       std::vector<Address> list;
+       for (const std::string& text : texts) {
+         Address a;
+         std::string error;
+         // A bare IP means port 53 (resolv.conf's form); parse_address wants one.
+         const bool v6 = text.find(':') != text.rfind(':') && text.front() != '[';
+         const bool bare = v6 || text.find(':') == std::string::npos;
+         const std::string full = !bare ? text : v6 ? "[" + text + "]:53" : text + ":53";
+         if (!parse_address(full, &a, &error) || a.port() == 0) {
+           *why = "'" + text + "': expected IP or IP:PORT ([IPv6]:PORT)";
+           return false;
+         }
+         list.push_back(a);
+       }
+       t.top->config.resolvers.nameservers = list;
+       return true; }},
+    {Level::kResolvers, "timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       Millis d{};
+       if (!get_duration(v, true, &d, why)) return false;
+       if (d > Millis{60000}) {
+         *why = "must be at most 60s";
+         return false;
+       }
+       t.top->config.resolvers.timeout = d;
+       return true; }},
+    {Level::kResolvers, "attempts", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, 10, &t.top->config.resolvers.attempts, why); }},
 };
 
 bool in_scope(Level level, Scope scope) {
@@ -435,6 +473,8 @@ bool in_scope(Level level, Scope scope) {
       return level == Level::kBackend;
     case Scope::kEtcd:
       return level == Level::kEtcd;
+    case Scope::kResolvers:
+      return level == Level::kResolvers;
   }
   return false;
 }
@@ -504,7 +544,7 @@ bool apply_setting(Scope scope, std::string_view key, const Value& value, const 
     return false;
   }
   Target t = target;
-  if (scope == Scope::kTop) {
+  if (scope == Scope::kTop || scope == Scope::kResolvers) {
     t.cluster = &target.top->cluster;
     t.listener = &target.top->listener;
   }
@@ -519,6 +559,11 @@ std::vector<Problem> check_cluster(const ClusterConfig& c) {
   std::vector<Problem> problems;
   if (c.policy == balancer::Policy::kMaglev && !balancer::is_prime(c.maglev_size)) {
     problems.push_back({-1, "maglev-table-size", std::to_string(c.maglev_size), "must be prime (65537 is)"});
+  }
+  if (c.resolve_min_interval > c.resolve_max_interval) {
+    problems.push_back({-1, "resolve-max-interval", std::to_string(c.resolve_max_interval.count()) + "ms",
+                        "must not be below resolve-min-interval (" +
+                            std::to_string(c.resolve_min_interval.count()) + "ms)"});
   }
   if (c.health.interval.count() > 0 && c.health.timeout.count() == 0) {
     problems.push_back({-1, "health-timeout", "0ms", "must be above zero"});

@@ -54,8 +54,9 @@ struct Defaults {
 Defaults make_defaults();
 
 // Where a key is written: the top level (or a flag), a [cluster.NAME] table, a [[listener]]
-// table, a backend table in a cluster's backends, the [etcd] table.
-enum class Scope { kTop, kCluster, kListener, kBackend, kEtcd };
+// table, a backend table in a cluster's backends, the [etcd] table, the [resolvers] table (whose
+// keys write into Target::top).
+enum class Scope { kTop, kCluster, kListener, kBackend, kEtcd, kResolvers };
 
 // The canonical name of `key` in `scope` (the key itself, or the one an alias stands for);
 // nullptr when the scope has no such setting. Structural keys (cluster, listener, backends,

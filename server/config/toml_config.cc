@@ -228,13 +228,23 @@ void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
   KeyReader keys(Scope::kTop, "", &errors);
   Target target;
   target.top = d;
-  const std::vector<std::string> structural = {"cluster", "listener", "etcd"};
+  const std::vector<std::string> structural = {"cluster", "listener", "etcd", "resolvers"};
   const toml::key* metrics_key = nullptr;
   const toml::node* metrics = nullptr;
   for (auto&& [k, v] : doc_->table) {
     if (k.str() == "cluster" || k.str() == "listener") continue;
     if (k.str() == "etcd") {
       read_etcd(v, &errors, &d->config.etcd);
+      continue;
+    }
+    if (k.str() == "resolvers") {
+      const toml::table* t = v.as_table();
+      if (t == nullptr) {
+        errors.add(line_of(v), "resolvers", "expected a [resolvers] table");
+        continue;
+      }
+      KeyReader resolver_keys(Scope::kResolvers, "resolvers.", &errors);
+      for (auto&& [rk, rv] : *t) resolver_keys.apply(rk, rv, target, {});
       continue;
     }
     // metrics = false wins over a metrics-listen in the file, whatever the order of the keys.
@@ -322,7 +332,8 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
           const std::string where = path + ".backends[" + std::to_string(i) + "]";
           BackendConfig b;
           if (!read_backend(*a->get(i), where, &errors, &b)) continue;
-          const std::string address = b.address.to_string();
+          // A name is one entry however many addresses it has: its text is its identity.
+          const std::string address = b.dns.kind != DnsName::Kind::kNone ? b.text : b.address.to_string();
           if (auto [it, fresh] = seen.emplace(address, i); !fresh) {
             errors.add(line_of(*a->get(i)), where,
                        "the same address as backends[" + std::to_string(it->second) + "] (" + address + ")");
@@ -348,6 +359,7 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
         }
         errors.add(at, key, "invalid value " + p.value + ": " + p.why);
       }
+      split_names(&c);
       cluster_lines[name] = line;
       config->clusters.push_back(std::move(c));
     }

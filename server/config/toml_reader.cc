@@ -185,6 +185,11 @@ bool read_backend(const toml::node& node, const std::string& path, Errors* error
                     (error.empty() ? "settings go in their own keys (weight = 2, ...)" : error));
     return false;
   }
+  if (out->dns.kind == DnsName::Kind::kSrv && t->contains("weight")) {
+    errors->add(line_of(*t->get("weight")), path + ".weight",
+                "an srv: backend takes its weights from the SRV records (no weight)");
+    return false;
+  }
   KeyReader keys(Scope::kBackend, path + ".", errors);
   Target target;
   target.backend = out;

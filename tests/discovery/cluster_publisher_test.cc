@@ -186,15 +186,19 @@ TEST_F(Fixture, DrainingABackendOfWeightZeroRepublishesNothingYetShowsInItsState
   EXPECT_EQ(publisher->backends()[0].admin, Admin::kDrain);
 }
 
-// Slow start through the publisher: the file's first backends start at full weight; one a
-// discovery update adds ramps, and so does one `enable` brings back from a drain or a
+// Slow start through the publisher: the backends of start-up (the file's, discovery's first
+// answers) start at full weight; one a later discovery update adds ramps, and so does one `enable` brings back from a drain or a
 // maintenance (one kept as it was does not).
 TEST_F(Fixture, DiscoveredAndReEnabledBackendsRampTheFirstOnesDoNot) {
   Config c = config({"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"});
   c.clusters[0].health.slow_start = Millis(10000);
   start(c);
+  // Start-up's own discovery answers (before main.cc sets the flag) do not ramp either.
+  ASSERT_EQ(publisher->set_discovered("web", "dns:a", Source::kDns, {backend("127.0.0.5:80")}), "");
+  shared->ramp_new_backends = true;
   auto ramp = [&](const std::string& name) { return shared->backends.state(id_of(*shared, name)).ramp_from_ns.load(); };
   EXPECT_EQ(ramp("127.0.0.1:1"), 0u);
+  EXPECT_EQ(ramp("127.0.0.5:80"), 0u) << "discovered during start-up: no ramp";
   ASSERT_EQ(publisher->set_discovered("web", "etcd:/web/", Source::kEtcd, {backend("127.0.0.4:80")}), "");
   EXPECT_NE(ramp("127.0.0.4:80"), 0u) << "added by discovery: ramps";
   EXPECT_EQ(ramp("127.0.0.1:1"), 0u) << "kept: no ramp";

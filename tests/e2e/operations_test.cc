@@ -158,12 +158,12 @@ TEST(Operations, InvalidConfigOnReloadKeepsServing) {
   const std::string toml = write_config(::testing::TempDir() + "/bad.toml", {a.address()});
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--config", toml}));
-  write_config(toml, {"nonsense:80"});
+  write_config(toml, {"non_sense!:80"});
   kill(lb.pid(), SIGHUP);
   ASSERT_TRUE(eventually([&] { return lb.output().find("reload failed") != std::string::npos; }, 5s));
   // Where in the file, and what: the element's line (6) and its key.
   EXPECT_NE(lb.output().find("reload failed: " + toml + ":6: cluster.default.backends[0]: invalid backend "
-                             "\"nonsense:80\""),
+                             "\"non_sense!:80\""),
             std::string::npos)
       << lb.output();
   EXPECT_NE(lb.output().find("keeping the running configuration"), std::string::npos);

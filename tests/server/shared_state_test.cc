@@ -130,6 +130,11 @@ TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("--workers"), std::string::npos);
   EXPECT_NE(lines[1].find("--buffer-size"), std::string::npos);
+  // [resolvers]: the c-ares channel is made once (names themselves are reloaded).
+  Config servers = c;
+  servers.resolvers.timeout = Millis{5000};
+  ASSERT_EQ(not_applied_at_reload(c, servers).size(), 1u);
+  EXPECT_NE(not_applied_at_reload(c, servers)[0].find("[resolvers]"), std::string::npos);
 }
 
 TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
@@ -175,6 +180,7 @@ TEST(SharedState, ReloadAddedBackendsRampAndCheckChangesRepublish) {
   ASSERT_EQ(publish_config(c, 1, &shared), "");
   for (const auto& b : shared.clusters[0].get()->backends) EXPECT_EQ(b.state->ramp_from_ns.load(), 0u) << b.name;
   EXPECT_EQ(shared.clusters[0].get()->backends[0].slow_start_ms, 10000u);
+  shared.ramp_new_backends = true;  // start-up is done (main.cc)
 
   Config next = c;
   next.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"});

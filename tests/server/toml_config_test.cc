@@ -161,6 +161,8 @@ TEST(TomlConfig, ExampleFileIsValid) {
   size_t backends = 0;
   for (const ClusterConfig& c : p.config.clusters) backends += c.backends.size();
   EXPECT_EQ(backends, 5u);
+  ASSERT_EQ(p.config.clusters[0].names.size(), 1u);  // web.internal:8080, resolved at run time
+  EXPECT_EQ(p.config.clusters[0].names[0].max_connections, 500u);
 }
 
 TEST(TomlConfig, ReadmeExampleIsValid) {
@@ -257,7 +259,7 @@ TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
        "cluster.web.backends[0].weight", "invalid value -1"},
       {"[cluster.web]\nbackends = [\n  \"127.0.0.1:1\",\n  { address = \"127.0.0.1:2\", wieght = 2 },\n]\n" + listener,
        4, "cluster.web.backends[1].wieght", "unknown key (did you mean 'weight'?)"},
-      {"[cluster.web]\nbackends = [\"nonsense:80\"]\n" + listener, 2, "cluster.web.backends[0]", "nonsense:80"},
+      {"[cluster.web]\nbackends = [\"non_sense!:80\"]\n" + listener, 2, "cluster.web.backends[0]", "non_sense!:80"},
       {"[cluster.web]\nbackends = [{ address = \"127.0.0.1:1\", send-proxy = \"v3\" }]\n" + listener, 2,
        "cluster.web.backends[0].send-proxy", "expected \"v1\", \"v2\" or \"none\""},
       {good + "\n[cluster.api]\nbalance = \"roundrobin\"\n" + listener, 4, "cluster.api", "no backends"},

@@ -1,5 +1,6 @@
 #include "tests/support/backends.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,32 @@ Backend::Backend(Handler serve, uint16_t port) : serve_(std::move(serve)) {
       ::listen(fd.get(), 1024) == 0) {
     listener_ = std::move(fd);
     port_ = port;
+  }
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+Backend::Backend(Handler serve, const std::string& ip, uint16_t port) : serve_(std::move(serve)), ip_(ip) {
+  const bool v6 = ip.find(':') != std::string::npos;
+  if (v6) ip_ = "[" + ip + "]";
+  Fd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_storage addr{};
+  socklen_t len = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (v6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip.c_str(), &a6->sin6_addr);
+  } else {
+    *reinterpret_cast<sockaddr_in*>(&addr) = loopback(port);
+    inet_pton(AF_INET, ip.c_str(), &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr);
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0 && ::listen(fd.get(), 1024) == 0 &&
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    listener_ = std::move(fd);
+    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                     : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   }
   acceptor_ = std::thread([this] { accept_loop(); });
 }

@@ -22,12 +22,15 @@ class Backend {
   explicit Backend(Handler serve, int backlog = 1024);
   // On a given port of 127.0.0.1 (to bring a stopped backend back where it was).
   Backend(Handler serve, uint16_t port);
+  // On `ip` (any of 127.0.0.0/8, or "::1") and `port` (0: an ephemeral one), e.g. several
+  // backends behind one DNS name on one port.
+  Backend(Handler serve, const std::string& ip, uint16_t port);
   ~Backend();
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
   uint16_t port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return ip_ + ":" + std::to_string(port_); }
   int accepted() const { return accepted_.load(); }
   void stop();
 
@@ -37,6 +40,7 @@ class Backend {
   Handler serve_;
   Fd listener_;
   uint16_t port_ = 0;
+  std::string ip_ = "127.0.0.1";
   std::atomic<bool> stopping_{false};
   std::atomic<int> accepted_{0};
   std::thread acceptor_;

@@ -44,6 +44,7 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }  // to signal it (SIGHUP, SIGSTOP)
 
  private:
   pid_t pid_;
