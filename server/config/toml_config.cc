@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "server/config/toml_prefilter.h"
 #include "server/config/toml_reader.h"
 
 namespace ringlb {
@@ -34,119 +35,6 @@ std::string names_of(const std::map<std::string, int>& clusters) {
   std::string names;
   for (const auto& [name, line] : clusters) names += (names.empty() ? "" : ", ") + name;
   return names.empty() ? "none" : names;
-}
-
-// The line of the first non-ASCII byte outside a string or a comment, or 0. TOML allows
-// non-ASCII only there, and toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable() on some
-// such characters elsewhere (found by tools/fuzz.sh): they are refused before it sees them.
-// Conservative where toml++ would be: a quote opens a string only where a string can start (at
-// the start of a line, after '=', '[', ',' or '{', or after '.' in a key), and a one-line
-// string left open at the end of its line was no string: its bytes are checked again.
-size_t stray_non_ascii_line(const std::string& text) {
-  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
-  size_t line = 1;
-  size_t i = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // a byte order mark may open the file
-  char last = '\n';          // the last non-blank byte outside strings, on this line
-  bool seen_equals = false;  // this line has its '=': dotted keys are behind us
-  size_t string_start = 0;   // where the open one-line string began
-  int depth = 0;             // brackets open: inside an array a '[' opens no table header
-  int braces = 0;            // inline tables open: each of their keys has its '='
-  auto triple = [&](size_t at, char q) {
-    return at + 2 < text.size() && text[at] == q && text[at + 1] == q && text[at + 2] == q;
-  };
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n' && (in == In::kBasic || in == In::kLiteral)) {
-      // A one-line string open at the end of its line: toml++ may not have read it as a string.
-      for (size_t j = string_start; j < i; ++j) {
-        if (static_cast<unsigned char>(text[j]) >= 0x80) return line;
-      }
-      in = In::kCode;
-    }
-    if (c == '\n') {
-      ++line;
-      if (in == In::kComment) in = In::kCode;
-      if (in == In::kCode) {
-        last = '\n';
-        seen_equals = false;
-      }
-      continue;
-    }
-    switch (in) {
-      case In::kCode: {
-        if (static_cast<unsigned char>(c) >= 0x80) return line;
-        const bool string_may_start = last == '\n' || last == '=' || last == '[' || last == ',' ||
-                                      last == '{' || (last == '.' && !seen_equals);
-        // A key must follow a table header's '[' ('[[') and a dotted key's '.': toml++ 3.3.0
-        // only asserts that one does (and its release build assumes it), so it is checked here.
-        if ((c == '[' && last == '\n' && depth == 0) || (c == '.' && !seen_equals && depth == 0 && last != '\n')) {
-          size_t j = i + 1;
-          if (c == '[' && j < text.size() && text[j] == '[') ++j;
-          while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
-          const char k = j < text.size() ? text[j] : '\n';
-          if (!(isalnum(static_cast<unsigned char>(k)) || k == '_' || k == '-' || k == '"' || k == '\'' ||
-                static_cast<unsigned char>(k) >= 0x80)) {
-            return line;
-          }
-        }
-        if (c == '[') ++depth;
-        if (c == ']' && depth > 0) --depth;
-        if (c == '#') {
-          in = In::kComment;
-        } else if ((c == '"' || c == '\'') && string_may_start) {
-          const bool multi = triple(i, c);
-          in = c == '"' ? (multi ? In::kMultiBasic : In::kBasic) : (multi ? In::kMultiLiteral : In::kLiteral);
-          string_start = i + 1;
-          if (multi) i += 2;
-        } else if (c != ' ' && c != '\t') {
-          // '[' and '{' open an array or inline table (after which a string may start) only where
-          // a value may start; a second '=' outside an inline table assigns nothing. Elsewhere
-          // toml++ is past an error, and what follows is no string to it (the fourth finding).
-          const bool value_may_start = last == '\n' || last == '=' || last == '[' || last == ',' || last == '{';
-          const bool opens = (c != '[' && c != '{' && c != '=') || (c == '=' ? !seen_equals || braces > 0 : value_may_start);
-          if (c == '{') ++braces;
-          if (c == '}' && braces > 0) --braces;
-          if (c == '=') seen_equals = true;
-          last = opens ? c : 'x';
-        }
-        break;
-      }
-      case In::kComment:
-        break;
-      case In::kBasic:
-      case In::kMultiBasic:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
-          ++i;  // an escaped byte
-        } else if (in == In::kBasic && c == '"') {
-          in = In::kCode;
-          last = '"';
-        } else if (in == In::kMultiBasic && triple(i, '"')) {
-          while (i + 1 < text.size() && text[i + 1] == '"') ++i;  // """" ends with a quote inside
-          in = In::kCode;
-          last = '"';
-        }
-        break;
-      case In::kLiteral:
-        if (c == '\'') {
-          in = In::kCode;
-          last = '\'';
-        }
-        break;
-      case In::kMultiLiteral:
-        if (triple(i, '\'')) {
-          while (i + 1 < text.size() && text[i + 1] == '\'') ++i;
-          in = In::kCode;
-          last = '\'';
-        }
-        break;
-    }
-  }
-  if (in == In::kBasic || in == In::kLiteral) {
-    for (size_t j = string_start; j < text.size(); ++j) {
-      if (static_cast<unsigned char>(text[j]) >= 0x80) return line;
-    }
-  }
-  return 0;
 }
 
 }  // namespace
@@ -185,13 +73,12 @@ bool TomlFile::load_text(const std::string& contents, const std::string& path, s
       return false;
     }
   }
-  if (const size_t line = stray_non_ascii_line(contents); line != 0) {
-    errors->push_back(path + ":" + std::to_string(line) +
-                      ": toml syntax: a non-ASCII character outside a string or a comment, or a table "
-                      "header or dotted key without a name");
+  std::string safe, why;
+  if (const size_t line = toml_prefilter::prepare(contents, &safe, &why); line != 0) {
+    errors->push_back(path + ":" + std::to_string(line) + ": toml syntax: " + why);
     return false;
   }
-  std::stringstream text(contents);
+  std::stringstream text(safe);
   auto doc = std::make_unique<Doc>();
   doc->path = path;
   try {
