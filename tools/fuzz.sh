@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 bash tools/setup.sh || exit 1
 out=$(mktemp -d /tmp/ringlb-fuzz.XXXXXX)
-base=/tmp/ringlb-fuzz-bazel
+# One output base per checkout: a base used from another checkout keeps runfiles pointing there.
+base=/tmp/ringlb-fuzz-bazel-$(pwd | md5sum | cut -c1-8)
 # -Wno-... : clang's extra warnings in toml++ and our code are not this script's business.
 # --symlink_prefix=/: no bazel-* links, which would otherwise point the workspace at this output base.
 CC=clang-16 CXX=clang++-16 bazel --output_base="$base" build --symlink_prefix=/ \

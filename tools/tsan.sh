@@ -12,4 +12,7 @@ targets=("$@")
 # //... would descend into them. The default output base knows them, so it lists the tests.
 [ ${#targets[@]} -eq 0 ] && mapfile -t targets < <(bazel query 'tests(//...) except attr(tags, "manual", //...)' 2>/dev/null)
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:external_symbolizer_path=/usr/bin/llvm-symbolizer:suppressions=$PWD/tools/tsan.supp"
-exec bazel --output_base=/tmp/ringlb-tsan-bazel test --config=tsan --test_env=TSAN_OPTIONS "${targets[@]}"
+# One output base per checkout: one used from another checkout (a removed worktree) keeps runfiles
+# that point there, and tests then read empty data files.
+base=/tmp/ringlb-tsan-bazel-$(pwd | md5sum | cut -c1-8)
+exec bazel --output_base="$base" test --config=tsan --test_env=TSAN_OPTIONS "${targets[@]}"
