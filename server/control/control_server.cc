@@ -185,7 +185,10 @@ void ControlServer::on_command(const std::string& command) {
     log(LogLevel::kWarning, "control: %s refused: %s", control::verb_name(c.verb), why.c_str());
     return answer("error: " + why + "\n");
   }
-  log(LogLevel::kInfo, "control: %s: %s", control::format_command(c).c_str(), done.c_str());
+  // `done` names the backend ("web 10.0.0.2:8080: weight 0, drain"), as the command does.
+  const size_t named = done.find(": ");
+  log(LogLevel::kInfo, "control: %s: %s", control::format_command(c).c_str(),
+      named == std::string::npos ? done.c_str() : done.c_str() + named + 2);
   answer("ok: " + done + "\n");
 }
 

@@ -101,7 +101,9 @@ TEST(RuntimeApi, DrainStopsNewConnectionsWhileOpenStreamsFinishIntact) {
   RunResult r = ctl(sock, {"drain", "default", a.address()});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "ok: default " + a.address() + ": weight 0 (configured 1), drain\n");
-  EXPECT_NE(lb.output().find("control: drain default " + a.address()), std::string::npos) << lb.output();
+  EXPECT_NE(lb.output().find("control: drain default " + a.address() + ": weight 0 (configured 1), drain\n"),
+            std::string::npos)
+      << lb.output();
   // Every new client goes to b, on both workers, from the next one on.
   // (a's accept count would also count its health checks: ringlb's connect attempts do not.)
   const double a_attempts = lb.metric("ringlb_backend_connect_attempts_total", label("default", a.address()));
