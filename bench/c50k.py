@@ -161,8 +161,18 @@ def main():
     args = ap.parse_args()
     n = args.connections
     procs = (n + PER_PROCESS - 1) // PER_PROCESS
-    # Ephemeral ports for ringlb's connects (one range per backend address) and the clients'.
+    # Ephemeral ports for ringlb's connects (one range per backend address) and the clients'; the
+    # machine's range is put back at the end (a wide one hands out ports other benchmarks listen on).
+    saved_range = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
     subprocess.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000"], check=False)
+    try:
+        return run(args, n)
+    finally:
+        subprocess.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=" + " ".join(saved_range)], check=False)
+
+
+def run(args, n):
+    procs = (n + PER_PROCESS - 1) // PER_PROCESS
 
     stop = mp.Event()
     backends = []
