@@ -14,6 +14,7 @@ PACKAGES=(
   libssl-dev openssl redis-server
   llvm  # llvm-symbolizer: TSan reports with file and line (tools/tsan.sh)
   libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
+  nftables  # nft: the network-fault test blackholes a backend (tests/netfault)
 )
 
 missing=()
