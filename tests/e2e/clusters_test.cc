@@ -23,12 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 
 // What the name_handler backend behind port answers a client from `source`; "" on failure.
-std::string name_from(uint16_t port, const char* source = "127.0.0.1") {
-  Fd fd = connect_loopback_from(source, port);
-  if (!fd) return "";
-  return read_to_eof(fd.get(), 5000);
-}
-
 std::string quoted(const std::vector<std::string>& items) {
   std::string out;
   for (const std::string& i : items) out += (out.empty() ? "\"" : ", \"") + i + "\"";

@@ -24,12 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string name_from(uint16_t port) {
-  Fd fd = connect_loopback(port);
-  if (!fd) return "";
-  return read_to_eof(fd.get(), 5000);
-}
-
 std::string value(const Backend& b, const std::string& extra = "") {
   return "{\"address\": \"" + b.address() + "\"" + extra + "}";
 }

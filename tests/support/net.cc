@@ -123,6 +123,12 @@ std::string read_to_eof(int fd, int timeout_ms) {
   return out;
 }
 
+std::string name_from(uint16_t port, const char* source, int timeout_ms) {
+  Fd fd = connect_loopback_from(source, port);
+  if (!fd) return "";
+  return read_to_eof(fd.get(), timeout_ms);
+}
+
 namespace {
 
 using FdList = std::vector<std::pair<std::string, std::string>>;

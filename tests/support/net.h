@@ -53,6 +53,9 @@ bool write_all(int fd, const void* data, size_t len);
 bool read_exact(int fd, void* data, size_t len);
 // Reads until EOF (or error) into a string, with a receive timeout in ms (0 = none).
 std::string read_to_eof(int fd, int timeout_ms = 0);
+// What a connection to `port` from `source` reads until EOF (a name_handler backend's name
+// through a proxy), or "" when it cannot connect.
+std::string name_from(uint16_t port, const char* source = "127.0.0.1", int timeout_ms = 5000);
 void set_recv_timeout(int fd, int timeout_ms);
 // True when `fd` has something to read (or EOF) within `timeout_ms`.
 bool readable_within(int fd, int timeout_ms);
