@@ -32,6 +32,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import shutil
 import socket
 import ssl
 import struct
@@ -553,8 +554,9 @@ def main():
     finally:
         stop_all()
     if failures:
-        print("soak: FAILED " + "; ".join(failures[:5]))
+        print("soak: FAILED " + "; ".join(failures[:5]) + f" (logs and config kept in {tmp})")
         return 1
+    shutil.rmtree(tmp, ignore_errors=True)  # kept only when they explain a failure
     print("soak: clean")
     return 0
 

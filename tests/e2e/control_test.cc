@@ -26,10 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string short_socket_path(const std::string& name) {
-  return "/tmp/ringlb-test-" + std::to_string(getpid()) + "-" + name;
-}
-
 // An echo backend in one thread (poll over every connection), for many idle connections
 // without a thread each.
 class PollEchoBackend {
@@ -95,7 +91,7 @@ Fd connect_unix_path(const std::string& path) {
 // the umask.
 TEST(Control, SocketIsOwnerOnly) {
   PollEchoBackend backend;
-  const std::string sock = short_socket_path("mode.sock");
+  const std::string sock = scratch_socket_path("mode.sock");
   const mode_t old_mask = umask(0);
   RinglbProcess lb;
   const bool started = lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--workers", "1",
@@ -111,7 +107,7 @@ TEST(Control, SocketIsOwnerOnly) {
 
 TEST(Control, UnreadConnectionsAnswerNeverBlocksTheAcceptor) {
   PollEchoBackend backend;
-  const std::string sock = short_socket_path("unread.sock");
+  const std::string sock = scratch_socket_path("unread.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--workers", "2",
                         "--control-socket", sock, "--drain-timeout", "2s", "--health-interval", "0s"}))
@@ -151,7 +147,7 @@ TEST(Control, UnreadConnectionsAnswerNeverBlocksTheAcceptor) {
 
 TEST(Control, UnreadConnectionsAnswerDoesNotHoldUpAShutdown) {
   PollEchoBackend backend;
-  const std::string sock = short_socket_path("unread2.sock");
+  const std::string sock = scratch_socket_path("unread2.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(),
                         "--control-socket", sock, "--drain-timeout", "1s", "--health-interval", "0s"}))
@@ -172,7 +168,7 @@ TEST(Control, UnreadConnectionsAnswerDoesNotHoldUpAShutdown) {
 
 TEST(Control, TakeoverOfAHundredListeners) {
   Backend a(name_then_echo_handler('a'));
-  const std::string sock = short_socket_path("hundred.sock");
+  const std::string sock = scratch_socket_path("hundred.sock");
   constexpr int kListeners = 100;
   std::vector<std::string> args = {"--backend", a.address(), "--control-socket", sock,
                                    "--drain-timeout", "5s"};

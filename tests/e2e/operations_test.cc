@@ -24,11 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Unix socket paths are limited to 107 bytes; Bazel's temp dir is longer than that.
-std::string short_socket_path(const std::string& name) {
-  return "/tmp/ringlb-test-" + std::to_string(getpid()) + "-" + name;
-}
-
 // Bounded background load against port `port`: short connections one after another (each reads
 // the backend's name byte and a 4-byte echo), until stopped or 3000 done. Counts failures.
 class ShortLoad {
@@ -183,7 +178,7 @@ TEST(Operations, InvalidConfigOnReloadKeepsServing) {
 
 TEST(Operations, TakeoverUnderLoadLosesNothing) {
   Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b'));
-  const std::string sock = short_socket_path("takeover.sock");
+  const std::string sock = scratch_socket_path("takeover.sock");
   const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--backend", a.address(),
                                          "--backend", b.address(), "--workers", "2",
                                          "--control-socket", sock, "--drain-timeout", "10s"};
@@ -236,7 +231,7 @@ TEST(Operations, TakeoverFromNobodyBindsItself) {
   Backend a(name_then_echo_handler('a'));
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--takeover",
-                        short_socket_path("nobody.sock")}))
+                        scratch_socket_path("nobody.sock")}))
       << lb.output();
   EXPECT_NE(lb.output().find("cannot reach"), std::string::npos) << lb.output();
   Fd fd = connect_loopback(lb.port());
@@ -247,7 +242,7 @@ TEST(Operations, TakeoverFromNobodyBindsItself) {
 
 TEST(Operations, TakeoverWithWrongAnswerAndBusyAddressExitsTwo) {
   // Something that is not ringlb answers on the control path, and the address is still held.
-  const std::string sock = short_socket_path("impostor.sock");
+  const std::string sock = scratch_socket_path("impostor.sock");
   unlink(sock.c_str());
   Fd impostor(::socket(AF_UNIX, SOCK_STREAM, 0));
   sockaddr_un addr{};
@@ -275,7 +270,7 @@ TEST(Operations, TakeoverWithWrongAnswerAndBusyAddressExitsTwo) {
 
 TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
   Backend a(name_then_echo_handler('a'));
-  const std::string sock = short_socket_path("diag.sock");
+  const std::string sock = scratch_socket_path("diag.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--workers", "2",
                         "--control-socket", sock}));

@@ -26,10 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string socket_path(const std::string& name) {
-  return "/tmp/ringlb-test-" + std::to_string(getpid()) + "-" + name;
-}
-
 RunResult ctl(const std::string& sock, std::vector<std::string> words) {
   std::vector<std::string> argv{runfile("server/ringlb"), "ctl", sock};
   argv.insert(argv.end(), words.begin(), words.end());
@@ -84,7 +80,7 @@ double admin_state(const RinglbProcess& lb, const std::string& backend, const st
 
 TEST(RuntimeApi, DrainStopsNewConnectionsWhileOpenStreamsFinishIntact) {
   Backend a(name_then_echo_handler('a')), b(name_then_echo_handler('b'));
-  const std::string sock = socket_path("drain.sock");
+  const std::string sock = scratch_socket_path("drain.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend", b.address(),
                         "--workers", "2", "--control-socket", sock, "--health-interval", "100ms"}))
@@ -135,7 +131,7 @@ TEST(RuntimeApi, DrainStopsNewConnectionsWhileOpenStreamsFinishIntact) {
 
 TEST(RuntimeApi, SetWeightChangesTheSplitOfTheNextConnections) {
   Backend a(name_handler("a")), b(name_handler("b"));
-  const std::string sock = socket_path("weight.sock");
+  const std::string sock = scratch_socket_path("weight.sock");
   RinglbProcess lb;
   // One worker: one picker, so the round-robin sequence is exactly the smooth weighted one.
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend", b.address(),
@@ -166,7 +162,7 @@ TEST(RuntimeApi, SetWeightChangesTheSplitOfTheNextConnections) {
 
 TEST(RuntimeApi, DisableStopsConnectionsAndChecksEnableBringsBothBack) {
   Backend a(name_handler("a")), b(name_handler("b"));
-  const std::string sock = socket_path("disable.sock");
+  const std::string sock = scratch_socket_path("disable.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend", b.address(),
                         "--workers", "2", "--control-socket", sock, "--health-interval", "100ms",
@@ -216,7 +212,7 @@ void reload(RinglbProcess& lb, int* reloads) {
 
 TEST(RuntimeApi, OverridesSurviveAReloadAndLeaveWithTheirBackend) {
   Backend a(name_handler("a")), b(name_handler("b")), c(name_handler("c"));
-  const std::string sock = socket_path("reload.sock");
+  const std::string sock = scratch_socket_path("reload.sock");
   const std::string toml = ::testing::TempDir() + "/runtime.toml";
   write_config(toml, {a.address(), b.address(), c.address()});
   RinglbProcess lb;
@@ -258,7 +254,7 @@ TEST(RuntimeApi, OverridesSurviveAReloadAndLeaveWithTheirBackend) {
 
 TEST(RuntimeApi, ATakeoverCarriesTheRuntimeStateOver) {
   Backend a(name_handler("a")), b(name_handler("b"));
-  const std::string old_sock = socket_path("old.sock"), new_sock = socket_path("new.sock");
+  const std::string old_sock = scratch_socket_path("old.sock"), new_sock = scratch_socket_path("new.sock");
   RinglbProcess old_lb;
   ASSERT_TRUE(old_lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend", b.address(),
                             "--control-socket", old_sock, "--health-interval", "0s", "--drain-timeout", "1s"}))
@@ -284,7 +280,7 @@ TEST(RuntimeApi, ATakeoverCarriesTheRuntimeStateOver) {
 TEST(RuntimeApi, SavedOverridesReplayedAfterARestart) {
   Backend a(name_handler("a")), b(name_handler("b"));
   TempDir dir;
-  const std::string sock = socket_path("replay.sock"), unix_backend = "unix:" + dir.path() + "/a b.sock";
+  const std::string sock = scratch_socket_path("replay.sock"), unix_backend = "unix:" + dir.path() + "/a b.sock";
   const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--backend", a.address(), "--backend",
                                          b.address(), "--backend", unix_backend, "--control-socket", sock,
                                          "--health-interval", "0s", "--workers", "1"};
@@ -333,7 +329,7 @@ std::string raw(const std::string& sock, const std::string& line) {
 
 TEST(RuntimeApi, BadCommandsGetOneLineOfErrorAndTheDaemonServesOn) {
   Backend a(name_handler("a"));
-  const std::string sock = socket_path("bad.sock");
+  const std::string sock = scratch_socket_path("bad.sock");
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--control-socket", sock,
                         "--health-interval", "0s"}))

@@ -86,6 +86,11 @@ TempDir::~TempDir() {
   if (!path_.empty()) std::filesystem::remove_all(path_);
 }
 
+std::string scratch_socket_path(const std::string& name) {
+  static const TempDir dir;  // destroyed at exit, after every test of this process
+  return dir.path() + "/" + name;
+}
+
 std::string runfile(const std::string& path) {
   const char* srcdir = getenv("TEST_SRCDIR");
   const char* workspace = getenv("TEST_WORKSPACE");

@@ -64,6 +64,11 @@ class TempDir {
   std::string path_;
 };
 
+// PATH of a Unix socket NAME in a directory of this test process, under /tmp because socket
+// paths are limited to 107 bytes and Bazel's temp dir is longer. The directory and everything in
+// it is removed when the test process exits, so a daemon killed with SIGKILL leaves nothing.
+std::string scratch_socket_path(const std::string& name);
+
 class RinglbProcess {
  public:
   RinglbProcess() = default;
