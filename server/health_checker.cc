@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "server/clock.h"
+#include "server/health/schedule.h"
 #include "server/log.h"
 #include "server/uring/compat.h"
 
@@ -162,7 +163,10 @@ void HealthChecker::tick() {
     for (const balancer::BackendSpec& b : snapshot->backends) {
       Check& c = checks_[b.id];
       if (b.check_interval_ms == 0 || c.in_flight || now_ns_ < c.next_due_ns) continue;
-      c.next_due_ns = now_ns_ + uint64_t{b.check_interval_ms} * 1'000'000ULL;
+      // 0: the backend's first check (it runs at once), after which it takes its phase.
+      const uint64_t interval_ns = uint64_t{b.check_interval_ms} * 1'000'000ULL;
+      c.next_due_ns = c.next_due_ns == 0 ? now_ns_ + health::phase_delay_ns(b.id, interval_ns)
+                                         : health::next_due_ns(c.next_due_ns, now_ns_, interval_ns);
       start(b.id, snapshot);
     }
   }

@@ -3,8 +3,10 @@
 // PING/+PONG), openssl s_server (tls, https) and a plain server under a tls check; then the
 // config errors, each with its message.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -242,6 +244,55 @@ TEST(Health, CheckPortOverridesTheBackendsPort) {
   EXPECT_EQ(up(lb, refused), 1) << "checked on the echo backend's port";
   EXPECT_EQ(up(lb, echo.address()), 0) << "checked on a refused port";
   EXPECT_NE(lb.output().find("down: connect: Connection refused"), std::string::npos) << lb.output();
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// Checks are spread over the interval: 16 backends checked every 400 ms are each checked at
+// once at start-up, then each in its own part of the interval, not all in the same tick (which
+// without the spread repeats the start-up burst every interval). The backends record when each
+// check's connection arrives.
+TEST(Health, ChecksAreSpreadOverTheInterval) {
+  constexpr int kBackends = 16;
+  std::vector<Fd> listeners;
+  std::vector<pollfd> polls;
+  std::string list;
+  for (int i = 0; i < kBackends; ++i) {
+    uint16_t port = 0;
+    listeners.push_back(listen_loopback(&port));
+    ASSERT_TRUE(listeners.back());
+    polls.push_back({listeners.back().get(), POLLIN, 0});
+    list += std::string(i ? ", " : "") + "\"127.0.0.1:" + std::to_string(port) + "\"";
+  }
+  TempDir tmp;
+  write_file(tmp.path() + "/lb.toml", "workers = 1\nhealth-interval = \"400ms\"\n[cluster.web]\nbackends = [" +
+             list + "]\n[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", tmp.path() + "/lb.toml"})) << lb.output();
+  std::vector<double> arrivals;  // seconds since the first check
+  Clock::time_point first{};
+  const auto end = Clock::now() + 3s;
+  while (Clock::now() < end) {
+    if (poll(polls.data(), polls.size(), 50) <= 0) continue;
+    const auto now = Clock::now();
+    for (pollfd& p : polls) {
+      if (!(p.revents & POLLIN)) continue;
+      Fd c(accept(p.fd, nullptr, nullptr));
+      if (!c) continue;
+      if (arrivals.empty()) first = now;
+      arrivals.push_back(std::chrono::duration<double>(now - first).count());
+    }
+  }
+  // The start-up round is all at once; from the third interval on, each 25 ms (half a tick) holds
+  // at most what two ticks would get from an even spread (2 each), far from all 16.
+  std::vector<double> steady;
+  for (double t : arrivals) if (t >= 0.8 && t < 2.8) steady.push_back(t);
+  ASSERT_GE(steady.size(), 4u * kBackends) << "checks every 400 ms for 2 s";
+  size_t most = 0;
+  for (size_t i = 0, j = 0; i < steady.size(); ++i) {
+    while (steady[i] - steady[j] >= 0.025) ++j;
+    most = std::max(most, i - j + 1);
+  }
+  EXPECT_LE(most, 5u) << "checks started together: " << most << " of " << kBackends << " within 25 ms";
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
