@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/support/backends.h"
+#include "tests/support/load.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 
@@ -93,33 +94,6 @@ TEST(Clusters, AnAddressInTwoClustersIsTwoBackends) {
             4);
 }
 
-// A client loop against one listener, checking every answer is one of `names`.
-class NameLoad {
- public:
-  NameLoad(uint16_t port, std::set<std::string> names) : names_(std::move(names)) {
-    thread_ = std::thread([this, port] {
-      while (!stop_.load()) {
-        const std::string name = name_from(port);
-        (names_.count(name) ? done_ : failed_).fetch_add(1);
-        std::this_thread::sleep_for(2ms);
-      }
-    });
-  }
-  ~NameLoad() { finish(); }
-  void finish() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int done() const { return done_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::set<std::string> names_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> done_{0}, failed_{0};
-  std::thread thread_;
-};
-
 TEST(Clusters, ReloadChangesOneClusterWhileTheOtherKeepsServing) {
   Backend a1(name_handler("a1")), a2(name_handler("a2"));
   Backend b1(name_handler("b1")), b2(name_handler("b2")), b3(name_handler("b3"));
@@ -127,7 +101,11 @@ TEST(Clusters, ReloadChangesOneClusterWhileTheOtherKeepsServing) {
   write_two_clusters(toml, "roundrobin", {a1.address(), a2.address()}, "roundrobin", {b1.address(), b2.address()});
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
-  NameLoad alpha(lb.port(0), {"a1", "a2"});
+  const uint16_t alpha_port = lb.port(0);
+  ClientLoop alpha([alpha_port] {
+    const std::string name = name_from(alpha_port);
+    return name == "a1" || name == "a2";
+  });
   std::this_thread::sleep_for(300ms);
 
   // beta: maglev over b2 and b3 (b1 removed); alpha as it was.

@@ -15,6 +15,7 @@
 
 #include "tests/support/backends.h"
 #include "tests/support/etcd.h"
+#include "tests/support/load.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 
@@ -107,37 +108,6 @@ TEST(Etcd, PutAndDeleteMoveTrafficWithinASecond) {
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
-// Connections in a loop for the length of a test; every one must reach a backend in `names`.
-class Load {
- public:
-  Load(uint16_t port, std::set<std::string> names) : names_(std::move(names)) {
-    thread_ = std::thread([this, port] {
-      while (!stop_.load()) {
-        const std::string n = name_from(port);
-        if (names_.count(n)) {
-          done_.fetch_add(1);
-        } else {
-          failed_.fetch_add(1);
-        }
-        std::this_thread::sleep_for(5ms);
-      }
-    });
-  }
-  ~Load() { finish(); }
-  void finish() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int done() const { return done_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::set<std::string> names_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> done_{0}, failed_{0};
-  std::thread thread_;
-};
-
 TEST(Etcd, ServesThroughAnOutageAndCatchesUpAfter) {
   EtcdServer etcd;
   ASSERT_TRUE(etcd.start());
@@ -146,7 +116,11 @@ TEST(Etcd, ServesThroughAnOutageAndCatchesUpAfter) {
   ASSERT_TRUE(etcd.put("/ringlb/web/b", value(b)));
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--config", write_config(::testing::TempDir() + "/outage.toml", etcd)})) << lb.output();
-  Load load(lb.port(), {"a", "b", "c"});
+  const uint16_t port = lb.port();
+  ClientLoop load([port] {
+    const std::string name = name_from(port);
+    return name == "a" || name == "b" || name == "c";
+  }, 1, 5ms);
   std::this_thread::sleep_for(300ms);
 
   etcd.kill();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/backends.h"
+#include "tests/support/load.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/streams.h"
@@ -25,41 +26,6 @@ namespace ringlb::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// `threads` clients, each doing short connections one after another on `port` (the backend's
-// name byte, then a 4-byte echo) until stopped. Counts failures.
-class ShortLoad {
- public:
-  ShortLoad(uint16_t port, int threads) {
-    for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, port] {
-        while (!stop_.load()) {
-          Fd fd = connect_loopback(port);
-          char name = 0, back[4] = {};
-          const bool ok = fd && (set_recv_timeout(fd.get(), 5000), read_exact(fd.get(), &name, 1)) &&
-                          write_all(fd.get(), "ping", 4) && read_exact(fd.get(), back, 4) &&
-                          memcmp(back, "ping", 4) == 0;
-          (ok ? done_ : failed_).fetch_add(1);
-          std::this_thread::sleep_for(2ms);
-        }
-      });
-    }
-  }
-  ~ShortLoad() { finish(); }
-  void finish() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  int done() const { return done_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> done_{0}, failed_{0};
-  std::vector<std::thread> threads_;
-};
 
 struct ListenerSpec {
   std::string name, address, cluster;
@@ -115,7 +81,7 @@ TEST(ListenerReload, AddsOneRemovesOneAndTheOneThatStaysNeverFails) {
   // A stream on the listener about to go, started before the reload; load on the one that stays.
   LongStream stream(gone, 40);
   ASSERT_TRUE(stream.connected);
-  ShortLoad load(stay, 3);
+  ClientLoop load([stay] { return name_then_echo_once(stay); }, 3);
   std::this_thread::sleep_for(400ms);
 
   write_config(toml, "maglev", a.address(), b.address(),

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/support/backends.h"
+#include "tests/support/load.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/streams.h"
@@ -23,38 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// Bounded background load against port `port`: short connections one after another (each reads
-// the backend's name byte and a 4-byte echo), until stopped or 3000 done. Counts failures.
-class ShortLoad {
- public:
-  explicit ShortLoad(std::function<uint16_t()> port) : port_(std::move(port)) {
-    thread_ = std::thread([this] {
-      for (int i = 0; i < 3000 && !stop_.load(); ++i) {
-        Fd fd = connect_loopback(port_());
-        char name = 0, back[4] = {};
-        bool ok = fd && (set_recv_timeout(fd.get(), 5000), read_exact(fd.get(), &name, 1)) &&
-                  write_all(fd.get(), "ping", 4) && read_exact(fd.get(), back, 4) &&
-                  memcmp(back, "ping", 4) == 0;
-        (ok ? done_ : failed_).fetch_add(1);
-        std::this_thread::sleep_for(2ms);
-      }
-    });
-  }
-  ~ShortLoad() { finish(); }
-  void finish() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int done() const { return done_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::function<uint16_t()> port_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> done_{0}, failed_{0};
-  std::thread thread_;
-};
 
 // A TOML config file: `extra` top-level keys, one cluster of `backends`, one listener.
 std::string write_config(const std::string& path, const std::vector<std::string>& backends,
@@ -73,7 +42,7 @@ TEST(Operations, ReloadAddsAndRemovesBackendWithoutFailures) {
   ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
   std::vector<std::unique_ptr<LongStream>> streams;
   for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LongStream>(lb.port(), 40));
-  ShortLoad load([&] { return lb.port(); });
+  ClientLoop load([&] { return name_then_echo_once(lb.port()); }, 1, 2ms, 3000);
   std::this_thread::sleep_for(400ms);
 
   write_config(toml, {b.address(), c.address()});
@@ -187,7 +156,7 @@ TEST(Operations, TakeoverUnderLoadLosesNothing) {
   const uint16_t port = old_lb.port();
   std::vector<std::unique_ptr<LongStream>> streams;
   for (int i = 0; i < 4; ++i) streams.push_back(std::make_unique<LongStream>(port, 40));
-  ShortLoad load([port] { return port; });
+  ClientLoop load([port] { return name_then_echo_once(port); }, 1, 2ms, 3000);
   std::this_thread::sleep_for(300ms);
   const int old_fds_before = count_open_fds(old_lb.pid());
 
@@ -216,7 +185,7 @@ TEST(Operations, TakeoverUnderLoadLosesNothing) {
   EXPECT_EQ(old_lb.stop(0, 8s), 0) << old_lb.output();
   // The new one serves, and traffic did not leak fds there either.
   const double before = new_lb.metric("ringlb_connections_accepted_total");
-  ShortLoad more([port] { return port; });
+  ClientLoop more([port] { return name_then_echo_once(port); }, 1, 2ms, 3000);
   std::this_thread::sleep_for(300ms);
   more.finish();
   EXPECT_EQ(more.failed(), 0);
