@@ -38,6 +38,10 @@
 namespace ringlb {
 namespace {
 
+// How long a takeover waits for the old process to confirm that its accepts are over (it takes
+// a round trip and a cancel: well under a millisecond here), while clients queue in the backlog.
+constexpr int kHandOverWaitMs = 2000;
+
 // Tells workers that did start to stop, from a throwaway ring (start-up failure path only).
 void stop_workers(const std::vector<int>& ring_fds) {
   uring::Ring ring;
@@ -262,6 +266,11 @@ int serve(const Config& config, int argc, char** argv) {
     if (send(takeover_conn, kReady, sizeof(kReady) - 1, MSG_NOSIGNAL) < 0) {
       log(LogLevel::kWarning, "takeover: cannot tell %s we are ready: %s", config.takeover.c_str(),
           strerror(errno));
+    } else if (int ret = wait_handed_over(takeover_conn, kHandOverWaitMs); ret < 0) {
+      // Our accepts are armed below in any case: the old process may only be slow (a client
+      // woken there as it stopped could then wait for the next one; protocol.h).
+      log(LogLevel::kWarning, "takeover: %s did not confirm it stopped accepting (%s); accepting anyway",
+          config.takeover.c_str(), strerror(-ret));
     } else {
       log(LogLevel::kInfo, "took over %zu listeners from %s", inherited.size(), config.takeover.c_str());
     }

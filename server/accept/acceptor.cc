@@ -136,6 +136,7 @@ int Acceptor::run(int signal_fd) {
         ++in_flight_;
       }
       drain_sent_ = true;
+      control_.accepts_stopped();
     }
     if (drain_sent_ && in_flight_ == 0 && lost_in_flight_.size() == lost_free_.size() &&
         control_.idle()) {

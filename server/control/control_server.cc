@@ -70,6 +70,15 @@ bool ControlServer::handle(const io_uring_cqe* cqe, uint32_t now_us) {
   }
 }
 
+void ControlServer::accepts_stopped() {
+  // Accepts of two processes on one listening socket are exclusive waiters: a client wakes only
+  // the first, ours. Cancelled after such a wake-up, ours accepts nothing and the new process is
+  // never woken: that client would wait in the queue until the next one arrives. So the new
+  // process arms its accepts only after this close, and an accept armed then looks at the queue
+  // before it waits (tests/uring/shared_accept_test).
+  if (state_ == State::kHandingOver) end_client();
+}
+
 void ControlServer::arm_accept() {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -133,7 +142,7 @@ void ControlServer::on_command(const std::string& command) {
     }
     log(LogLevel::kInfo, "listeners handed over; no longer accepting, draining for up to %lldms",
         static_cast<long long>(shared_.config.drain_timeout.count()));
-    end_client();
+    state_ = State::kHandingOver;  // the connection closes in accepts_stopped()
     if (fd_ >= 0) {
       close(fd_);  // the new process serves the control path from now on
       fd_ = -1;

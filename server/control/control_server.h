@@ -1,7 +1,8 @@
 // The acceptor's side of the control socket (--control-socket PATH), driven by the acceptor's
 // ring: accepts one client at a time, reads its command line, and answers it:
 //   "listeners"   takeover: installs regular fds for the listening direct descriptors, sends
-//                 them (protocol.h), waits for "ready", then tells the acceptor to drain;
+//                 them (protocol.h), waits for "ready", then tells the acceptor to drain,
+//                 and closes the connection once the acceptor's accepts are over;
 //   "connections" asks every worker for its diagnostics and sends the text back with async
 //                 sends on the ring (a client that does not read can never block the acceptor:
 //                 it is dropped at a deadline);
@@ -51,6 +52,9 @@ class ControlServer {
   void set_on_handed_over(std::function<void()> f) { on_handed_over_ = std::move(f); }
   // The acceptor drains: clients that connect from now on are turned away.
   void set_draining() { draining_ = true; }
+  // The acceptor's accepts have posted their last completions. A takeover's new process waits
+  // for this (the connection closing) before it arms its own accepts: see accepts_stopped().
+  void accepts_stopped();
   // True when no control client is being served (the acceptor may exit).
   bool idle() const { return conn_ < 0; }
 
@@ -58,7 +62,8 @@ class ControlServer {
   bool handle(const io_uring_cqe* cqe, uint32_t now_us);
 
  private:
-  enum class State : uint8_t { kIdle, kReading, kInstalling, kAwaitReady, kDiagnostics, kAnswering };
+  // kHandingOver: "ready" came; the connection stays open until accepts_stopped().
+  enum class State : uint8_t { kIdle, kReading, kInstalling, kAwaitReady, kHandingOver, kDiagnostics, kAnswering };
 
   uint64_t data(Tag tag, uint32_t index) const { return encode(tag, index, now_us_); }
   void arm_accept();  // multishot, on fd_

@@ -1,5 +1,6 @@
 #include "server/control/protocol.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 
@@ -172,6 +174,27 @@ int request_listeners(const std::string& path, std::vector<InheritedListener>* o
   }
   *conn_fd = fd;
   return 0;
+}
+
+int wait_handed_over(int conn_fd, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return -ETIMEDOUT;
+    pollfd p{conn_fd, POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return -errno;
+    if (ready == 0) return -ETIMEDOUT;
+    char buf[64];
+    const ssize_t n = recv(conn_fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0) return 0;  // closed: the old process accepts no more
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return errno == ECONNRESET ? 0 : -errno;  // gone altogether: nothing accepts there either
+    }
+    // Bytes (a later version's words): not the close; keep waiting for it.
+  }
 }
 
 int request_overrides(const std::string& path, std::string* text, std::string* error) {

@@ -6,6 +6,8 @@
 //                      sendmsg per batch, each carrying the address lines of its own fds (the
 //                      first also the count line). The client registers them, then writes
 //                      "ready\n"; only then does the old process stop accepting and drain.
+//                      It closes the connection once its accepts are over; the new process
+//                      waits for that before it arms its own (control_server.h says why).
 //   "connections\n" -> one line per proxied connection with its addresses and TCP_INFO.
 //   "backends\n"    -> a header line and one aligned row per backend: cluster, backend, state
 //                      (with the slow-start ramp while one runs), weight, active, origin, check
@@ -36,9 +38,13 @@ int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std
 
 // New process: connects to `path`, asks for the listeners and receives them (every batch). On
 // success returns 0 with *conn_fd still open (send "ready\n" on it once the listeners are in
-// use); otherwise -errno (or -EPROTO for a wrong answer) and *error says what went wrong.
+// use, then wait_handed_over()); otherwise -errno (or -EPROTO for a wrong answer) and *error says what went wrong.
 int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
                       std::string* error);
+
+// New process, after "ready\n": waits until the old process closes `conn_fd`, which it does
+// once its accepts are over, for at most `timeout_ms`. 0, -ETIMEDOUT, or -errno.
+int wait_handed_over(int conn_fd, int timeout_ms);
 
 // New process: asks the ringlb at `path` for its runtime state (the "overrides" answer, into
 // *text). 0, or -errno / -EPROTO with *error (an older ringlb does not know the command).

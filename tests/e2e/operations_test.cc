@@ -8,11 +8,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <regex>
 #include <thread>
 
+#include "server/address.h"
+#include "server/control/protocol.h"
 #include "tests/support/backends.h"
 #include "tests/support/load.h"
 #include "tests/support/net.h"
@@ -235,6 +238,75 @@ TEST(Operations, TakeoverWithWrongAnswerAndBusyAddressExitsTwo) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("answered wrongly"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("in use"), std::string::npos) << r.output;
+}
+
+// One line from a control connection (without its newline), or "" after 5 s.
+std::string read_line(int fd) {
+  set_recv_timeout(fd, 5000);
+  std::string line;
+  char c = 0;
+  while (recv(fd, &c, 1, 0) == 1 && c != '\n') line += c;
+  return line;
+}
+
+// The new process arms its accepts only once the old one has closed the takeover connection,
+// which the old one does when its own accepts are over. Two processes' accepts on one socket
+// are exclusive waiters, so a client woken in the old process just as it stopped would
+// otherwise wait in the queue for the next client (tests/uring/shared_accept_test). Here a
+// stand-in for the old process hands over a listening socket and holds the connection 800 ms
+// after "ready": a client that connects meanwhile is served only after the close, and then at
+// once.
+TEST(Operations, TakeoverAcceptsOnlyOnceTheOldProcessHasStopped) {
+  using Ms = std::chrono::milliseconds;
+  Backend a(name_then_echo_handler('a'));
+  uint16_t port = 0;
+  Fd listener = listen_loopback(&port);
+  const std::string sock = scratch_socket_path("handover.sock");
+  Fd control(::socket(AF_UNIX, SOCK_STREAM, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(bind(control.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(control.get(), 4), 0);
+  const auto t0 = Clock::now();
+  auto since = [t0] { return std::chrono::duration_cast<Ms>(Clock::now() - t0).count(); };
+  std::atomic<int64_t> ready_at{-1}, closed_at{-1};
+  std::thread old_process([&] {
+    for (int i = 0; i < 2; ++i) {  // the takeover asks for "overrides", then for "listeners"
+      pollfd p{control.get(), POLLIN, 0};
+      if (poll(&p, 1, 10000) <= 0) return;
+      Fd c(accept(control.get(), nullptr, nullptr));
+      if (read_line(c.get()) != "listeners") continue;  // no runtime state: closed unanswered
+      Address listening;
+      std::string error;
+      ASSERT_TRUE(parse_address("127.0.0.1:" + std::to_string(port), &listening, &error)) << error;
+      ASSERT_EQ(send_listeners(c.get(), {listening}, {listener.get()}), 0);
+      ASSERT_EQ(read_line(c.get()), "ready");
+      ready_at = since();
+      std::this_thread::sleep_for(800ms);  // still accepting, as far as the new process knows
+      closed_at = since();
+      return;  // closes c
+    }
+  });
+  std::atomic<int64_t> served_at{-1};
+  std::thread client([&] {
+    while (ready_at.load() < 0 && since() < 10000) std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(200ms);
+    Fd fd = connect_loopback(port);
+    char name = 0;
+    set_recv_timeout(fd.get(), 5000);
+    if (fd && read_exact(fd.get(), &name, 1) && name == 'a') served_at = since();
+  });
+  RinglbProcess lb;
+  EXPECT_TRUE(lb.start({"--listen", "127.0.0.1:" + std::to_string(port), "--backend", a.address(),
+                        "--takeover", sock})) << lb.output();
+  client.join();
+  old_process.join();
+  ASSERT_GE(ready_at.load(), 0) << lb.output();
+  ASSERT_GE(served_at.load(), 0) << "the client was never served; " << lb.output();
+  EXPECT_GE(served_at.load(), closed_at.load()) << "accepted while the old process still accepted";
+  EXPECT_LT(served_at.load() - closed_at.load(), 3000) << "not at once after the old process stopped";
+  EXPECT_NE(lb.output().find("took over 1 listeners"), std::string::npos) << lb.output();
 }
 
 TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
