@@ -63,20 +63,10 @@ void Intake::peek(uint32_t id) {
 }
 
 void Intake::on_header_peek(uint32_t id, int res, uint32_t cqe_flags) {
+  // EOF before a whole header is as bad as a malformed one (HAProxy says the same).
+  const int32_t buf = ctx_.pump->take_peek(id, res, cqe_flags, CloseReason::k_bad_proxy_header);
+  if (buf < 0) return;
   Conn& conn = ctx_.conns[id];
-  Flow& up = conn.flow[kUp];
-  --conn.inflight;
-  const int32_t buf = ctx_.pump->take_recv_buffer(up, cqe_flags);
-  if (conn.state == State::kClosing) {
-    ctx_.pump->release_buffer(buf);
-    return ctx_.lifecycle->maybe_finish(id);
-  }
-  if (res == -ENOBUFS) return ctx_.pump->wait_for_buffer(id, kUp);
-  if (res <= 0) {
-    ctx_.pump->release_buffer(buf);
-    // EOF before a whole header is as bad as a malformed one (HAProxy says the same).
-    return ctx_.lifecycle->close(id, res == 0 ? CloseReason::k_bad_proxy_header : close_reason_for(res));
-  }
   HeaderRead& h = headers_[id];
   ParsedProxyHeader parsed;
   const char* bytes = reinterpret_cast<const char*>(ctx_.buffers.buffer(static_cast<uint16_t>(buf)));

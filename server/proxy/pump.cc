@@ -257,6 +257,27 @@ int32_t Pump::take_recv_buffer(Flow& flow, uint32_t cqe_flags) {
   return granted;
 }
 
+int32_t Pump::take_peek(uint32_t id, int res, uint32_t cqe_flags, metrics::CloseReason at_eof) {
+  Conn& conn = ctx_.conns[id];
+  --conn.inflight;
+  const int32_t buf = take_recv_buffer(conn.flow[kUp], cqe_flags);
+  if (conn.state == State::kClosing) {
+    release_buffer(buf);
+    ctx_.lifecycle->maybe_finish(id);
+    return -1;
+  }
+  if (res == -ENOBUFS) {
+    wait_for_buffer(id, kUp);
+    return -1;
+  }
+  if (res <= 0) {
+    release_buffer(buf);
+    ctx_.lifecycle->close(id, res == 0 ? at_eof : close_reason_for(res));
+    return -1;
+  }
+  return buf;
+}
+
 bool Pump::still_waiting(worker::FlowRef ref) const {
   const Conn& conn = ctx_.conns[ref.conn];
   return conn.gen == ref.gen && conn.flow[ref.dir].waiting &&

@@ -37,6 +37,11 @@ class Pump {
   int32_t take_buffer(uint32_t cqe_flags);
   // The buffer a recv of `flow` completed into: its granted one, or what the completion carries.
   int32_t take_recv_buffer(Flow& flow, uint32_t cqe_flags);
+  // A client's MSG_PEEK recv completed (a PROXY header's or a ClientHello's): does what every
+  // peek does first and returns the buffer holding `res` peeked bytes for the caller to read and
+  // release; or -1 when the connection is already dealt with: closing, waiting for a buffer, or
+  // closed here (at EOF as `at_eof`, else by the error).
+  int32_t take_peek(uint32_t id, int res, uint32_t cqe_flags, metrics::CloseReason at_eof);
   // Gives a buffer back (no-op for -1): to the oldest flow waiting for one, or to the kernel.
   bool release_buffer(int32_t buf);  // true: it went to a waiter
   // A recv found the provided ring empty (-ENOBUFS): waits for a buffer, or retries at once when

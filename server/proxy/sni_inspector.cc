@@ -66,19 +66,10 @@ void SniInspector::wait_for(uint32_t id, uint32_t bytes) {
 }
 
 void SniInspector::on_peek(uint32_t id, int res, uint32_t cqe_flags) {
+  // EOF before a whole ClientHello: not a TLS client, or one that gave up.
+  const int32_t buf = ctx_.pump->take_peek(id, res, cqe_flags, CloseReason::k_bad_client_hello);
+  if (buf < 0) return;
   Conn& conn = ctx_.conns[id];
-  --conn.inflight;
-  const int32_t buf = ctx_.pump->take_recv_buffer(conn.flow[kUp], cqe_flags);
-  if (conn.state == State::kClosing) {
-    ctx_.pump->release_buffer(buf);
-    return ctx_.lifecycle->maybe_finish(id);
-  }
-  if (res == -ENOBUFS) return ctx_.pump->wait_for_buffer(id, kUp);
-  if (res <= 0) {
-    ctx_.pump->release_buffer(buf);
-    // EOF before a whole ClientHello: not a TLS client, or one that gave up.
-    return ctx_.lifecycle->close(id, res == 0 ? CloseReason::k_bad_client_hello : close_reason_for(res));
-  }
   const auto* bytes = ctx_.buffers.buffer(static_cast<uint16_t>(buf));
   const protocol::HelloResult hello =
       protocol::read_client_hello(std::span<const uint8_t>(bytes, static_cast<size_t>(res)), peek_limit());
