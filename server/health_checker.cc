@@ -187,10 +187,11 @@ void HealthChecker::start(uint32_t id, const std::shared_ptr<const balancer::Sna
   sqe->user_data = data(Tag::kCheckSocket, id);
 }
 
-void HealthChecker::link_deadline(uint32_t id, io_uring_sqe* sqe) {
+void HealthChecker::link_deadline(uint32_t id, io_uring_sqe* sqe, uint64_t cap_ns) {
   Check& c = checks_[id];
   sqe->flags |= IOSQE_IO_LINK;
-  const uint64_t left = c.deadline_ns > now_ns_ + kMinTimeoutNs ? c.deadline_ns - now_ns_ : kMinTimeoutNs;
+  uint64_t left = c.deadline_ns > now_ns_ + kMinTimeoutNs ? c.deadline_ns - now_ns_ : kMinTimeoutNs;
+  if (cap_ns != 0 && cap_ns < left) left = cap_ns;
   c.timeout.tv_sec = static_cast<long long>(left / 1'000'000'000ULL);
   c.timeout.tv_nsec = static_cast<long long>(left % 1'000'000'000ULL);
   io_uring_sqe* timeout = ring_.sqe();
@@ -233,7 +234,7 @@ void HealthChecker::advance(uint32_t id) {
     sqe->user_data = data(Tag::kCheckRecv, id);
   }
   sqe->flags |= IOSQE_FIXED_FILE;
-  link_deadline(id, sqe);
+  link_deadline(id, sqe, step.optional ? uint64_t{health::Probe::kOptionalWaitMs} * 1'000'000ULL : 0);
 }
 
 void HealthChecker::finish(uint32_t id, health::Result result, const std::string& why) {

@@ -69,8 +69,9 @@ class HealthChecker {
   void on_connect(uint32_t id, int res);
   // Does what the probe asks next: a send or recv linked to the deadline, or the verdict.
   void advance(uint32_t id);
-  // Links a timeout at the check's deadline behind `sqe` (reserved together with it).
-  void link_deadline(uint32_t id, io_uring_sqe* sqe);
+  // Links a timeout at the check's deadline behind `sqe` (reserved together with it), or within
+  // `cap_ns` from now if that comes first (0: no cap).
+  void link_deadline(uint32_t id, io_uring_sqe* sqe, uint64_t cap_ns = 0);
   void finish(uint32_t id, health::Result result, const std::string& reason);
   uint64_t data(Tag tag, uint32_t id) const { return encode(tag, id, now_us_); }
 

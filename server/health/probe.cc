@@ -15,6 +15,7 @@ void Probe::start(const CheckSpec* spec, std::string preamble, const std::string
   reply_.clear();
   result_ = Result::k_ok;
   reason_.clear();
+  resumed_ = false;
   phase_ = Phase::kPreamble;
 }
 
@@ -22,6 +23,7 @@ const char* Probe::waiting_for() const {
   switch (phase_) {
     case Phase::kPreamble: return "PROXY header";
     case Phase::kHandshake: return "TLS handshake";
+    case Phase::kTicket: return "TLS session ticket";
     case Phase::kRequest:
     case Phase::kReply: return "reply";
     case Phase::kDone: break;
@@ -33,6 +35,7 @@ void Probe::finish(Result r, std::string reason) {
   phase_ = Phase::kDone;
   result_ = r;
   reason_ = std::move(reason);
+  if (r != Result::k_ok) session_.reset(nullptr);  // after a failure, a full handshake
   tls_.reset();  // the SSL object's memory goes back now, not at the next check
 }
 
@@ -48,7 +51,7 @@ Probe::Step Probe::next() {
           phase_ = Phase::kRequest;
           break;
         }
-        tls_ = tls_ctx_ != nullptr ? std::make_unique<TlsClient>(*tls_ctx_, spec_->sni) : nullptr;
+        tls_ = tls_ctx_ != nullptr ? std::make_unique<TlsClient>(*tls_ctx_, spec_->sni, &session_) : nullptr;
         if (!tls_ || !tls_->ok()) {
           finish(Result::k_tls_error, "TLS: " + (tls_ ? tls_->error() : std::string("no TLS context")));
           break;
@@ -63,7 +66,12 @@ Probe::Step Probe::next() {
           break;
         }
         if (s == TlsClient::kDone) {
-          phase_ = Phase::kRequest;
+          resumed_ = tls_->resumed();
+          // tls: passed. A TLS 1.3 server sends its ticket only after our Finished, so wait a
+          // little for it (TLS 1.2 gave its session in the handshake, or resumed one it keeps).
+          const bool wait_ticket = spec_->type == CheckType::kTls && tls_->tls13() && !tls_->got_session() &&
+                                   expect_ticket_;
+          phase_ = wait_ticket ? Phase::kTicket : Phase::kRequest;
           break;
         }
         if (out_.empty()) return {Step::kRecv, nullptr, in_.data(), in_.size()};
@@ -91,6 +99,11 @@ Probe::Step Probe::next() {
         }
         break;
       }
+      case Phase::kTicket: {
+        Step step{Step::kRecv, nullptr, in_.data(), in_.size()};
+        step.optional = true;
+        return step;
+      }
       case Phase::kReply:
         return {Step::kRecv, nullptr, in_.data(), in_.size()};
       case Phase::kDone:
@@ -114,6 +127,19 @@ void Probe::on_sent(int res) {
 
 void Probe::on_received(int res) {
   if (phase_ == Phase::kDone) return;
+  if (phase_ == Phase::kTicket) {
+    // Whatever comes (the ticket, nothing before the short wait ends, a close), the check has
+    // passed; without a ticket, the next checks do not wait for one.
+    if (res > 0) {
+      tls_->feed(in_.data(), static_cast<size_t>(res));
+      char plain[256];
+      while (tls_->read(plain, sizeof(plain)) > 0) {
+      }
+      if (!tls_->got_session() && tls_->pending_input()) return;  // a ticket in pieces: recv again
+    }
+    expect_ticket_ = tls_->got_session();
+    return finish(Result::k_ok, {});
+  }
   if (res < 0) return on_error(res, "recv");
   if (phase_ == Phase::kHandshake) {
     if (res == 0) return finish(Result::k_tls_error, "TLS handshake: the backend closed the connection");

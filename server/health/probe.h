@@ -23,7 +23,12 @@ class Probe {
     const char* data = nullptr;  // kSend: these bytes
     char* buf = nullptr;         // kRecv: into this buffer
     size_t len = 0;              // kSend: bytes; kRecv: the buffer's room
+    // kRecv only: the check has passed already and this waits for something worth having (a
+    // TLS 1.3 session ticket, which comes after the handshake): give it a short time of its own
+    // (kOptionalWaitMs, within the deadline); its timeout or failure does not fail the check.
+    bool optional = false;
   };
+  static constexpr uint32_t kOptionalWaitMs = 100;
 
   // A conversation for `spec` (kept by the caller until the probe ends): first `preamble` (a
   // send-proxy LOCAL header, or empty), then the handshake and the request. `host` is the
@@ -40,9 +45,12 @@ class Probe {
   const std::string& reason() const { return reason_; }
   // What it was waiting for, for a timeout's reason ("connect", "TLS handshake", "reply").
   const char* waiting_for() const;
+  // The last check's TLS handshake resumed the session of the one before (tls and https).
+  bool resumed() const { return resumed_; }
 
  private:
-  enum class Phase : uint8_t { kPreamble, kHandshake, kRequest, kReply, kDone };
+  // kTicket: a tls check passed and waits a little for the session ticket (TLS 1.3).
+  enum class Phase : uint8_t { kPreamble, kHandshake, kTicket, kRequest, kReply, kDone };
   void finish(Result r, std::string reason);
   void judge(bool eof);
   void on_error(int res, const char* op);
@@ -50,6 +58,12 @@ class Probe {
   const CheckSpec* spec_ = nullptr;
   const TlsContext* tls_ctx_ = nullptr;
   std::unique_ptr<TlsClient> tls_;
+  // Kept from check to check: the backend's session, resumed by the next handshake.
+  TlsSession session_;
+  // The backend sent a TLS 1.3 ticket after the last handshake that waited for one (true until
+  // one did not): a server without tickets is not waited for at every check.
+  bool expect_ticket_ = true;
+  bool resumed_ = false;
   Phase phase_ = Phase::kDone;
   std::string host_;
   std::string out_;       // bytes to send (ciphertext under TLS)

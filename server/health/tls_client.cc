@@ -4,17 +4,36 @@
 
 namespace ringlb::health {
 
+namespace {
+
+// OpenSSL's new-session callback: the session goes to the client whose connection got it
+// (1: we keep the reference). A TLS 1.3 server may send several tickets; the last one is kept.
+int take_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* client = static_cast<TlsClient*>(SSL_get_app_data(ssl));
+  if (client == nullptr) return 0;
+  client->on_new_session(session);
+  return 1;
+}
+
+}  // namespace
+
+void TlsSession::reset(SSL_SESSION* taken) {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  session_ = taken;
+}
+
 TlsContext::TlsContext() {
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) return;
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
-  // A check's session is never resumed (each check is a full handshake, as a fresh client's).
-  SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
+  // Client sessions through the callback only: each backend keeps its own (TlsSession).
+  SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx_, take_new_session);
 }
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-TlsClient::TlsClient(const TlsContext& ctx, const std::string& sni) {
+TlsClient::TlsClient(const TlsContext& ctx, const std::string& sni, TlsSession* session) : session_(session) {
   if (ctx.get() == nullptr) {
     error_ = "no TLS context";
     return;
@@ -35,9 +54,28 @@ TlsClient::TlsClient(const TlsContext& ctx, const std::string& sni) {
   SSL_set_bio(ssl_, in_, out_);
   SSL_set_connect_state(ssl_);
   if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  SSL_set_app_data(ssl_, this);
+  // A session for another server name would not be resumed: the server declines it and the
+  // handshake is a full one, as without a session.
+  if (session_ != nullptr && session_->get() != nullptr) SSL_set_session(ssl_, session_->get());
 }
 
-TlsClient::~TlsClient() { SSL_free(ssl_); }
+void TlsClient::on_new_session(SSL_SESSION* taken) {
+  got_session_ = true;
+  if (session_ != nullptr) {
+    session_->reset(taken);
+  } else {
+    SSL_SESSION_free(taken);
+  }
+}
+
+TlsClient::~TlsClient() {
+  // A check ends by closing its socket, without a close_notify. OpenSSL takes a connection freed
+  // that way as cut short and marks its session not resumable; the check decides instead (a
+  // failed check drops the session, TlsSession), so the connection counts as shut down.
+  if (ssl_ != nullptr && SSL_is_init_finished(ssl_)) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  SSL_free(ssl_);
+}
 
 TlsClient::Status TlsClient::fail(int ret, const char* what) {
   const int code = SSL_get_error(ssl_, ret);

@@ -12,8 +12,26 @@
 
 namespace ringlb::health {
 
+// The session a backend's last good check got (TLS 1.2 session id or TLS 1.3 ticket), which
+// its next check resumes, as HAProxy and Envoy do for their checks: a resumed handshake skips
+// the certificate (OpenSSL 3's decoders are most of a full handshake's cost here). Empty until a
+// handshake gives one; dropped when a check fails, so the check after a failure is a full one.
+class TlsSession {
+ public:
+  TlsSession() = default;
+  ~TlsSession() { reset(nullptr); }
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+  SSL_SESSION* get() const { return session_; }
+  void reset(SSL_SESSION* taken);  // takes a reference the caller had
+
+ private:
+  SSL_SESSION* session_ = nullptr;
+};
+
 // The checker's one SSL_CTX: client method, no certificate verification (a check asks whether
-// the backend completes a handshake, as HAProxy's `check-ssl verify none`).
+// the backend completes a handshake, as HAProxy's `check-ssl verify none`). Sessions go to the
+// TlsSession of the client that got them, never to a shared cache.
 class TlsContext {
  public:
   TlsContext();
@@ -30,8 +48,9 @@ class TlsClient {
  public:
   enum Status { kDone = 1, kWant = 0, kError = -1, kClosed = -2 };
 
-  // `sni` empty: no server name.
-  TlsClient(const TlsContext& ctx, const std::string& sni);
+  // `sni` empty: no server name. `session` (may be null): resumed if it holds one, and given
+  // whatever session this connection gets (it must outlive the client).
+  TlsClient(const TlsContext& ctx, const std::string& sni, TlsSession* session = nullptr);
   ~TlsClient();
   TlsClient(const TlsClient&) = delete;
   TlsClient& operator=(const TlsClient&) = delete;
@@ -48,6 +67,16 @@ class TlsClient {
   bool write(const std::string& data);
   // Decrypted bytes into buf: > 0 bytes, or kWant (feed more), kClosed (close_notify), kError.
   int read(char* buf, size_t cap);
+  // Ciphertext fed but not yet a whole record.
+  bool pending_input() const { return in_ != nullptr && BIO_ctrl_pending(in_) > 0; }
+  // After the handshake: TLS 1.3 (whose sessions come as tickets after the handshake).
+  bool tls13() const { return ssl_ != nullptr && SSL_version(ssl_) == TLS1_3_VERSION; }
+  // After the handshake: the session was resumed (no certificate was sent).
+  bool resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+  // A session (TLS 1.2's at the handshake, TLS 1.3's with the ticket after it) went to `session`.
+  bool got_session() const { return got_session_; }
+  // Called by OpenSSL (the context's new-session callback) for this client's connection.
+  void on_new_session(SSL_SESSION* taken);
   // The OpenSSL error queue's first entry (or what SSL_get_error said), for the failure reason.
   const std::string& error() const { return error_; }
 
@@ -57,6 +86,8 @@ class TlsClient {
   SSL* ssl_ = nullptr;
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
+  TlsSession* session_ = nullptr;
+  bool got_session_ = false;
   std::string error_;
 };
 

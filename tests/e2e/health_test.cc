@@ -3,8 +3,10 @@
 // PING/+PONG), openssl s_server (tls, https) and a plain server under a tls check; then the
 // config errors, each with its message.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -225,6 +227,40 @@ TEST(Health, TlsCheckPassesOnOpensslAndFailsOnAPlainServer) {
   EXPECT_EQ(checks(lb, plain.address(), "ok"), 0);
   EXPECT_NE(lb.output().find("backend tls/" + plain.address() + " down: TLS "), std::string::npos) << lb.output();
   EXPECT_EQ(lb.stop(SIGTERM), 0);
+}
+
+// tls checks resume the backend's session (TLS 1.3 tickets): openssl s_server, which prints
+// "Reused session-id" for each resumed handshake, sees a full handshake first, then resumed ones.
+TEST(Health, TlsChecksResumeTheirSessionAtOpenssl) {
+  TempDir tmp;
+  const std::string& dir = tmp.path();
+  RunResult cert = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1",
+                                "-subj", "/CN=backend.test"});
+  ASSERT_EQ(cert.exit_code, 0) << cert.output;
+  const uint16_t port = free_port();
+  // Its stdin must stay open (it stops at EOF there): a FIFO this test holds open.
+  ASSERT_EQ(mkfifo((dir + "/stdin").c_str(), 0600), 0);
+  Fd stdin_writer(open((dir + "/stdin").c_str(), O_RDWR));
+  ChildProcess server({"sh", "-c", "exec openssl s_server -accept 127.0.0.1:" + std::to_string(port) + " -cert " +
+                       dir + "/cert.pem -key " + dir + "/key.pem < " + dir + "/stdin > " + dir + "/s_server.log 2>&1"});
+  ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(port)); })) << "s_server did not start";
+  const std::string tls = "127.0.0.1:" + std::to_string(port);
+  write_file(dir + "/lb.toml", "workers = 1\nhealth-interval = \"100ms\"\nhealth-timeout = \"500ms\"\n"
+             "[cluster.tls]\ncheck = \"tls\"\nbackends = [\"" + tls + "\"]\n"
+             "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"tls\"\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", dir + "/lb.toml"})) << lb.output();
+  ASSERT_TRUE(eventually([&] { return checks(lb, tls, "ok") >= 6; })) << lb.scrape();
+  EXPECT_EQ(lb.stop(SIGTERM), 0);
+  std::ifstream in(dir + "/s_server.log");
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int handshakes = 0, reused = 0;
+  for (size_t at = 0; (at = log.find("CIPHER is", at)) != std::string::npos; ++at) ++handshakes;
+  for (size_t at = 0; (at = log.find("Reused session-id", at)) != std::string::npos; ++at) ++reused;
+  EXPECT_GE(handshakes, 6) << log;
+  EXPECT_GE(reused, handshakes - 2) << "the checks after the first resume its session\n" << log;
+  EXPECT_LT(reused, handshakes) << "the first check is a full handshake\n" << log;
 }
 
 // check-port: the check goes to another port than the clients' (HAProxy's `port`), and a

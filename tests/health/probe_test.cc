@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -132,6 +137,162 @@ TEST(Probe, TlsHandshakeResetIsATlsErrorAndItsDeadlineATimeout) {
   p.on_received(-ECANCELED);
   EXPECT_EQ(p.result(), Result::k_timeout);
   EXPECT_EQ(p.reason(), "no TLS handshake");
+}
+
+// A TLS server in memory (self-signed P-256 certificate made here), one SSL object per
+// connection on one SSL_CTX, so that its tickets resume across connections as a real server's.
+class MemoryTlsServer {
+ public:
+  explicit MemoryTlsServer(int max_version = TLS1_3_VERSION, bool tickets = true) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* cert = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("backend"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_sign(cert, key, EVP_sha256());
+    SSL_CTX_use_certificate(ctx_, cert);
+    SSL_CTX_use_PrivateKey(ctx_, key);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    SSL_CTX_set_max_proto_version(ctx_, max_version);
+    if (!tickets) SSL_CTX_set_num_tickets(ctx_, 0);  // TLS 1.3: no ticket after the handshake
+    SSL_CTX_set_session_id_context(ctx_, reinterpret_cast<const unsigned char*>("t"), 1);
+  }
+  ~MemoryTlsServer() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  void accept() {  // a new connection
+    SSL_free(ssl_);
+    ssl_ = SSL_new(ctx_);
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(in_, -1);
+    SSL_set_bio(ssl_, in_, out_);
+    SSL_set_accept_state(ssl_);
+  }
+  // Takes the client's bytes and answers what they call for (handshake, tickets).
+  void feed(const char* data, size_t len) {
+    BIO_write(in_, data, static_cast<int>(len));
+    if (!SSL_is_init_finished(ssl_)) SSL_do_handshake(ssl_);
+    char sink[512];
+    if (SSL_is_init_finished(ssl_)) while (SSL_read(ssl_, sink, sizeof(sink)) > 0) {
+      }
+  }
+  std::string take_output() {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(out_, &data);
+    std::string out(data, n > 0 ? static_cast<size_t>(n) : 0);
+    (void)BIO_reset(out_);
+    return out;
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;
+  BIO* out_ = nullptr;
+};
+
+// One tls check from start to verdict against `server` (a new connection). The probe's
+// optional waits it reports in *optional_waits; one the server has nothing for times out.
+Result tls_check(Probe& p, const CheckSpec& spec, const TlsContext& ctx, MemoryTlsServer& server,
+                 int* optional_waits) {
+  server.accept();
+  p.start(&spec, "", "h", &ctx);
+  std::string pending;  // server bytes the probe has not taken yet
+  for (int i = 0; i < 100 && !p.done(); ++i) {
+    const Probe::Step s = p.next();
+    if (s.kind == Probe::Step::kDone) break;
+    if (s.kind == Probe::Step::kSend) {
+      server.feed(s.data, s.len);
+      p.on_sent(static_cast<int>(s.len));
+      continue;
+    }
+    if (s.optional) ++*optional_waits;
+    pending += server.take_output();
+    if (pending.empty()) {
+      p.on_received(-ECANCELED);  // nothing comes: its (short) timeout fires
+      continue;
+    }
+    const size_t n = std::min(pending.size(), s.len);
+    memcpy(s.buf, pending.data(), n);
+    pending.erase(0, n);
+    p.on_received(static_cast<int>(n));
+  }
+  return p.result();
+}
+
+// TLS 1.3: the first check is a full handshake that waits (briefly) for the ticket sent after
+// it; the next ones resume it and skip the certificate.
+TEST(Probe, TlsChecksResumeTheSessionOfTheLastCheck) {
+  TlsContext ctx;
+  MemoryTlsServer server;
+  CheckSpec spec;
+  spec.type = CheckType::kTls;
+  Probe p;
+  int waits = 0;
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+  EXPECT_FALSE(p.resumed());
+  EXPECT_EQ(waits, 1) << "waited for the TLS 1.3 ticket";
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+    EXPECT_TRUE(p.resumed()) << "check " << i + 2;
+  }
+}
+
+// TLS 1.2 gives its session in the handshake: nothing to wait for after it.
+TEST(Probe, Tls12ResumesWithoutWaiting) {
+  TlsContext ctx;
+  MemoryTlsServer server(TLS1_2_VERSION);
+  CheckSpec spec;
+  spec.type = CheckType::kTls;
+  Probe p;
+  int waits = 0;
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+  EXPECT_TRUE(p.resumed());
+  EXPECT_EQ(waits, 0);
+}
+
+// A TLS 1.3 server without tickets: the first check's short wait ends without one, and is not
+// repeated at every check; nothing resumes, and every check passes.
+TEST(Probe, ServerWithoutTicketsIsWaitedForOnce) {
+  TlsContext ctx;
+  MemoryTlsServer server(TLS1_3_VERSION, false);
+  CheckSpec spec;
+  spec.type = CheckType::kTls;
+  Probe p;
+  int waits = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+    EXPECT_FALSE(p.resumed());
+  }
+  EXPECT_EQ(waits, 1);
+}
+
+// A failed check drops the session: the check after it is a full handshake.
+TEST(Probe, AFailedCheckMakesTheNextHandshakeAFullOne) {
+  TlsContext ctx;
+  MemoryTlsServer server;
+  CheckSpec spec;
+  spec.type = CheckType::kTls;
+  Probe p;
+  int waits = 0;
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok);
+  p.start(&spec, "", "h", &ctx);
+  take_send(p);
+  p.on_received(-ECONNRESET);
+  ASSERT_EQ(p.result(), Result::k_tls_error);
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+  EXPECT_FALSE(p.resumed());
+  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
+  EXPECT_TRUE(p.resumed());
 }
 
 }  // namespace
