@@ -11,6 +11,7 @@ proxy serves no clients meanwhile: this is the checker's cost alone.
 
   python3 bench/health_bench.py                       # 1,000 backends, tcp, http, tls, 20 s each
   python3 bench/health_bench.py --backends 20 --seconds 3 --types tcp,http,tls   # a smoke run
+  python3 bench/health_bench.py --types tls --repeat 3 --binary old=/tmp/ringlb-old --binary new=bazel-bin/server/ringlb
 
 Prints a Markdown table: checks per second seen, the thread's CPU (% of one core), and CPU time
 per check.
@@ -18,6 +19,7 @@ per check.
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,7 +84,7 @@ def health_thread_cpu(pid):
     sys.exit("no ringlb-health thread")
 
 
-def run(check, n, seconds, warmup, tmp):
+def run(check, n, seconds, warmup, tmp, binary):
     port = TLS_PORT if check == "tls" else PLAIN_PORT
     keys = {"tcp": "", "http": 'check = "http"\ncheck-path = "/healthz"\n', "tls": 'check = "tls"\n'}[check]
     conf = os.path.join(tmp, f"ringlb-{check}.toml")
@@ -99,7 +101,7 @@ health-timeout = "900ms"
 address = "127.0.0.1:{LISTEN_PORT}"
 cluster = "bench"
 """)
-    p = e2e.spawn([e2e.RINGLB, "--config", conf])
+    p = e2e.spawn([binary, "--config", conf])
     if not e2e.wait_port(METRICS_PORT):
         sys.exit("ringlb did not start: " + p.stderr.read().decode(errors="replace")[-2000:])
     time.sleep(warmup)
@@ -123,26 +125,43 @@ def main():
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--types", default="tcp,http,tls")
     ap.add_argument("--no-build", action="store_true", help="use bazel-bin/server/ringlb as it is")
+    ap.add_argument("--binary", action="append", default=[], metavar="NAME=PATH",
+                    help="compare builds: each type runs on each, interleaved (default: this checkout's)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each (type, build); the table has medians")
     args = ap.parse_args()
+    builds = [tuple(b.split("=", 1)) for b in args.binary] or [("ringlb", e2e.RINGLB)]
+    for name, path in builds:
+        if not os.access(path, os.X_OK):
+            sys.exit(f"--binary {name}={path}: not an executable")
     if not 1 <= args.backends <= 1000:
         sys.exit("--backends: 1 to 1000 (ringlb's live backend limit is 1,024)")
     signal.signal(signal.SIGINT, e2e.on_signal)
     signal.signal(signal.SIGTERM, e2e.on_signal)
-    if not args.no_build:
+    if not args.no_build and not args.binary:
         e2e.build_ringlb()
     e2e.raise_fd_limit()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             start_nginx(tmp)
-            for check in args.types.split(","):
-                rows.append(run(check, args.backends, args.seconds, args.warmup, tmp))
+            runs = {}
+            for _ in range(args.repeat):
+                for check in args.types.split(","):
+                    for name, path in builds:  # interleaved: each round runs every build once
+                        r = run(check, args.backends, args.seconds, args.warmup, tmp, path)
+                        runs.setdefault((check, name), []).append(r)
+                        print(f"# {check} {name}: {r['us_per_check']:.1f} µs per check", file=sys.stderr)
+            for (check, name), rs in runs.items():
+                med = lambda k: statistics.median(r[k] for r in rs)
+                rows.append({"check": check, "build": name, "backends": args.backends,
+                             "checks_per_s": med("checks_per_s"), "failed": sum(r["failed"] for r in rs),
+                             "cpu_pct": med("cpu_pct"), "us_per_check": med("us_per_check")})
         finally:
             e2e.stop_all()
-    print(f"| check | backends | checks/s | failed | ringlb-health CPU (% of a core) | CPU µs per check |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| check | build | backends | checks/s | failed | ringlb-health CPU (% of a core) | CPU µs per check |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['check']} | {r['backends']} | {r['checks_per_s']:.0f} | {r['failed']:.0f} | "
+        print(f"| {r['check']} | {r['build']} | {r['backends']} | {r['checks_per_s']:.0f} | {r['failed']:.0f} | "
               f"{r['cpu_pct']:.1f} | {r['us_per_check']:.1f} |")
 
 
