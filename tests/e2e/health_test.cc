@@ -25,12 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-uint16_t free_port() {
-  uint16_t port = 0;
-  Fd fd = listen_loopback(&port);  // bound and closed: free for the server about to bind it
-  return port;
-}
-
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 std::string ctl_backends(const std::string& sock) {
@@ -88,7 +82,7 @@ void reload_nginx(const std::string& dir, uint16_t port, int status) {
 TEST(Health, HttpCheckFollowsNginxFrom200To503AndBack) {
   TempDir tmp;
   const std::string& dir = tmp.path();
-  const uint16_t port = free_port(), proxied = free_port();
+  const uint16_t port = quiet_port(), proxied = quiet_port();
   write_nginx(dir, port, proxied, 200);
   ChildProcess nginx({"nginx", "-c", dir + "/nginx.conf", "-p", dir, "-e", dir + "/error.log"});
   ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(port)); })) << "nginx did not start";
@@ -173,7 +167,7 @@ TEST(Health, AcceptingButSilentBackendIsDownByTheTimeout) {
 
 TEST(Health, RedisPingPongGoesDownWhileBusyAndComesBack) {
   TempDir tmp;
-  const uint16_t port = free_port();
+  const uint16_t port = quiet_port();
   ChildProcess redis({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
                       "--appendonly", "no", "--dir", tmp.path(), "--enable-debug-command", "yes"});
   ASSERT_TRUE(eventually([&] { return static_cast<bool>(connect_loopback(port)); })) << "redis did not start";
@@ -204,7 +198,7 @@ TEST(Health, TlsCheckPassesOnOpensslAndFailsOnAPlainServer) {
                                 "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1",
                                 "-subj", "/CN=backend.test"});
   ASSERT_EQ(cert.exit_code, 0) << cert.output;
-  const uint16_t port = free_port();
+  const uint16_t port = quiet_port();
   // -www: a tiny HTTPS server (status page, HTTP/1.0 200), for the https check too.
   ChildProcess server({"openssl", "s_server", "-quiet", "-accept", "127.0.0.1:" + std::to_string(port), "-cert",
                        dir + "/cert.pem", "-key", dir + "/key.pem", "-www"});
@@ -238,7 +232,7 @@ TEST(Health, TlsChecksResumeTheirSessionAtOpenssl) {
                                 "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1",
                                 "-subj", "/CN=backend.test"});
   ASSERT_EQ(cert.exit_code, 0) << cert.output;
-  const uint16_t port = free_port();
+  const uint16_t port = quiet_port();
   // Its stdin must stay open (it stops at EOF there): a FIFO this test holds open.
   ASSERT_EQ(mkfifo((dir + "/stdin").c_str(), 0600), 0);
   Fd stdin_writer(open((dir + "/stdin").c_str(), O_RDWR));

@@ -27,12 +27,6 @@ std::string write_temp(const std::string& name, const std::string& text) {
   return path;
 }
 
-uint16_t free_port() {
-  uint16_t port = 0;
-  Fd fd = listen_loopback(&port);
-  return port;
-}
-
 TEST(Metrics, PromtoolCleanAndCountersMatchTraffic) {
   Backend echo(echo_handler());
   RinglbProcess lb;
@@ -123,7 +117,7 @@ TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {
   Backend echo(echo_handler());
   RinglbProcess lb;
   ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--workers", "1"}));
-  const uint16_t prom_port = free_port();
+  const uint16_t prom_port = quiet_port();
   const std::string dir = ::testing::TempDir() + "/prometheus";
   const std::string config = write_temp(
       "prometheus.yml",

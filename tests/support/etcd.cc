@@ -9,7 +9,8 @@
 
 namespace ringlb::testing {
 
-EtcdServer::EtcdServer() : client_port_(refused_port()), peer_port_(refused_port()) {}
+// Ports below the ephemeral range: etcd binds them at every start() (a test restarts it).
+EtcdServer::EtcdServer() : client_port_(quiet_port()), peer_port_(quiet_port()) {}
 
 EtcdServer::~EtcdServer() { kill(); }
 
@@ -27,9 +28,10 @@ bool EtcdServer::start() {
   }
   process_ = std::make_unique<ChildProcess>(argv);
   if (!process_->started()) return false;
-  if (tls_) return eventually([&] { return ctl({"endpoint", "health"}); }, std::chrono::seconds(10));
+  if (tls_) return eventually([&] { return ctl({"endpoint", "health"}); }, std::chrono::seconds(20));
+  // A first start on a loaded machine (the whole suite at once) elects its leader slowly.
   return eventually([&] { return http_get(client_port_, "/health").find("\"true\"") != std::string::npos; },
-                    std::chrono::seconds(10));
+                    std::chrono::seconds(20));
 }
 
 void EtcdServer::kill() { process_.reset(); }

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <utility>
 #include <vector>
@@ -36,6 +37,17 @@ Fd listen_loopback(uint16_t* port, int backlog) {
   if (::listen(fd.get(), backlog) != 0) return {};
   *port = local_port(fd.get());
   return fd;
+}
+
+uint16_t quiet_port() {
+  static std::atomic<unsigned> seed{static_cast<unsigned>(getpid()) * 2654435761u};
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const uint16_t port = static_cast<uint16_t>(20000 + (seed.fetch_add(7919) % 12000));
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr = loopback(port);
+    if (fd && ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return port;
+  }
+  return 0;
 }
 
 Fd connect_loopback(uint16_t port) {

@@ -41,6 +41,10 @@ class Fd {
 sockaddr_in loopback(uint16_t port);
 // A listening TCP socket on 127.0.0.1 with an ephemeral port; *port receives it.
 Fd listen_loopback(uint16_t* port, int backlog = 1024);
+// A TCP port free on 127.0.0.1 below the ephemeral range (20000-31999), for a server another
+// process binds later: a port from bind(0) could meanwhile become some client socket's local port
+// (the suite's tests run side by side), and that server's bind would fail. 0 if none was found.
+uint16_t quiet_port();
 // A connected TCP client to 127.0.0.1:port, or an empty Fd.
 Fd connect_loopback(uint16_t port);
 // As connect_loopback, from the given local address (any of 127.0.0.0/8).
