@@ -426,6 +426,9 @@ void DnsResolver::run() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
       wants.swap(pending_);
+      // Until apply() has counted what is still unanswered: every name. Otherwise a start-up
+      // wait that looked in between (nothing pending, nothing unanswered yet) returned at once.
+      if (wants) unanswered_ = std::max(unanswered_, wants->size());
     }
     if (wants) {
       apply(std::move(*wants));
