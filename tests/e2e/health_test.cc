@@ -191,13 +191,17 @@ TEST(Health, RedisPingPongGoesDownWhileBusyAndComesBack) {
   EXPECT_EQ(lb.stop(SIGTERM), 0);
 }
 
+// A self-signed ECDSA P-256 certificate for CN=backend.test: DIR/cert.pem and DIR/key.pem.
+bool make_certificate(const std::string& dir) {
+  return run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1", "-subj", "/CN=backend.test"})
+             .exit_code == 0;
+}
+
 TEST(Health, TlsCheckPassesOnOpensslAndFailsOnAPlainServer) {
   TempDir tmp;
   const std::string& dir = tmp.path();
-  RunResult cert = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                                "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1",
-                                "-subj", "/CN=backend.test"});
-  ASSERT_EQ(cert.exit_code, 0) << cert.output;
+  ASSERT_TRUE(make_certificate(dir)) << "openssl req failed";
   const uint16_t port = quiet_port();
   // -www: a tiny HTTPS server (status page, HTTP/1.0 200), for the https check too.
   ChildProcess server({"openssl", "s_server", "-quiet", "-accept", "127.0.0.1:" + std::to_string(port), "-cert",
@@ -228,10 +232,7 @@ TEST(Health, TlsCheckPassesOnOpensslAndFailsOnAPlainServer) {
 TEST(Health, TlsChecksResumeTheirSessionAtOpenssl) {
   TempDir tmp;
   const std::string& dir = tmp.path();
-  RunResult cert = run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                                "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1",
-                                "-subj", "/CN=backend.test"});
-  ASSERT_EQ(cert.exit_code, 0) << cert.output;
+  ASSERT_TRUE(make_certificate(dir)) << "openssl req failed";
   const uint16_t port = quiet_port();
   // Its stdin must stay open (it stops at EOF there): a FIFO this test holds open.
   ASSERT_EQ(mkfifo((dir + "/stdin").c_str(), 0600), 0);

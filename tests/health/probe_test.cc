@@ -228,71 +228,65 @@ Result tls_check(Probe& p, const CheckSpec& spec, const TlsContext& ctx, MemoryT
   return p.result();
 }
 
-// TLS 1.3: the first check is a full handshake that waits (briefly) for the ticket sent after
-// it; the next ones resume it and skip the certificate.
-TEST(Probe, TlsChecksResumeTheSessionOfTheLastCheck) {
+// A tls check's parts for the tests below: the checker's context, one backend's probe (its
+// session kept from check to check) and the server it checks.
+struct TlsChecks {
+  explicit TlsChecks(int max_version = TLS1_3_VERSION, bool tickets = true) : server(max_version, tickets) {
+    spec.type = CheckType::kTls;
+  }
+  Result check() { return tls_check(p, spec, ctx, server, &waits); }
   TlsContext ctx;
   MemoryTlsServer server;
   CheckSpec spec;
-  spec.type = CheckType::kTls;
   Probe p;
-  int waits = 0;
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-  EXPECT_FALSE(p.resumed());
-  EXPECT_EQ(waits, 1) << "waited for the TLS 1.3 ticket";
+  int waits = 0;  // the probe's optional waits (for a TLS 1.3 ticket) so far
+};
+
+// TLS 1.3: the first check is a full handshake that waits (briefly) for the ticket sent after
+// it; the next ones resume it and skip the certificate.
+TEST(Probe, TlsChecksResumeTheSessionOfTheLastCheck) {
+  TlsChecks t;
+  ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+  EXPECT_FALSE(t.p.resumed());
+  EXPECT_EQ(t.waits, 1) << "waited for the TLS 1.3 ticket";
   for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-    EXPECT_TRUE(p.resumed()) << "check " << i + 2;
+    ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+    EXPECT_TRUE(t.p.resumed()) << "check " << i + 2;
   }
 }
 
 // TLS 1.2 gives its session in the handshake: nothing to wait for after it.
 TEST(Probe, Tls12ResumesWithoutWaiting) {
-  TlsContext ctx;
-  MemoryTlsServer server(TLS1_2_VERSION);
-  CheckSpec spec;
-  spec.type = CheckType::kTls;
-  Probe p;
-  int waits = 0;
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-  EXPECT_TRUE(p.resumed());
-  EXPECT_EQ(waits, 0);
+  TlsChecks t(TLS1_2_VERSION);
+  ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+  ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+  EXPECT_TRUE(t.p.resumed());
+  EXPECT_EQ(t.waits, 0);
 }
 
 // A TLS 1.3 server without tickets: the first check's short wait ends without one, and is not
 // repeated at every check; nothing resumes, and every check passes.
 TEST(Probe, ServerWithoutTicketsIsWaitedForOnce) {
-  TlsContext ctx;
-  MemoryTlsServer server(TLS1_3_VERSION, false);
-  CheckSpec spec;
-  spec.type = CheckType::kTls;
-  Probe p;
-  int waits = 0;
+  TlsChecks t(TLS1_3_VERSION, false);
   for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-    EXPECT_FALSE(p.resumed());
+    ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+    EXPECT_FALSE(t.p.resumed());
   }
-  EXPECT_EQ(waits, 1);
+  EXPECT_EQ(t.waits, 1);
 }
 
 // A failed check drops the session: the check after it is a full handshake.
 TEST(Probe, AFailedCheckMakesTheNextHandshakeAFullOne) {
-  TlsContext ctx;
-  MemoryTlsServer server;
-  CheckSpec spec;
-  spec.type = CheckType::kTls;
-  Probe p;
-  int waits = 0;
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok);
-  p.start(&spec, "", "h", &ctx);
-  take_send(p);
-  p.on_received(-ECONNRESET);
-  ASSERT_EQ(p.result(), Result::k_tls_error);
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-  EXPECT_FALSE(p.resumed());
-  ASSERT_EQ(tls_check(p, spec, ctx, server, &waits), Result::k_ok) << p.reason();
-  EXPECT_TRUE(p.resumed());
+  TlsChecks t;
+  ASSERT_EQ(t.check(), Result::k_ok);
+  t.p.start(&t.spec, "", "h", &t.ctx);
+  take_send(t.p);
+  t.p.on_received(-ECONNRESET);
+  ASSERT_EQ(t.p.result(), Result::k_tls_error);
+  ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+  EXPECT_FALSE(t.p.resumed());
+  ASSERT_EQ(t.check(), Result::k_ok) << t.p.reason();
+  EXPECT_TRUE(t.p.resumed());
 }
 
 }  // namespace
