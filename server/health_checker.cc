@@ -26,6 +26,7 @@ void forget(Check& c) {
   c.failures = 0;
   c.last_seen_up = true;
   c.next_due_ns = 0;
+  if (c.probe) c.probe->forget_backend();  // its TLS session was another backend's
 }
 
 const health::CheckSpec kTcpCheck;

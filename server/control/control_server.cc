@@ -76,6 +76,7 @@ void ControlServer::accepts_stopped() {
   // never woken: that client would wait in the queue until the next one arrives. So the new
   // process arms its accepts only after this close, and an accept armed then looks at the queue
   // before it waits (tests/uring/shared_accept_test).
+  accepts_over_ = true;
   if (state_ == State::kHandingOver) end_client();
 }
 
@@ -143,6 +144,9 @@ void ControlServer::on_command(const std::string& command) {
     log(LogLevel::kInfo, "listeners handed over; no longer accepting, draining for up to %lldms",
         static_cast<long long>(shared_.config.drain_timeout.count()));
     state_ = State::kHandingOver;  // the connection closes in accepts_stopped()
+    // Already drained (a SIGTERM came while the listeners were being handed over): our accepts
+    // are over, so the new process may arm its own now, and this process may exit.
+    if (accepts_over_) end_client();
     if (fd_ >= 0) {
       close(fd_);  // the new process serves the control path from now on
       fd_ = -1;

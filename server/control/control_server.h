@@ -88,6 +88,7 @@ class ControlServer {
   std::vector<Address> bound_;
   uint32_t now_us_ = 0;
   bool draining_ = false;
+  bool accepts_over_ = false;  // accepts_stopped() came (a SIGTERM's drain may precede "ready")
 
   int fd_ = -1;    // the listening Unix socket (a regular fd)
   int conn_ = -1;  // the one client being served

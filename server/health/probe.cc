@@ -69,8 +69,11 @@ Probe::Step Probe::next() {
           resumed_ = tls_->resumed();
           // tls: passed. A TLS 1.3 server sends its ticket only after our Finished, so wait a
           // little for it (TLS 1.2 gave its session in the handshake, or resumed one it keeps).
-          const bool wait_ticket = spec_->type == CheckType::kTls && tls_->tls13() && !tls_->got_session() &&
-                                   expect_ticket_;
+          bool wait_ticket = spec_->type == CheckType::kTls && tls_->tls13() && !tls_->got_session();
+          if (wait_ticket && skip_ticket_waits_ > 0) {
+            --skip_ticket_waits_;
+            wait_ticket = false;
+          }
           phase_ = wait_ticket ? Phase::kTicket : Phase::kRequest;
           break;
         }
@@ -137,7 +140,7 @@ void Probe::on_received(int res) {
       }
       if (!tls_->got_session() && tls_->pending_input()) return;  // a ticket in pieces: recv again
     }
-    expect_ticket_ = tls_->got_session();
+    if (!tls_->got_session()) skip_ticket_waits_ = kTicketRetryEvery - 1;
     return finish(Result::k_ok, {});
   }
   if (res < 0) return on_error(res, "recv");

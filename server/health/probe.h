@@ -47,6 +47,12 @@ class Probe {
   const char* waiting_for() const;
   // The last check's TLS handshake resumed the session of the one before (tls and https).
   bool resumed() const { return resumed_; }
+  // The backend this probe checked is gone (its id may go to another): nothing of it is kept.
+  void forget_backend() {
+    session_.reset(nullptr);
+    skip_ticket_waits_ = 0;
+  }
+  static constexpr uint32_t kTicketRetryEvery = 64;
 
  private:
   // kTicket: a tls check passed and waits a little for the session ticket (TLS 1.3).
@@ -57,12 +63,14 @@ class Probe {
 
   const CheckSpec* spec_ = nullptr;
   const TlsContext* tls_ctx_ = nullptr;
-  std::unique_ptr<TlsClient> tls_;
-  // Kept from check to check: the backend's session, resumed by the next handshake.
+  // Kept from check to check: the backend's session, resumed by the next handshake. Declared
+  // before tls_, whose client points at it, so that it outlives it.
   TlsSession session_;
-  // The backend sent a TLS 1.3 ticket after the last handshake that waited for one (true until
-  // one did not): a server without tickets is not waited for at every check.
-  bool expect_ticket_ = true;
+  std::unique_ptr<TlsClient> tls_;
+  // Checks that skip the wait for a TLS 1.3 ticket: set when a wait ended without one (a server
+  // without tickets is not waited for at every check), counted down, then a wait is tried again
+  // (one slow ticket does not turn resumption off for good).
+  uint32_t skip_ticket_waits_ = 0;
   bool resumed_ = false;
   Phase phase_ = Phase::kDone;
   std::string host_;

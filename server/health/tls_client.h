@@ -67,8 +67,11 @@ class TlsClient {
   bool write(const std::string& data);
   // Decrypted bytes into buf: > 0 bytes, or kWant (feed more), kClosed (close_notify), kError.
   int read(char* buf, size_t cap);
-  // Ciphertext fed but not yet a whole record.
-  bool pending_input() const { return in_ != nullptr && BIO_ctrl_pending(in_) > 0; }
+  // Ciphertext fed but not yet a whole record: still in the memory BIO, or already in
+  // OpenSSL's record buffer (which a partial record is read into before WANT_READ).
+  bool pending_input() const {
+    return ssl_ != nullptr && (SSL_has_pending(ssl_) == 1 || BIO_ctrl_pending(in_) > 0);
+  }
   // After the handshake: TLS 1.3 (whose sessions come as tickets after the handshake).
   bool tls13() const { return ssl_ != nullptr && SSL_version(ssl_) == TLS1_3_VERSION; }
   // After the handshake: the session was resumed (no certificate was sent).

@@ -314,6 +314,31 @@ TEST(Operations, TakeoverAcceptsOnlyOnceTheOldProcessHasStopped) {
   EXPECT_NE(lb.output().find("took over 1 listeners"), std::string::npos) << lb.output();
 }
 
+// A SIGTERM that reaches the old process while it hands its listeners over: it drains at once,
+// and when "ready" comes its accepts are already over, so it closes the takeover connection
+// straight away and exits (it used to wait for an end of its accepts that had already come).
+TEST(Operations, TakeoverOfADrainingProcessCompletesAndItExits) {
+  Backend a(name_then_echo_handler('a'));
+  const std::string sock = scratch_socket_path("draining.sock");
+  RinglbProcess old_lb;
+  ASSERT_TRUE(old_lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--control-socket", sock,
+                            "--drain-timeout", "10s"}))
+      << old_lb.output();
+  // This test is the new process: it takes the listeners, then the old one is told to stop.
+  std::vector<InheritedListener> inherited;
+  int conn = -1;
+  std::string error;
+  ASSERT_EQ(request_listeners(sock, &inherited, &conn, &error), 0) << error;
+  Fd takeover(conn);
+  for (InheritedListener& l : inherited) close(l.fd);
+  ASSERT_EQ(kill(old_lb.pid(), SIGTERM), 0);
+  ASSERT_TRUE(eventually([&] { return old_lb.output().find("no longer accepting") != std::string::npos; }))
+      << old_lb.output();
+  ASSERT_TRUE(write_all(takeover.get(), "ready\n", 6));
+  EXPECT_EQ(wait_handed_over(takeover.get(), 2000), 0) << "the old process did not close the takeover connection";
+  EXPECT_EQ(old_lb.stop(0, 5s), 0) << "the old process did not exit after its drain\n" << old_lb.output();
+}
+
 TEST(Operations, DiagnosticsListLiveConnectionWithTcpInfo) {
   Backend a(name_then_echo_handler('a'));
   const std::string sock = scratch_socket_path("diag.sock");

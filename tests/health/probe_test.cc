@@ -273,6 +273,9 @@ TEST(Probe, ServerWithoutTicketsIsWaitedForOnce) {
     EXPECT_FALSE(t.p.resumed());
   }
   EXPECT_EQ(t.waits, 1);
+  // ...but tried again every kTicketRetryEvery checks: one slow ticket is not the end of it.
+  for (uint32_t i = 3; i < Probe::kTicketRetryEvery + 1; ++i) ASSERT_EQ(t.check(), Result::k_ok);
+  EXPECT_EQ(t.waits, 2);
 }
 
 // A failed check drops the session: the check after it is a full handshake.
