@@ -132,7 +132,7 @@ void Probe::on_received(int res) {
   if (phase_ == Phase::kDone) return;
   if (phase_ == Phase::kTicket) {
     // Whatever comes (the ticket, nothing before the short wait ends, a close), the check has
-    // passed; without a ticket, the next checks do not wait for one.
+    // passed; without a ticket, the next kTicketRetryEvery - 1 checks do not wait for one.
     if (res > 0) {
       tls_->feed(in_.data(), static_cast<size_t>(res));
       char plain[256];

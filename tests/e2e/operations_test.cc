@@ -212,24 +212,10 @@ TEST(Operations, TakeoverFromNobodyBindsItself) {
   EXPECT_TRUE(read_exact(fd.get(), &name, 1));
 }
 
-// A listening Unix socket at `path` (replacing a stale file), standing in for a ringlb's control
-// socket; empty on failure.
-Fd listen_unix(const std::string& path) {
-  unlink(path.c_str());
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd.get(), 4) != 0) {
-    return Fd();
-  }
-  return fd;
-}
-
 TEST(Operations, TakeoverWithWrongAnswerAndBusyAddressExitsTwo) {
   // Something that is not ringlb answers on the control path, and the address is still held.
   const std::string sock = scratch_socket_path("impostor.sock");
-  Fd impostor = listen_unix(sock);
+  Fd impostor(listen_unix(sock));  // protocol.h's, as ringlb makes its control socket
   ASSERT_TRUE(impostor);
   std::thread answer([&] {
     pollfd p{impostor.get(), POLLIN, 0};
@@ -271,7 +257,7 @@ TEST(Operations, TakeoverAcceptsOnlyOnceTheOldProcessHasStopped) {
   uint16_t port = 0;
   Fd listener = listen_loopback(&port);
   const std::string sock = scratch_socket_path("handover.sock");
-  Fd control = listen_unix(sock);
+  Fd control(listen_unix(sock));
   ASSERT_TRUE(control);
   const auto t0 = Clock::now();
   auto since = [t0] { return std::chrono::duration_cast<Ms>(Clock::now() - t0).count(); };
