@@ -3,7 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include "metrics/local_counter.h"
-#include "server/clock.h"
+#include "server/base/clock.h"
 
 namespace ringlb::metrics {
 namespace {

@@ -26,13 +26,13 @@
 #include "server/discovery/cluster_publisher.h"
 #include "server/discovery/etcd_discovery.h"
 #include "server/discovery/dns_resolver.h"
-#include "server/health_checker.h"
-#include "server/log.h"
-#include "server/shared_state.h"
+#include "server/health/checker.h"
+#include "server/base/log.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/buffer_region.h"
 #include "server/uring/compat.h"
 #include "server/uring/probe.h"
-#include "server/version.h"
+#include "server/base/version.h"
 #include "server/worker/worker.h"
 
 namespace ringlb {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian package ringlb_VERSION_amd64.deb (VERSION from server/version.h) with
+# Builds the Debian package ringlb_VERSION_amd64.deb (VERSION from server/base/version.h) with
 # dpkg-deb, into OUTDIR (default: the current directory), and prints its path.
 # usage: tools/package.sh [OUTDIR] [RINGLB_BINARY]   (default: bazel build //server:ringlb)
 set -euo pipefail
@@ -7,12 +7,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=$(realpath "${1:-.}")
 binary=${2:-}
 
-version=$(sed -n 's/.*kVersion\[\] = "\([^"]*\)".*/\1/p' "$repo/server/version.h")
-[ -n "$version" ] || { echo "package: no kVersion in server/version.h" >&2; exit 1; }
+version=$(sed -n 's/.*kVersion\[\] = "\([^"]*\)".*/\1/p' "$repo/server/base/version.h")
+[ -n "$version" ] || { echo "package: no kVersion in server/base/version.h" >&2; exit 1; }
 # The changelog's newest entry must name the same version, or lintian (and dpkg) disagree.
 changelog_version=$(sed -n '1s/^ringlb (\([^)]*\)).*/\1/p' "$repo/packaging/debian/changelog")
 [ "$changelog_version" = "$version" ] || {
-  echo "package: packaging/debian/changelog is at $changelog_version, server/version.h at $version" >&2
+  echo "package: packaging/debian/changelog is at $changelog_version, server/base/version.h at $version" >&2
   exit 1
 }
 if [ -z "$binary" ]; then

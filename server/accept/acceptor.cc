@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/uring/compat.h"
 #include "server/control/service_notify.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb {
 namespace {

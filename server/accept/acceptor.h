@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "server/address.h"
+#include "server/base/address.h"
 #include "server/control/control_server.h"
 #include "server/control/protocol.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
-#include "server/user_data.h"
+#include "server/uring/user_data.h"
 
 namespace ringlb {
 

@@ -6,7 +6,7 @@
 
 #include "server/config/settings.h"
 #include "server/config/toml_config.h"
-#include "server/version.h"
+#include "server/base/version.h"
 
 namespace po = boost::program_options;
 

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "balancer/slow_start.h"
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/discovery/cluster_publisher.h"
 #include "server/health/check_spec.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "balancer/snapshot.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 
 namespace ringlb::control {
 

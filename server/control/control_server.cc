@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <cstring>
 
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/control/backends_table.h"
 #include "server/control/command.h"
 #include "server/control/protocol.h"
 #include "server/control/runtime_api.h"
 #include "server/uring/compat.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb {
 

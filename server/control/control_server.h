@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "metrics/stats.h"
-#include "server/address.h"
-#include "server/shared_state.h"
+#include "server/base/address.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/ring.h"
-#include "server/user_data.h"
+#include "server/uring/user_data.h"
 
 namespace ringlb {
 

@@ -11,7 +11,7 @@
 
 #include "server/control/command.h"
 #include "server/control/protocol.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb {
 

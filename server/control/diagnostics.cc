@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "server/address.h"
+#include "server/base/address.h"
 
 namespace ringlb {
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "server/address.h"
+#include "server/base/address.h"
 
 namespace ringlb {
 

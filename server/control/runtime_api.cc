@@ -1,7 +1,7 @@
 #include "server/control/runtime_api.h"
 
 #include "server/control/backends_table.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb::control {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb::service {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb::discovery {
 

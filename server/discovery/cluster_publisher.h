@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "server/config/config.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 
 namespace ringlb::discovery {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "server/address.h"
+#include "server/base/address.h"
 #include "server/config/config.h"
 
 namespace ringlb::discovery::dns {

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <set>
 
-#include "server/clock.h"
-#include "server/log.h"
+#include "server/base/clock.h"
+#include "server/base/log.h"
 
 namespace ringlb::discovery {
 

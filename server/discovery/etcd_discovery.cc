@@ -6,7 +6,7 @@
 #include "server/discovery/etcd_client.h"
 #include "server/discovery/etcd_model.h"
 #include "server/discovery/etcd_protocol.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb::discovery {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "server/acl.h"
+#include "server/base/acl.h"
 #include "server/config/config.h"
 #include "server/config/settings.h"
 #include "server/config/toml_config.h"

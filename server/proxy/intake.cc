@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "balancer/hash.h"
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/proxy/lifecycle.h"
 #include "server/proxy/pump.h"
 #include "server/limits/shared_source_table.h"

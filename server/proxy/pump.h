@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "server/proxy/conn.h"
-#include "server/user_data.h"
+#include "server/uring/user_data.h"
 #include "server/worker/buffer_pool.h"
 
 namespace ringlb::worker {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "server/proxy/snapshot_ref.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 
 namespace ringlb::worker {
 struct Context;

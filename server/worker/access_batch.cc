@@ -2,7 +2,7 @@
 
 #include <time.h>
 
-#include "server/access_log.h"
+#include "server/access_log/access_log.h"
 #include "server/proxy/snapshot_ref.h"
 #include "server/worker/context.h"
 

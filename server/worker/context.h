@@ -11,11 +11,11 @@
 
 #include "metrics/stats.h"
 #include "server/proxy/conn.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/buf_ring.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
-#include "server/user_data.h"
+#include "server/uring/user_data.h"
 
 namespace ringlb::proxy {
 class Intake;

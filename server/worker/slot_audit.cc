@@ -7,7 +7,7 @@
 #include "server/proxy/intake.h"
 #include "server/uring/compat.h"
 #include "server/worker/context.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb::worker {
 

@@ -11,9 +11,9 @@
 #include <cstring>
 #include <string>
 
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/uring/compat.h"
-#include "server/log.h"
+#include "server/base/log.h"
 
 namespace ringlb {
 namespace {

@@ -14,7 +14,7 @@
 #include "server/proxy/sni_inspector.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/upstream.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/buffer_region.h"
 #include "server/worker/access_batch.h"
 #include "server/worker/buffer_pool.h"

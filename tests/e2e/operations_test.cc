@@ -14,7 +14,7 @@
 #include <regex>
 #include <thread>
 
-#include "server/address.h"
+#include "server/base/address.h"
 #include "server/control/protocol.h"
 #include "tests/support/backends.h"
 #include "tests/support/load.h"

@@ -1,4 +1,4 @@
-#include "server/access_log.h"
+#include "server/access_log/access_log.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // ringlb's stderr lines: the level in each, journald's <N> prefix when stderr is the journal,
 // --log-level filtering, and --log-level as a flag and a file key.
-#include "server/log.h"
+#include "server/base/log.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // Publishing a configuration to the runtime: per-cluster snapshots (republished only when they
 // changed), retired clusters, listeners' policies (removed ones kept, marked), and what a reload
 // does not apply.
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 
 #include <gtest/gtest.h>
 

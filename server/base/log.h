@@ -5,7 +5,7 @@
 // (JOURNAL_STREAM set), the sd-daemon(3) prefix journald turns into the entry's priority.
 #pragma once
 
-#include "server/log_level.h"
+#include "server/base/log_level.h"
 
 namespace ringlb {
 

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "metrics/stats.h"
-#include "server/access_log_format.h"
+#include "server/access_log/access_log_format.h"
 
 namespace ringlb {
 

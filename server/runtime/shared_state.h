@@ -14,9 +14,9 @@
 
 #include "balancer/snapshot.h"
 #include "metrics/stats.h"
-#include "server/access_log.h"
-#include "server/acl.h"
-#include "server/address.h"
+#include "server/access_log/access_log.h"
+#include "server/base/acl.h"
+#include "server/base/address.h"
 #include "server/config/config.h"
 #include "server/limits/shared_source_table.h"
 #include "server/protocol/sni_routes.h"

@@ -1,4 +1,4 @@
-#include "server/health_checker.h"
+#include "server/health/checker.h"
 
 #include <pthread.h>
 
@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "server/clock.h"
+#include "server/base/clock.h"
 #include "server/health/schedule.h"
-#include "server/log.h"
+#include "server/base/log.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {

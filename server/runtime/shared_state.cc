@@ -1,9 +1,9 @@
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "server/clock.h"
+#include "server/base/clock.h"
 
 namespace ringlb {
 namespace {

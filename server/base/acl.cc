@@ -1,4 +1,4 @@
-#include "server/acl.h"
+#include "server/base/acl.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

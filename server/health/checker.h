@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "balancer/snapshot.h"
-#include "server/address.h"
+#include "server/base/address.h"
 #include "server/health/probe.h"
 #include "server/health/tls_client.h"
-#include "server/shared_state.h"
+#include "server/runtime/shared_state.h"
 #include "server/uring/file_table.h"
 #include "server/uring/ring.h"
-#include "server/user_data.h"
+#include "server/uring/user_data.h"
 
 namespace ringlb {
 

@@ -1,4 +1,4 @@
-#include "server/access_log.h"
+#include "server/access_log/access_log.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,8 +11,8 @@
 #include <ctime>
 #include <string_view>
 
-#include "server/address.h"
-#include "server/log.h"
+#include "server/base/address.h"
+#include "server/base/log.h"
 
 namespace ringlb {
 namespace {
