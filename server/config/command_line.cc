@@ -20,7 +20,7 @@ po::options_description describe() {
   desc.add_options()
       ("help,h", "print this help and exit")
       ("version", "print the version and exit")
-      ("config", po::value<std::string>(), "TOML file (README: \"The config file\"); flags given as well replace its top-level keys")
+      ("config", po::value<std::string>(), "TOML file (docs/configuration.md); flags given as well replace its top-level keys")
       ("listen", po::value<std::vector<std::string>>(), "ADDR:PORT or [IPv6]:PORT to accept on, with ,accept-proxy when clients send a PROXY protocol header first and ,v6only to keep [::] from taking IPv4 clients (dual-stack by default) (repeatable; port 0 picks one)")
       ("backend", po::value<std::vector<std::string>>(), "ADDR:PORT, unix:/PATH, or a name to resolve (HOST:PORT: every A and AAAA record; srv:_service._proto.name: SRV targets, weights and priorities), then [,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2][,health-interval=D][,health-timeout=D][,rise=N][,fall=N] (repeatable; weight 0 to 1000, 0 = drained)")
       ("balance", po::value<std::string>()->default_value("roundrobin"), "roundrobin (smooth weighted), leastconn, random2 (power of two choices) or maglev")

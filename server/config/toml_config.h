@@ -2,7 +2,7 @@
 // settings and the defaults of every cluster and listener key; [cluster.NAME] tables hold pools
 // of backends; [[listener]] tables say where clients are accepted and which cluster (or SNI
 // routes) serve them. Keys and value syntaxes are the flags' (settings.h). Every error reads
-// "FILE:LINE: KEY: message"; the schema is in README.md and examples/ringlb.toml.
+// "FILE:LINE: KEY: message"; the schema is in docs/configuration.md and examples/ringlb.toml.
 #pragma once
 
 #include <memory>

@@ -246,7 +246,7 @@ TEST(DataPathMultishot, SlowReaderStopsTheRecvWhichIsArmedAgainAfterwards) {
 // -ENOBUFS, its flow waits its turn for a buffer, and its recv is armed again; nothing is lost.
 // The backend takes each upload whole before it answers: an echo backend, which reads only
 // while it can write, could hold every buffer of so small a pool in sends it never takes and
-// stall the replies that would free them (README, known limits).
+// stall the replies that would free them (docs/operations.md, known limits).
 TEST(DataPathMultishot, RecvIsArmedAgainAfterTheBuffersRanOut) {
   constexpr uint64_t kUp = 16 << 20, kDown = 4 << 20;
   Backend sink_then_reply([](int fd, const std::atomic<bool>&) {

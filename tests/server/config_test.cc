@@ -219,7 +219,7 @@ TEST(Config, CommandLineDefaults) {
   EXPECT_TRUE(c.cpus.empty());
 }
 
-// Input bounds (README, "Limits"): each value from outside beyond its limit is refused at parse
+// Input bounds (docs/configuration.md, "Limits"): each value from outside beyond its limit is refused at parse
 // time, naming the flag and the limit, rather than wrapping or failing once running.
 std::string refusal(std::vector<std::string> args) {
   args.insert(args.begin(), {"ringlb", "--listen", "127.0.0.1:1", "--backend", "127.0.0.1:2"});

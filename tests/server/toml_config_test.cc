@@ -166,24 +166,59 @@ TEST(TomlConfig, ExampleFileIsValid) {
   EXPECT_EQ(p.config.clusters[0].names[0].max_connections, 500u);
 }
 
-TEST(TomlConfig, ReadmeExampleIsValid) {
-  std::ifstream readme("README.md");
-  std::string line, toml;
+// Every ```toml block of a Markdown page, in order.
+std::vector<std::string> toml_blocks(const std::string& page) {
+  std::ifstream in(page);
+  std::vector<std::string> blocks;
+  std::string line;
   bool inside = false;
-  while (std::getline(readme, line)) {
+  while (std::getline(in, line)) {
     if (line == "```toml") {
       inside = true;
+      blocks.emplace_back();
     } else if (inside && line == "```") {
-      break;
+      inside = false;
     } else if (inside) {
-      toml += line + "\n";
+      blocks.back() += line + "\n";
     }
   }
-  ASSERT_FALSE(toml.empty()) << "README.md has no ```toml block";
-  Parsed p = parse_toml(toml);
+  return blocks;
+}
+
+// The docs' examples are whole configs a reader may copy: each one runs as written.
+TEST(TomlConfig, DocsExamplesAreValid) {
+  for (const char* page : {"docs/configuration.md", "README.md"}) {
+    const std::vector<std::string> blocks = toml_blocks(page);
+    ASSERT_FALSE(blocks.empty()) << page << " has no ```toml block";
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      Parsed p = parse_toml(blocks[i]);
+      EXPECT_EQ(p.status, ParseStatus::kRun) << page << ", toml block " << i + 1 << ": " << p.message;
+    }
+  }
+}
+
+// The file's structure in docs/configuration.md: two clusters, a plain and an SNI listener.
+TEST(TomlConfig, ConfigurationStructureExample) {
+  const std::vector<std::string> blocks = toml_blocks("docs/configuration.md");
+  ASSERT_GE(blocks.size(), 5u) << "docs/configuration.md has fewer examples than it had";
+  Parsed p = parse_toml(blocks[0]);
   ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
-  EXPECT_EQ(p.config.clusters.size(), 2u);
-  EXPECT_EQ(p.config.listen.size(), 2u);
+  ASSERT_EQ(p.config.clusters.size(), 2u);
+  ASSERT_EQ(p.config.listen.size(), 2u);
+  EXPECT_EQ(p.config.clusters[0].policy, balancer::Policy::kLeastConn);
+  EXPECT_EQ(p.config.listen[0].cluster, "web");
+  EXPECT_EQ(p.config.listen[1].sni_routes.size(), 2u);
+  EXPECT_EQ(p.config.listen[1].sni_default, "web");
+}
+
+// README's first config: one cluster behind one listener.
+TEST(TomlConfig, ReadmeFirstConfig) {
+  const std::vector<std::string> blocks = toml_blocks("README.md");
+  ASSERT_FALSE(blocks.empty()) << "README.md has no ```toml block";
+  Parsed p = parse_toml(blocks[0]);
+  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  EXPECT_EQ(p.config.clusters.size(), 1u);
+  EXPECT_EQ(p.config.listen.size(), 1u);
 }
 
 const char kOneCluster[] = R"(workers = 2
