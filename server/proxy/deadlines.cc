@@ -5,51 +5,51 @@ namespace {
 
 using metrics::CloseReason;
 
-// Calls visit(at, reason) for each deadline of `conn`, in precedence order.
+// Calls visit(at, reason) for each deadline of `s`, in precedence order.
 template <typename Visit>
-void for_each_deadline(const Conn& conn, const Timeouts& t, Visit&& visit) {
-  if (conn.deadline_ns != 0) visit(conn.deadline_ns, CloseReason::k_drain);
-  if (t.max_duration_ns != 0) visit(conn.start_ns + t.max_duration_ns, CloseReason::k_max_duration);
-  switch (conn.state) {
-    case State::kQueued:
-      visit(conn.queued_ns + t.queue_ns, CloseReason::k_queue_timeout);
+void for_each_deadline(const Session& s, const Timeouts& t, Visit&& visit) {
+  if (s.deadline_ns != 0) visit(s.deadline_ns, CloseReason::k_drain);
+  if (t.max_duration_ns != 0) visit(s.start_ns + t.max_duration_ns, CloseReason::k_max_duration);
+  switch (s.phase) {
+    case Phase::kConnect:
+      // Each attempt has its own linked timeout; only a turn in the queue is timed here.
+      if (s.queued) visit(s.queued_ns + t.queue_ns, CloseReason::k_queue_timeout);
       break;
-    case State::kProxyHeader:
-      // last_active_ns stays at the hand-off until the header is whole: a header trickled in a
-      // byte at a time must still be whole within the header timeout from the start.
-      visit(conn.last_active_ns + t.proxy_header_ns, CloseReason::k_bad_proxy_header);
+    case Phase::kProxyHeader:
+      // From the first peek: a header trickled in a byte at a time must still be whole in time.
+      if (t.proxy_header_ns != 0) visit(s.phase_ns + t.proxy_header_ns, CloseReason::k_bad_proxy_header);
       break;
-    case State::kClientHello:
-      // last_active_ns is when the peeking began (after any PROXY header), and stays there.
-      visit(conn.last_active_ns + t.tls_inspect_ns, CloseReason::k_bad_client_hello);
+    case Phase::kClientHello:
+      if (t.tls_inspect_ns != 0) visit(s.phase_ns + t.tls_inspect_ns, CloseReason::k_bad_client_hello);
       break;
-    case State::kProxying: {
-      const bool half_closed = conn.flow[kUp].eof || conn.flow[kDown].eof;
-      if (half_closed && t.fin_ns < t.idle_ns) {
-        visit(conn.last_active_ns + t.fin_ns, CloseReason::k_fin_timeout);
-      } else {
-        visit(conn.last_active_ns + t.idle_ns, CloseReason::k_idle_timeout);
+    case Phase::kPump: {
+      // A timeout of 0 is off. Half-closed, the fin timeout applies where it is the shorter one.
+      const bool fin = s.half_closed() && t.fin_ns != 0 && (t.idle_ns == 0 || t.fin_ns < t.idle_ns);
+      if (fin) {
+        visit(s.last_active_ns + t.fin_ns, CloseReason::k_fin_timeout);
+      } else if (t.idle_ns != 0) {
+        visit(s.last_active_ns + t.idle_ns, CloseReason::k_idle_timeout);
       }
       break;
     }
     default:
-      break;  // connecting: each attempt has its own linked timeout; closing, free: nothing
+      break;  // admit, route: a completion or two, no wait of their own; closing, free: nothing
   }
 }
 
 }  // namespace
 
-Deadline next_deadline(const Conn& conn, const Timeouts& t) {
+Deadline next_deadline(const Session& s, const Timeouts& t) {
   Deadline d;
-  for_each_deadline(conn, t, [&](uint64_t at, CloseReason reason) {
+  for_each_deadline(s, t, [&](uint64_t at, CloseReason reason) {
     if (at < d.at_ns) d = {at, reason};
   });
   return d;
 }
 
-Deadline expired_deadline(const Conn& conn, const Timeouts& t, uint64_t now_ns) {
+Deadline expired_deadline(const Session& s, const Timeouts& t, uint64_t now_ns) {
   Deadline d;
-  for_each_deadline(conn, t, [&](uint64_t at, CloseReason reason) {
+  for_each_deadline(s, t, [&](uint64_t at, CloseReason reason) {
     if (d.at_ns == UINT64_MAX && at <= now_ns) d = {at, reason};
   });
   return d;

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "metrics/stats.h"
-#include "server/proxy/conn.h"
+#include "server/proxy/session.h"
 
 namespace ringlb::proxy {
 
@@ -16,7 +16,7 @@ struct Timeouts {
   uint64_t fin_ns = 0;
   uint64_t max_duration_ns = 0;  // 0: none
   uint64_t queue_ns = 0;
-  uint64_t proxy_header_ns = 0;  // a PROXY header must be whole within this of the hand-off
+  uint64_t proxy_header_ns = 0;  // a PROXY header must be whole within this of its first peek
   uint64_t tls_inspect_ns = 0;   // a ClientHello must be whole within this of its first peek
 };
 
@@ -25,11 +25,11 @@ struct Deadline {
   metrics::CloseReason reason = metrics::CloseReason::k_error;
 };
 
-// The earliest deadline of `conn` in its current state.
-Deadline next_deadline(const Conn& conn, const Timeouts& t);
+// The earliest deadline of `s` in its current phase.
+Deadline next_deadline(const Session& s, const Timeouts& t);
 
 // The deadline that has passed at `now_ns`, if any (at_ns == UINT64_MAX when none). When several
 // have, the reload drain wins, then the maximum duration, then the state's own timeout.
-Deadline expired_deadline(const Conn& conn, const Timeouts& t, uint64_t now_ns);
+Deadline expired_deadline(const Session& s, const Timeouts& t, uint64_t now_ns);
 
 }  // namespace ringlb::proxy

@@ -18,19 +18,23 @@ enum class Tag : uint8_t {
   kAuditProbe,      // getsockopt(SO_DOMAIN) on a slot no connection holds; index = the slot
   kTick,            // periodic timer: idle timeouts, drain deadline
   kQueuePoll,       // short timer while clients are queued: room made by other workers
-  kPeerName,        // getsockopt(SO_PEERNAME) on the client: the Maglev key
-  kRecvProxyHeader, // accept-proxy: a peek at the client's bytes for its PROXY header
-  kConsumeProxyHeader,  // accept-proxy: the header's bytes (and only those) taken off the socket
-  kRecvClientHello, // SNI routing: a peek at the client's bytes for its TLS ClientHello
-  kSocket,          // upstream socket_direct_alloc
-  kConnect,
-  kRecvClient,
-  kRecvBackend,
-  kSendClient,      // bytes written to the client
-  kSendBackend,     // bytes written to the backend
-  kSendProxyHeader, // the PROXY protocol header, written to the backend before any client byte
-  kShutdown,
-  kCancel,
+  // A session's completions (server/proxy). Each tag is named for the one phase that handles
+  // it (server/proxy/tags.h: phase_of), so the code for any completion is found in one step.
+  kAdmitPeerName,       // admit.cc: getsockopt(SO_PEERNAME) on the client
+  kProxyHeaderPeek,     // inspect_proxy.cc: a peek at the client's bytes for its PROXY header
+  kProxyHeaderConsume,  // inspect_proxy.cc: the header's bytes (and only those) taken off the socket
+  kHelloPeek,           // inspect_tls.cc: a peek at the client's bytes for its TLS ClientHello
+  kRoutePeerName,       // route.cc: the client's address, when its cluster (picked by SNI) needs it
+  kConnectSocket,       // connect.cc: socket_direct_alloc for the backend side
+  kConnect,             // connect.cc: the connect (its linked timeout is kQuietConnectTimeout)
+  kConnectProxyHeader,  // connect.cc: a send-proxy header, before any client byte
+  kPumpRecvClient,      // pump.cc
+  kPumpRecvBackend,
+  kPumpSendClient,      // bytes written to the client
+  kPumpSendBackend,     // bytes written to the backend
+  kPumpShutdown,        // a FIN passed on (SHUT_WR)
+  kPumpCancel,          // a multishot recv stopped for back-pressure
+  kSessionCancel,       // driver.cc: the close's cancel of everything on a slot
   // "Quiet" ops are submitted with IOSQE_CQE_SKIP_SUCCESS (but for a sample that feeds the latency
   // histograms): their completions never refer back to a connection, which may be gone by then.
   kQuietSockopt,

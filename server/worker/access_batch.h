@@ -5,25 +5,24 @@
 #include <cstdint>
 #include <string>
 
-#include "metrics/stats.h"
+#include "server/access_log/access_log.h"
 
 namespace ringlb::worker {
 
-struct Context;
-
 class AccessBatch {
  public:
-  explicit AccessBatch(Context& ctx) : ctx_(ctx) {}
+  AccessBatch(AccessLog* log, AccessLogFormat format) : log_(log), format_(format) {}
   AccessBatch(const AccessBatch&) = delete;
   AccessBatch& operator=(const AccessBatch&) = delete;
 
-  // One line for connection `id`, closing now for `reason`.
-  void log(uint32_t id, metrics::CloseReason reason);
+  // One line for a record (sessions make it when they close).
+  void log(const AccessRecord& record);
   // Hands what is batched to the writer.
   void flush();
 
  private:
-  Context& ctx_;
+  AccessLog* const log_;  // null: no access log
+  const AccessLogFormat format_;
   std::string batch_;
   uint64_t lines_ = 0;
 };

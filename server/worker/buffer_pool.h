@@ -11,14 +11,11 @@
 #include <cstdint>
 #include <deque>
 
+#include "server/proxy/ops.h"
+
 namespace ringlb::worker {
 
-// One direction of one connection. `gen` tells the connection in a slot from a later one.
-struct FlowRef {
-  uint32_t conn = 0;
-  uint8_t dir = 0;
-  uint8_t gen = 0;
-};
+using proxy::FlowRef;
 
 class BufferPool {
  public:
@@ -31,47 +28,28 @@ class BufferPool {
     --in_ring_;
     ++in_use_;
   }
-
-  // What becomes of a buffer whose bytes are all sent (or dropped).
-  struct Release {
-    bool to_waiter = false;  // false: recycle it into the provided ring
-    FlowRef waiter;          // when to_waiter: its next recv goes into this buffer
-  };
-  // `wants(ref)` says whether a queued flow still waits (its connection may have closed since).
-  template <typename Wants>
-  Release release(Wants&& wants) {
-    while (!waiters_.empty()) {
-      const FlowRef ref = waiters_.front();
-      waiters_.pop_front();
-      if (wants(ref)) return {true, ref};  // stays in use: it is the waiter's now
-    }
+  // A buffer in use went back into the provided ring (nobody waited for it).
+  void returned_to_ring() {
     --in_use_;
     ++in_ring_;
-    return {};
   }
 
   // A flow's recv found the provided ring empty (-ENOBUFS). True: it is queued and will be
-  // granted the next buffer freed after those queued before it. False: the ring has buffers
-  // again (one was recycled while that recv was on its way): retry the recv at once.
+  // granted a buffer freed after those queued before it. False: the ring has buffers again (one
+  // was recycled while that recv was on its way) and nobody waits: retry the recv at once.
   bool wait(FlowRef ref) {
     if (in_ring_ > 0 && waiters_.empty()) return false;
     waiters_.push_back(ref);
     return true;
   }
 
-  // Takes the oldest flow that still wants a buffer off the queue, for a retry through the
-  // provided ring (when the ring holds buffers while flows wait: completions were lost).
-  template <typename Wants>
-  bool pop(Wants&& wants, FlowRef* out) {
-    while (!waiters_.empty()) {
-      const FlowRef ref = waiters_.front();
-      waiters_.pop_front();
-      if (wants(ref)) {
-        *out = ref;
-        return true;
-      }
-    }
-    return false;
+  // Takes the oldest waiter off the queue (it may no longer want a buffer: its session may have
+  // closed since; the caller checks and asks for the next). False when none waits.
+  bool next_waiter(FlowRef* out) {
+    if (waiters_.empty()) return false;
+    *out = waiters_.front();
+    waiters_.pop_front();
+    return true;
   }
 
   // Waiters queued (some may no longer want a buffer; they are skipped when their turn comes).

@@ -5,20 +5,18 @@
 #include "server/control/diagnostics.h"
 #include "server/proxy/snapshot_ref.h"
 #include "server/uring/compat.h"
-#include "server/worker/context.h"
 
 namespace ringlb::worker {
 
 void Diagnostics::start() {
   text_.clear();
   pending_ = 0;
-  for (uint32_t id = 0; id < ctx_.conns.size(); ++id) {
-    const proxy::Conn& conn = ctx_.conns[id];
-    if (conn.state != proxy::State::kProxying) continue;
+  for (const proxy::Session& s : driver_.sessions()) {
+    if (s.phase != proxy::Phase::kPump) continue;
     for (const bool backend_side : {false, true}) {
-      io_uring_sqe* sqe = ctx_.ring.sqe();
-      uring::prep_fixed_fd_install(sqe, backend_side ? conn.backend : conn.client, 0);
-      sqe->user_data = ctx_.data_plain(Tag::kDiagInstall, id | (backend_side ? kDiagBackendSide : 0));
+      io_uring_sqe* sqe = ring_.sqe();
+      uring::prep_fixed_fd_install(sqe, backend_side ? s.backend : s.client, 0);
+      sqe->user_data = encode(Tag::kDiagInstall, s.id | (backend_side ? kDiagBackendSide : 0), env_.now_us);
       ++pending_;
     }
   }
@@ -28,17 +26,17 @@ void Diagnostics::start() {
 void Diagnostics::on_install(uint32_t index, int res) {
   const uint32_t id = index & ~kDiagBackendSide;
   if (res >= 0) {
-    ctx_.stats.fd_installs_diagnostics.add();
-    const proxy::Conn& conn = ctx_.conns[id];
+    env_.stats.fd_installs_diagnostics.add();
+    const proxy::Session& s = driver_.sessions()[id];
     std::string side = " side=client";
     if ((index & kDiagBackendSide) != 0) {
       // The connection may have ended while the install ran; the socket is still described.
       side = " side=backend";
-      if (conn.state != proxy::State::kFree && conn.snap != nullptr && conn.backend_index >= 0) {
-        side += " backend=" + conn.snap->snapshot->backends[static_cast<size_t>(conn.backend_index)].name;
+      if (s.phase != proxy::Phase::kFree && s.snap != nullptr && s.backend_index >= 0) {
+        side += " backend=" + s.snap->snapshot->backends[static_cast<size_t>(s.backend_index)].name;
       }
     }
-    text_ += "worker=" + std::to_string(ctx_.index) + " conn=" + std::to_string(id) + side + " " +
+    text_ += "worker=" + std::to_string(env_.worker) + " conn=" + std::to_string(id) + side + " " +
              describe_socket(res) + "\n";
     close(res);
   }
@@ -47,13 +45,14 @@ void Diagnostics::on_install(uint32_t index, int res) {
 
 void Diagnostics::finish() {
   {
-    std::lock_guard<std::mutex> lock(ctx_.slot.diagnostics_mu);
-    ctx_.slot.diagnostics = text_;
+    WorkerSlot& slot = *env_.shared.workers[env_.worker];
+    std::lock_guard<std::mutex> lock(slot.diagnostics_mu);
+    slot.diagnostics = text_;
   }
-  io_uring_sqe* sqe = ctx_.ring.sqe();
-  uring::prep_msg_ring_data(sqe, ctx_.shared.acceptor_ring_fd, 0, encode(Tag::kDiagDone, ctx_.index, ctx_.now_us));
+  io_uring_sqe* sqe = ring_.sqe();
+  uring::prep_msg_ring_data(sqe, env_.shared.acceptor_ring_fd, 0, encode(Tag::kDiagDone, env_.worker, env_.now_us));
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  sqe->user_data = ctx_.data_plain(Tag::kQuietMessage, 0);
+  sqe->user_data = encode(Tag::kQuietMessage, 0, env_.now_us);
 }
 
 }  // namespace ringlb::worker

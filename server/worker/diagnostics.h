@@ -6,16 +6,19 @@
 #include <cstdint>
 #include <string>
 
-namespace ringlb::worker {
+#include "server/proxy/driver.h"
+#include "server/proxy/env.h"
+#include "server/uring/ring.h"
 
-struct Context;
+namespace ringlb::worker {
 
 // In a kDiagInstall's index, beside the connection id: the install is of its backend socket.
 inline constexpr uint32_t kDiagBackendSide = 1u << 23;
 
 class Diagnostics {
  public:
-  explicit Diagnostics(Context& ctx) : ctx_(ctx) {}
+  Diagnostics(proxy::Env& env, uring::Ring& ring, const proxy::Driver& driver)
+      : env_(env), ring_(ring), driver_(driver) {}
   Diagnostics(const Diagnostics&) = delete;
   Diagnostics& operator=(const Diagnostics&) = delete;
 
@@ -25,7 +28,9 @@ class Diagnostics {
  private:
   void finish();
 
-  Context& ctx_;
+  proxy::Env& env_;
+  uring::Ring& ring_;
+  const proxy::Driver& driver_;
   uint32_t pending_ = 0;
   std::string text_;
 };

@@ -4,9 +4,7 @@
 
 #include <cstdio>
 
-#include "server/proxy/intake.h"
 #include "server/uring/compat.h"
-#include "server/worker/context.h"
 #include "server/base/log.h"
 
 namespace ringlb::worker {
@@ -21,29 +19,29 @@ void SlotAudit::on_lost_handoff(uint32_t listener) {
 }
 
 void SlotAudit::start() {
-  const unsigned slots = ctx_.table.size();
+  const unsigned slots = table_.size();
   std::vector<bool> in_use(slots, false);
-  for (const proxy::Conn& conn : ctx_.conns) {
-    if (conn.client >= 0) in_use[static_cast<size_t>(conn.client)] = true;
-    if (conn.backend >= 0) in_use[static_cast<size_t>(conn.backend)] = true;
+  for (const proxy::Session& s : driver_.sessions()) {
+    if (s.client >= 0) in_use[static_cast<size_t>(s.client)] = true;
+    if (s.backend >= 0) in_use[static_cast<size_t>(s.backend)] = true;
   }
   probe_out_.assign(slots, 0);
-  ctx_.auditing = true;
+  ops_.auditing = true;
   for (unsigned slot = 0; slot < slots; ++slot) {
     if (in_use[slot]) continue;
-    io_uring_sqe* sqe = ctx_.ring.sqe();
+    io_uring_sqe* sqe = ring_.sqe();
     uring::prep_cmd_sock_direct(sqe, uring::kSocketOpGetsockopt, static_cast<int>(slot), SOL_SOCKET,
                                 SO_DOMAIN, &probe_out_[slot], sizeof(int));
-    sqe->user_data = ctx_.data_plain(Tag::kAuditProbe, slot);
+    sqe->user_data = encode(Tag::kAuditProbe, slot, env_.now_us);
     ++pending_;
   }
 }
 
 bool SlotAudit::held(int slot) const {
-  for (const proxy::Conn& conn : ctx_.conns) {
-    if (conn.client == slot || conn.backend == slot) return true;
+  for (const proxy::Session& s : driver_.sessions()) {
+    if (s.client == slot || s.backend == slot) return true;
   }
-  for (int closed : ctx_.closed_during_audit) {
+  for (int closed : ops_.closed_during_audit) {
     if (closed == slot) return true;  // it was claimed, and closed, after its probe ran
   }
   return false;
@@ -56,14 +54,14 @@ void SlotAudit::on_probe(uint32_t slot, int res) {
     const uint32_t listener = lost_.empty() ? 0 : lost_.front();
     if (!lost_.empty()) lost_.pop_front();
     ++recovered_;
-    ctx_.stats.lost_handoffs_recovered.add();
+    env_.stats.lost_handoffs_recovered.add();
     log(LogLevel::kWarning, "worker %u: recovered a hand-off whose completion was lost (slot %u)",
-        ctx_.index, slot);
-    ctx_.intake->on_handoff(static_cast<int>(slot), listener, ctx_.now_us);
+        env_.worker, slot);
+    driver_.open(static_cast<int>(slot), static_cast<uint16_t>(listener), env_.now_us);
   }
   if (pending_ > 0) return;
-  ctx_.auditing = false;
-  ctx_.closed_during_audit.clear();
+  ops_.auditing = false;
+  ops_.closed_during_audit.clear();
   if (again_) {
     again_ = false;
     return start();

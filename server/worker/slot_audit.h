@@ -15,13 +15,18 @@
 #include <deque>
 #include <vector>
 
-namespace ringlb::worker {
+#include "server/proxy/driver.h"
+#include "server/proxy/env.h"
+#include "server/uring/file_table.h"
+#include "server/uring/ring.h"
+#include "server/worker/ring_ops.h"
 
-struct Context;
+namespace ringlb::worker {
 
 class SlotAudit {
  public:
-  explicit SlotAudit(Context& ctx) : ctx_(ctx) {}
+  SlotAudit(proxy::Env& env, uring::Ring& ring, uring::FileTable& table, RingOps& ops, proxy::Driver& driver)
+      : env_(env), ring_(ring), table_(table), ops_(ops), driver_(driver) {}
   SlotAudit(const SlotAudit&) = delete;
   SlotAudit& operator=(const SlotAudit&) = delete;
 
@@ -34,7 +39,11 @@ class SlotAudit {
   void start();
   bool held(int slot) const;
 
-  Context& ctx_;
+  proxy::Env& env_;
+  uring::Ring& ring_;
+  uring::FileTable& table_;
+  RingOps& ops_;
+  proxy::Driver& driver_;
   std::deque<uint32_t> lost_;   // listeners of lost hand-offs not yet found
   uint32_t pending_ = 0;        // probes in flight
   bool again_ = false;          // another loss was reported during this audit

@@ -1,25 +1,26 @@
-// A worker: one thread, one io_uring, many proxied connections.
+// A worker: one thread, one io_uring, many proxied sessions.
 //
-// Client descriptors arrive from the acceptor by msg_ring; the worker connects a direct socket to
-// a backend and moves bytes both ways. The worker itself is only the loop: it reaps a batch of
-// completions and hands each to the piece it belongs to (intake, upstream, pump, lifecycle,
-// diagnostics, slot audit), then fires the timers that are due.
+// Client descriptors arrive from the acceptor by msg_ring; the sessions' driver
+// (server/proxy/driver.h) takes each from there to its close. The worker itself is the loop: it
+// reaps a batch of completions and hands each to the driver (a session's) or to its own parts
+// (hand-offs, the tick, diagnostics, the slot audit), fires the timers that are due, and
+// implements the sessions' I/O seam on its ring (ring_ops.h).
 #pragma once
 
 #include <future>
 
-#include "server/proxy/intake.h"
-#include "server/proxy/lifecycle.h"
-#include "server/proxy/pump.h"
-#include "server/proxy/sni_inspector.h"
+#include "server/proxy/driver.h"
+#include "server/proxy/env.h"
 #include "server/proxy/snapshot_cache.h"
-#include "server/proxy/upstream.h"
 #include "server/runtime/shared_state.h"
+#include "server/uring/buf_ring.h"
 #include "server/uring/buffer_region.h"
+#include "server/uring/file_table.h"
+#include "server/uring/ring.h"
 #include "server/worker/access_batch.h"
 #include "server/worker/buffer_pool.h"
-#include "server/worker/context.h"
 #include "server/worker/diagnostics.h"
+#include "server/worker/ring_ops.h"
 #include "server/worker/slot_audit.h"
 #include "server/worker/timer_wheel.h"
 
@@ -48,27 +49,28 @@ class Worker {
   int create_batch_iowq_thread();
   void loop();
   void handle(const io_uring_cqe* cqe);
-  // A completion that names a connection (its index carries the connection's generation).
-  void handle_conn(Tag tag, uint32_t index, const io_uring_cqe* cqe);
+  void on_handoff(int res, uint32_t listener, uint32_t stamp_us);
   void on_control(uint32_t what);
   void on_tick();
   void arm_tick();
   // The kernel dropped completions (-EBADR): counted, and what may wait for them is recovered.
   void on_completions_lost();
 
-  worker::Context ctx_;
+  proxy::Env env_;
+  WorkerSlot& slot_;
+  uring::Ring ring_;
+  uring::FileTable table_;
+  uring::BufRing buffers_;
   uring::BufferRegion& region_;
+  uint64_t drain_deadline_ns_ = 0;
   worker::BufferPool pool_;
   worker::TimerWheel timers_;
   worker::AccessBatch access_;
+  worker::RingOps ops_;
+  proxy::SnapshotCache snapshots_;
+  proxy::Driver driver_;
   worker::Diagnostics diagnostics_;
   worker::SlotAudit audit_;
-  proxy::SnapshotCache snapshots_;
-  proxy::Lifecycle lifecycle_;
-  proxy::Intake intake_;
-  proxy::SniInspector sni_;
-  proxy::Upstream upstream_;
-  proxy::Pump pump_;
   __kernel_timespec tick_ts_{};
 };
 

@@ -20,16 +20,16 @@ Timeouts timeouts() {
   return t;
 }
 
-Conn proxying(uint64_t start, uint64_t active) {
-  Conn c;
-  c.state = State::kProxying;
+Session proxying(uint64_t start, uint64_t active) {
+  Session c;
+  c.phase = Phase::kPump;
   c.start_ns = start;
   c.last_active_ns = active;
   return c;
 }
 
 TEST(Deadlines, IdleCountsFromTheLastActivity) {
-  const Conn c = proxying(0, 100 * kS);
+  const Session c = proxying(0, 100 * kS);
   const Deadline d = next_deadline(c, timeouts());
   EXPECT_EQ(d.at_ns, 400 * kS);
   EXPECT_EQ(d.reason, CloseReason::k_idle_timeout);
@@ -38,7 +38,7 @@ TEST(Deadlines, IdleCountsFromTheLastActivity) {
 }
 
 TEST(Deadlines, AHalfClosedConnectionHasTheShorterFinTimeout) {
-  Conn c = proxying(0, 10 * kS);
+  Session c = proxying(0, 10 * kS);
   c.flow[kDown].eof = true;
   const Deadline d = next_deadline(c, timeouts());
   EXPECT_EQ(d.at_ns, 40 * kS);
@@ -49,8 +49,9 @@ TEST(Deadlines, AHalfClosedConnectionHasTheShorterFinTimeout) {
 }
 
 TEST(Deadlines, QueuedClientsHaveTheQueueTimeoutOnly) {
-  Conn c;
-  c.state = State::kQueued;
+  Session c;
+  c.phase = Phase::kConnect;
+  c.queued = true;
   c.queued_ns = 5 * kS;
   c.last_active_ns = 0;
   const Deadline d = next_deadline(c, timeouts());
@@ -59,9 +60,9 @@ TEST(Deadlines, QueuedClientsHaveTheQueueTimeoutOnly) {
 }
 
 TEST(Deadlines, AProxyHeaderMustBeWholeWithinTheHeaderTimeoutFromTheStart) {
-  Conn c;
-  c.state = State::kProxyHeader;
-  c.start_ns = c.last_active_ns = 1 * kS;
+  Session c;
+  c.phase = Phase::kProxyHeader;
+  c.start_ns = c.phase_ns = 1 * kS;
   const Deadline d = next_deadline(c, timeouts());
   EXPECT_EQ(d.at_ns, 6 * kS);
   EXPECT_EQ(d.reason, CloseReason::k_bad_proxy_header);
@@ -69,10 +70,10 @@ TEST(Deadlines, AProxyHeaderMustBeWholeWithinTheHeaderTimeoutFromTheStart) {
 }
 
 TEST(Deadlines, AClientHelloMustBeWholeWithinTheInspectTimeout) {
-  Conn c;
-  c.state = State::kClientHello;
+  Session c;
+  c.phase = Phase::kClientHello;
   c.start_ns = 1 * kS;
-  c.last_active_ns = 2 * kS;  // the peeking began after a PROXY header
+  c.phase_ns = 2 * kS;  // the peeking began after a PROXY header
   const Deadline d = next_deadline(c, timeouts());
   EXPECT_EQ(d.at_ns, 5 * kS);
   EXPECT_EQ(d.reason, CloseReason::k_bad_client_hello);
@@ -80,8 +81,8 @@ TEST(Deadlines, AClientHelloMustBeWholeWithinTheInspectTimeout) {
 }
 
 TEST(Deadlines, ConnectingHasNoneButMaxDurationAndDrain) {
-  Conn c;
-  c.state = State::kConnecting;
+  Session c;
+  c.phase = Phase::kConnect;
   EXPECT_EQ(next_deadline(c, timeouts()).at_ns, UINT64_MAX);
   Timeouts t = timeouts();
   t.max_duration_ns = 60 * kS;
@@ -93,7 +94,7 @@ TEST(Deadlines, ConnectingHasNoneButMaxDurationAndDrain) {
 }
 
 TEST(Deadlines, WhenSeveralHavePassedDrainWinsThenMaxDuration) {
-  Conn c = proxying(0, 0);
+  Session c = proxying(0, 0);
   Timeouts t = timeouts();
   t.max_duration_ns = 100 * kS;
   EXPECT_EQ(expired_deadline(c, t, 1000 * kS).reason, CloseReason::k_max_duration);
@@ -101,12 +102,40 @@ TEST(Deadlines, WhenSeveralHavePassedDrainWinsThenMaxDuration) {
   EXPECT_EQ(expired_deadline(c, t, 1000 * kS).reason, CloseReason::k_drain);
 }
 
-TEST(Deadlines, ClosingAndFreeConnectionsHaveNone) {
-  Conn c = proxying(0, 0);
-  c.state = State::kClosing;
+TEST(Deadlines, ClosingAndFreeSessionsHaveNone) {
+  Session c = proxying(0, 0);
+  c.phase = Phase::kClosing;
   EXPECT_EQ(next_deadline(c, timeouts()).at_ns, UINT64_MAX);
-  c.state = State::kFree;
+  c.phase = Phase::kFree;
   EXPECT_EQ(expired_deadline(c, timeouts(), UINT64_MAX - 1).at_ns, UINT64_MAX);
+}
+
+TEST(Deadlines, AZeroTimeoutIsOff) {
+  Session c = proxying(0, 0);
+  Timeouts t = timeouts();
+  t.idle_ns = 0;
+  EXPECT_EQ(next_deadline(c, t).at_ns, UINT64_MAX) << "idle-timeout 0: no idle deadline";
+  c.flow[kUp].eof = true;
+  EXPECT_EQ(next_deadline(c, t).reason, CloseReason::k_fin_timeout) << "a fin timeout still applies";
+  t.fin_ns = 0;
+  EXPECT_EQ(next_deadline(c, t).at_ns, UINT64_MAX);
+  t.idle_ns = 300 * kS;
+  EXPECT_EQ(next_deadline(c, t).reason, CloseReason::k_idle_timeout) << "fin-timeout 0: idle applies half-closed";
+  Session h;
+  h.phase = Phase::kProxyHeader;
+  t.proxy_header_ns = 0;
+  EXPECT_EQ(next_deadline(h, t).at_ns, UINT64_MAX);
+  h.phase = Phase::kClientHello;
+  t.tls_inspect_ns = 0;
+  EXPECT_EQ(next_deadline(h, t).at_ns, UINT64_MAX);
+}
+
+TEST(Deadlines, AdmitAndRouteHaveNoneOfTheirOwn) {
+  Session c;
+  for (Phase p : {Phase::kAdmit, Phase::kRoute}) {
+    c.phase = p;
+    EXPECT_EQ(next_deadline(c, timeouts()).at_ns, UINT64_MAX) << phase_name(p);
+  }
 }
 
 }  // namespace
