@@ -57,6 +57,8 @@ const char* op_name(Op op);
   X(source_connections)         \
   X(source_rate)                \
   X(source_table_full)          \
+  X(handshakes)                 \
+  X(source_handshakes)          \
   X(bad_client_hello)           \
   X(no_route)                   \
   X(error)

@@ -176,6 +176,12 @@ struct ListenConfig {
   SourceRate connection_rate_per_source;  // new connections per source: count per period
   unsigned connection_burst_per_source = 0;  // new connections at once; 0 = the rate's count
   unsigned source_table_size = 16384;        // sources tracked, then the least recently seen idle one goes
+  // IPv6 sources are keyed by this prefix (one host holds a /64); IPv4 by the whole address.
+  unsigned source_ipv6_prefix = 64;
+  // Clients still sending their PROXY header or ClientHello (before anything is routed): at most
+  // this many on the listener (0 = only max-connections) and from one source (0 = no bound).
+  unsigned max_handshakes = 0;
+  unsigned max_handshakes_per_source = 64;
   bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
   // Overrides of the global timeouts (unset = Config's).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;

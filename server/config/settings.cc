@@ -323,6 +323,12 @@ const Entry kEntries[] = {
        return set_uint(v, 1, limits::kMaxSourceTableSize, &t.listener->source_table_size, why); }},
     {Level::kListenerDefault, "tls-inspect-timeout", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_duration(v, true, &t.listener->tls_inspect_timeout, why); }},
+    {Level::kListenerDefault, "source-ipv6-prefix", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, 128, &t.listener->source_ipv6_prefix, why); }},
+    {Level::kListenerDefault, "max-handshakes", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_handshakes, why); }},
+    {Level::kListenerDefault, "max-handshakes-per-source", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 0, kMaxConns, &t.listener->max_handshakes_per_source, why); }},
 
     // A listener's own (the top-level keys of the same names are the global settings).
     {Level::kListener, "v6only", nullptr, [](const Value& v, const Target& t, std::string* why) {

@@ -5,7 +5,7 @@
 
 namespace ringlb::sources {
 
-SourceKey source_key(const sockaddr* addr) {
+SourceKey source_key(const sockaddr* addr, unsigned v6_prefix) {
   SourceKey key;
   if (addr->sa_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(addr);
@@ -16,6 +16,13 @@ SourceKey source_key(const sockaddr* addr) {
     const uint8_t* b = v6->sin6_addr.s6_addr;
     for (int i = 0; i < 8; ++i) key.hi = key.hi << 8 | b[i];
     for (int i = 8; i < 16; ++i) key.lo = key.lo << 8 | b[i];
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) || v6_prefix >= 128) return key;
+    if (v6_prefix <= 64) {
+      key.lo = 0;
+      key.hi = v6_prefix == 0 ? 0 : key.hi & (~0ULL << (64 - v6_prefix));
+    } else {
+      key.lo &= ~0ULL << (128 - v6_prefix);
+    }
   }
   return key;
 }

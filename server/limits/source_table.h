@@ -21,8 +21,10 @@ struct SourceKey {
   bool operator==(const SourceKey&) const = default;
 };
 
-// The key of an AF_INET or AF_INET6 sockaddr (anything else: the zero key).
-SourceKey source_key(const sockaddr* addr);
+// The key of an AF_INET or AF_INET6 sockaddr (anything else: the zero key). An IPv6 address is
+// cut to its first `v6_prefix` bits: one host holds a whole /64 and can rotate through it, so
+// per-source limits keyed by /128 would not hold it. (IPv4, also mapped into IPv6, is whole.)
+SourceKey source_key(const sockaddr* addr, unsigned v6_prefix = 128);
 
 struct SourceKeyHash {
   size_t operator()(const SourceKey& k) const;

@@ -20,7 +20,7 @@ Admitted admit_address(const ListenerPolicy& policy, const sockaddr* addr, uint6
   if (!policy.acl.allows(addr)) return {false, CloseReason::k_denied};
   // Denied clients take no token.
   if (policy.sources == nullptr) return {true};
-  const sources::SourceKey k = sources::source_key(addr);
+  const sources::SourceKey k = sources::source_key(addr, policy.source_ipv6_prefix);
   const sources::Admission a = policy.sources->acquire(k, now_ns);
   if (a != sources::Admission::kAdmitted) return {false, refusal_reason(a)};
   *table = policy.sources;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "server/limits/shared_source_table.h"
 #include "server/proxy/admission.h"
 
 namespace ringlb::proxy {
@@ -31,8 +32,8 @@ Step Admit::start(Session& s) {
 bool Admit::needs_peer(const Session& s) const {
   const ListenerPolicy& policy = snapshots_.policy(s.listener);
   const ListenerRoute& route = env_.shared.routes[s.listener];
-  return !policy.acl.empty() || policy.sources != nullptr || (route.accept_proxy && !policy.trusted.empty()) ||
-         env_.shared.access_log != nullptr;
+  return !policy.acl.empty() || policy.sources != nullptr || policy.handshakes != nullptr ||
+         (route.accept_proxy && !policy.trusted.empty()) || env_.shared.access_log != nullptr;
 }
 
 Step Admit::on_completion(Session& s, const Completion& c) {
@@ -55,11 +56,37 @@ Step Admit::check(Session& s) {
   return next(s);
 }
 
-Step Admit::next(const Session& s) const {
+Step Admit::next(Session& s) {
   const ListenerRoute& route = env_.shared.routes[s.listener];
-  if (route.accept_proxy) return Step::to(Phase::kProxyHeader);
-  if (route.sni) return Step::to(Phase::kClientHello);
-  return Step::to(Phase::kRoute);
+  if (!route.accept_proxy && !route.sni) return Step::to(Phase::kRoute);
+  if (Step refused = handshake(s); refused.kind == Step::Kind::kClose) return refused;
+  return Step::to(route.accept_proxy ? Phase::kProxyHeader : Phase::kClientHello);
+}
+
+Step Admit::handshake(Session& s) {
+  const ListenerPolicy& policy = snapshots_.policy(s.listener);
+  // Until its header or hello is whole, a client holds a connection and sends nothing useful:
+  // bounded, so that one source (or a crowd) cannot hold every connection of the listener.
+  std::atomic<uint32_t>& count = env_.shared.listener_handshakes[s.listener];
+  if (count.fetch_add(1, std::memory_order_relaxed) >= policy.max_handshakes && policy.max_handshakes != 0) {
+    count.fetch_sub(1, std::memory_order_relaxed);
+    return Step::close(CloseReason::k_handshakes);
+  }
+  s.handshaking = true;  // released by the driver when the session routes, or closes
+  // A trusted proxy sends its header at once and carries many clients: not bounded per source.
+  const bool trusted = env_.shared.routes[s.listener].accept_proxy && !policy.trusted.empty();
+  if (policy.handshakes != nullptr && s.has_peer && !trusted) {
+    // The socket's own peer, even where a PROXY header will name another client: the sender is
+    // who holds the connection open.
+    const sources::SourceKey key =
+        sources::source_key(reinterpret_cast<const sockaddr*>(&s.peer), policy.source_ipv6_prefix);
+    if (policy.handshakes->acquire(key, env_.now_ns) != sources::Admission::kAdmitted) {
+      return Step::close(CloseReason::k_source_handshakes);
+    }
+    s.handshake_table = policy.handshakes;
+    s.handshake_source = key;
+  }
+  return Step::wait();
 }
 
 }  // namespace ringlb::proxy

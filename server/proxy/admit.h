@@ -25,7 +25,10 @@ class Admit {
   bool needs_peer(const Session& s) const;
   // The peer is known (or not needed): the rules, then the next phase.
   Step check(Session& s);
-  Step next(const Session& s) const;
+  // A client about to send a PROXY header or ClientHello: counted in its listener's handshakes
+  // (and its source's), or refused when there are too many already.
+  Step handshake(Session& s);
+  Step next(Session& s);
 
   Env& env_;
   Io& io_;

@@ -165,6 +165,7 @@ void Driver::apply(Session& s, Step step) {
   for (;;) {
     if (step.kind == Step::Kind::kClose) return close(s, step.reason);
     if (step.kind != Step::Kind::kNext) break;
+    if (s.handshaking && step.next != Phase::kProxyHeader && step.next != Phase::kClientHello) end_handshake(s);
     s.phase = step.next;
     s.phase_ns = env_.now_ns;
     step = start(s);
@@ -214,6 +215,7 @@ void Driver::close(Session& s, CloseReason reason) {
   }
   s.phase = Phase::kClosing;
   s.closing_ns = env_.now_ns;
+  end_handshake(s);
   s.closed_as = reason;
   if (env_.shared.access_log != nullptr) log_access(s, reason);
   s.flow[kUp].waiting = s.flow[kDown].waiting = false;
@@ -252,6 +254,7 @@ void Driver::free(Session& s) {
     flow.granted = -1;
   }
   inspect_proxy_.forget(s.id);
+  end_handshake(s);
   count_backend(s, false);
   if (s.listener_counted) {
     env_.shared.listener_active[s.listener].fetch_sub(1, std::memory_order_relaxed);
@@ -271,6 +274,17 @@ void Driver::free(Session& s) {
   // Counted after the live count drops, so that a scrape (which reads closed, then live, then
   // accepted) never counts a session twice.
   env_.stats.close(s.closed_as).add();
+}
+
+void Driver::end_handshake(Session& s) {
+  if (s.handshaking) {
+    env_.shared.listener_handshakes[s.listener].fetch_sub(1, std::memory_order_relaxed);
+    s.handshaking = false;
+  }
+  if (s.handshake_table != nullptr) {
+    s.handshake_table->release(s.handshake_source);
+    s.handshake_table = nullptr;
+  }
 }
 
 void Driver::hand_out_grants() {

@@ -82,6 +82,8 @@ class Driver final : private QueueVisitor {
   void drain_removed(uint16_t cluster, const balancer::Snapshot& snapshot);
   Timeouts timeouts_for(const Session& s) const;
   void set_live(uint32_t live);
+  // The session's handshake is over (it routes, or it closes): its counts are released.
+  void end_handshake(Session& s);
   void dispatch_queue();
 
   // QueueVisitor.

@@ -101,7 +101,7 @@ struct Session {
   bool has_server_name = false;  // the driver's server_name(id) holds its ClientHello's SNI
   bool listener_counted = false; // counted in SharedState::listener_active of its listener
   bool queued = false;           // kConnect: waiting in the maxconn queue
-  bool inspecting = false;       // counted among its listener's clients still sending a header
+  bool handshaking = false;      // counted in its listener's handshakes (driver.cc releases it)
   bool finishing = false;        // Step::finish came: closes once nothing is in flight
   uint8_t socket_retries = 0;    // socket_direct_alloc tries that found the table full
   int client = -1;               // direct slots, -1 when closed
@@ -117,6 +117,8 @@ struct Session {
   sources::SourceKey source;
   sources::SharedSourceTable* named_source_table = nullptr;
   sources::SourceKey named_source;
+  sources::SharedSourceTable* handshake_table = nullptr;  // per-source handshakes, keyed by `peer`'s
+  sources::SourceKey handshake_source;
   uint64_t key_hash = 0;
   uint32_t attempts = 0;
   uint64_t tried = 0;            // backends already tried for this client (first 64)

@@ -89,6 +89,23 @@ sources::SharedSourceTable* source_table(const ListenConfig& l, size_t index, Sh
   return table.get();
 }
 
+// The table that bounds listener `index`'s clients still in their handshake per source; null
+// where nothing is inspected or there is no bound.
+sources::SharedSourceTable* handshake_table(const ListenConfig& l, size_t index, SharedState* shared) {
+  std::unique_ptr<sources::SharedSourceTable>& table = shared->handshake_tables[index];
+  const bool inspects = l.accept_proxy || !l.sni_routes.empty();
+  if (!inspects || l.max_handshakes_per_source == 0) return nullptr;
+  sources::SourceLimits limits;
+  limits.max_connections = l.max_handshakes_per_source;
+  limits.capacity = l.source_table_size;
+  if (!table) {
+    table = std::make_unique<sources::SharedSourceTable>(limits, nullptr);
+  } else {
+    table->configure(limits);
+  }
+  return table.get();
+}
+
 bool same_routes(const ListenConfig& a, const ListenConfig& b) {
   if (a.cluster != b.cluster || a.sni_default != b.sni_default || a.sni_routes.size() != b.sni_routes.size()) {
     return false;
@@ -291,6 +308,9 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
     p.max_connections = l.max_connections;
     // Nothing from here on fails: a config refused earlier has changed no table.
     p.sources = source_table(l, index, shared);
+    p.source_ipv6_prefix = l.source_ipv6_prefix;
+    p.max_handshakes = l.max_handshakes;
+    p.handshakes = handshake_table(l, index, shared);
     p.idle_timeout = l.idle_timeout.value_or(config.idle_timeout);
     p.fin_timeout = l.fin_timeout.value_or(config.fin_timeout);
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);

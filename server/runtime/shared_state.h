@@ -64,6 +64,11 @@ struct ListenerPolicy {
   unsigned max_connections = 0;  // 0: only the global limit
   // Its per-source table (SharedState::source_tables), or null: no per-source limits.
   sources::SharedSourceTable* sources = nullptr;
+  unsigned source_ipv6_prefix = 64;  // IPv6 sources are keyed by this prefix
+  // Clients still in their handshake (PROXY header, ClientHello): at most max_handshakes on the
+  // listener (0: no bound) and, through `handshakes` (null: no bound), so many per source.
+  unsigned max_handshakes = 0;
+  sources::SharedSourceTable* handshakes = nullptr;
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
   // A reload removed the listener: its connections get the drain deadline and are then closed.
@@ -98,6 +103,10 @@ struct SharedState {
   // published) and kept for the life of the process: a connection releases its source into the
   // table that admitted it, whatever reloads did since.
   std::array<std::unique_ptr<sources::SharedSourceTable>, kMaxListeners> source_tables;
+  // The same for clients still in their handshake, per source (max-handshakes-per-source), and
+  // their count per listener (max-handshakes).
+  std::array<std::unique_ptr<sources::SharedSourceTable>, kMaxListeners> handshake_tables;
+  std::array<std::atomic<uint32_t>, kMaxListeners> listener_handshakes{};
   // The acceptor's thread only (start-up, reloads): the listener behind each index used so far,
   // and whether it still serves. An index is never given to another listener.
   std::vector<ListenConfig> listener_configs;

@@ -198,5 +198,36 @@ TEST(SourceLimits, AReloadChangesTheCapAndKeepsTheCounts) {
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
+// One source opens every connection an accept-proxy listener has and sends nothing. Bounded per
+// source while they are in their handshake, it cannot shut the others out; unbounded (as before
+// the bound existed), it does, until the header timeout.
+TEST(SourceLimits, ASilentSourceCannotHoldEveryConnectionOfAListenerBeforeItsHeader) {
+  Backend echo(echo_handler());
+  for (const bool bounded : {false, true}) {
+    SCOPED_TRACE(bounded ? "max-handshakes-per-source = 5" : "max-handshakes-per-source = 0");
+    TempDir dir;
+    RinglbProcess lb;
+    ASSERT_TRUE(lb.start({"--config", write_config(dir, echo.address(),
+                                                   "accept-proxy = true\nmax-connections = 20\n"
+                                                   "proxy-header-timeout = \"30s\"\n"
+                                                   "max-handshakes-per-source = " + std::string(bounded ? "5" : "0") + "\n")}))
+        << lb.output();
+    std::vector<Fd> silent;
+    for (int i = 0; i < 20; ++i) silent.push_back(connect_loopback_from(source(2).c_str(), lb.port()));
+    const double held = bounded ? 5 : 20;
+    EXPECT_TRUE(eventually([&] { return live(lb) == held; })) << lb.scrape();
+    if (bounded) {
+      EXPECT_TRUE(eventually([&] { return lb.closed_total("source_handshakes") == 15; }));
+    }
+    const std::string header = "PROXY TCP4 203.0.113.9 127.0.0.1 4711 " + std::to_string(lb.port()) + "\r\n";
+    Fd other = echoing_client(lb.port(), source(3), header);
+    EXPECT_EQ(static_cast<bool>(other), bounded) << "another source gets through only with the bound";
+    if (!bounded) {
+      EXPECT_TRUE(eventually([&] { return lb.closed_total("max_connections") == 1; }));
+    }
+    EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+  }
+}
+
 }  // namespace
 }  // namespace ringlb::testing

@@ -104,5 +104,25 @@ TEST(TrustedProxies, ATrickledHeaderIsClosedAtTheHeaderTimeout) {
   EXPECT_EQ(named.accepted(), 0);
 }
 
+// Without trusted-proxies anyone may send a header; a client closed before its header was read
+// is still named in the access log by its socket's address (asked for before anything is read).
+TEST(TrustedProxies, AClientClosedBeforeItsHeaderIsNamedInTheAccessLog) {
+  Backend named(name_handler("served"));
+  TempDir dir;
+  const std::string path = dir.path() + "/open.toml";
+  std::ofstream(path) << "health-interval = \"0s\"\naccess-log = \"" << dir.path() << "/access.log\"\n"
+                      << "\n[cluster.app]\nbackends = [\"" << named.address() << "\"]\n\n"
+                      << "[[listener]]\nname = \"open\"\naddress = \"127.0.0.1:0\"\ncluster = \"app\"\n"
+                      << "accept-proxy = true\n";
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", path})) << lb.output();
+  EXPECT_EQ(answer(lb.port(), "127.0.0.9", "NOT A HEADER\r\n"), "");
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("bad_proxy_header") == 1; }));
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+  const std::string log = read_file(dir.path() + "/access.log");
+  EXPECT_NE(log.find("client=127.0.0.9:"), std::string::npos) << log;
+  EXPECT_NE(log.find("close=bad_proxy_header"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace ringlb::testing

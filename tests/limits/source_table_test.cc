@@ -17,11 +17,11 @@ SourceKey v4(const std::string& text) {
   return source_key(reinterpret_cast<const sockaddr*>(&a));
 }
 
-SourceKey v6(const std::string& text) {
+SourceKey v6(const std::string& text, unsigned prefix = 128) {
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   inet_pton(AF_INET6, text.c_str(), &a.sin6_addr);
-  return source_key(reinterpret_cast<const sockaddr*>(&a));
+  return source_key(reinterpret_cast<const sockaddr*>(&a), prefix);
 }
 
 SourceLimits limits(uint32_t max, uint64_t interval_ns, uint32_t burst, uint32_t capacity) {
@@ -43,6 +43,18 @@ TEST(SourceKey, Ipv4AndItsMappedIpv6AreOneSourceAndPortsDoNotMatter) {
   a.sin_port = htons(1);
   b.sin_port = htons(2);
   EXPECT_EQ(source_key(reinterpret_cast<sockaddr*>(&a)), source_key(reinterpret_cast<sockaddr*>(&b)));
+}
+
+TEST(SourceKey, Ipv6IsCutToItsPrefixButMappedIpv4StaysWhole) {
+  EXPECT_EQ(v6("2001:db8:1:2::1", 64), v6("2001:db8:1:2:ffff:ffff:ffff:ffff", 64));
+  EXPECT_FALSE(v6("2001:db8:1:2::1", 64) == v6("2001:db8:1:3::1", 64));
+  EXPECT_EQ(v6("2001:db8:1:2::1", 48), v6("2001:db8:1:ff::1", 48));
+  EXPECT_FALSE(v6("2001:db8:1:2::1", 48) == v6("2001:db8:2:2::1", 48));
+  EXPECT_EQ(v6("2001:db8::1:0", 112), v6("2001:db8::1:ffff", 112));
+  EXPECT_FALSE(v6("2001:db8::1:0", 112) == v6("2001:db8::2:0", 112));
+  EXPECT_EQ(v6("::", 0), v6("ffff::1", 0));
+  EXPECT_FALSE(v6("::ffff:10.1.2.3", 64) == v6("::ffff:10.1.2.4", 64)) << "an IPv4 client is one host";
+  EXPECT_EQ(v6("::ffff:10.1.2.3", 64), v4("10.1.2.3"));
 }
 
 TEST(SourceTable, CapsLiveConnectionsPerSourceExactly) {

@@ -1,4 +1,5 @@
 // The admit phase through the fake seam: what a client must pass before a byte of it is read.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include "tests/proxy/harness.h"
@@ -130,6 +131,84 @@ TEST(Admit, ATrustedProxyIsNotHeldToThePerSourceLimitsItself) {
     EXPECT_EQ(h.session(id).phase, Phase::kProxyHeader);
   }
   EXPECT_EQ(h.count(Request::kRecv), 3u);
+}
+
+Config sni_listener() {
+  Config c = default_config();
+  c.listen[0].cluster = "";
+  c.listen[0].sni_routes = {{"a.example", "web"}};
+  return c;
+}
+
+TEST(Admit, ClientsStillInTheirHandshakeAreBoundedPerSourceUntilTheyRoute) {
+  Config c = sni_listener();
+  c.listen[0].max_handshakes_per_source = 2;
+  Harness h(c);
+  const uint32_t a = h.open(100);
+  h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.7", 1));
+  h.open(101);
+  h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.7", 2));
+  h.open(102);
+  h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.7", 3));
+  EXPECT_EQ(h.closed(CloseReason::k_source_handshakes), 1u);
+  const uint32_t other = h.open(103);
+  h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.8", 4));
+  EXPECT_EQ(h.session(other).phase, Phase::kClientHello) << "another source is not held to its bound";
+  // The first one's hello is whole: it routes, and its place is free again.
+  h.receive(h.last_on(Request::kRecv, 100), client_hello("a.example"));
+  EXPECT_EQ(h.session(a).phase, Phase::kConnect);
+  const uint32_t again = h.open(104);
+  h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.7", 5));
+  EXPECT_EQ(h.session(again).phase, Phase::kClientHello);
+}
+
+TEST(Admit, ClientsStillInTheirHandshakeAreBoundedPerListener) {
+  Config c = sni_listener();
+  c.listen[0].max_handshakes = 2;
+  c.listen[0].max_handshakes_per_source = 0;
+  Harness h(c);
+  h.open(100);
+  h.open(101);
+  EXPECT_FALSE(h.has(Request::kPeerName)) << "no per-source bound: the peer is not needed";
+  h.open(102);
+  EXPECT_EQ(h.closed(CloseReason::k_handshakes), 1u);
+  EXPECT_EQ(h.shared->listener_handshakes[0].load(), 2u);
+  h.driver->close_all(CloseReason::k_drain);
+  EXPECT_EQ(h.shared->listener_handshakes[0].load(), 0u) << "released at the close";
+}
+
+TEST(Admit, ATrustedProxyIsNotBoundPerSourceInItsHandshakes) {
+  Config c = default_config();
+  c.listen[0].accept_proxy = true;
+  c.listen[0].trusted_proxies = {cidr("127.0.0.5/32")};
+  c.listen[0].max_handshakes_per_source = 1;
+  Harness h(c);
+  for (int slot : {100, 101, 102}) {
+    const uint32_t id = h.open(slot);
+    h.answer_peer(h.last(Request::kPeerName), ipv4("127.0.0.5", static_cast<uint16_t>(slot)));
+    EXPECT_EQ(h.session(id).phase, Phase::kProxyHeader);
+  }
+}
+
+TEST(Admit, AnIpv6SourceIsKeyedByItsPrefix) {
+  Config c = default_config();
+  c.listen[0].max_connections_per_source = 1;
+  Harness h(c);
+  sockaddr_in6 one{};
+  one.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "2001:db8:1:2::1", &one.sin6_addr);
+  sockaddr_in6 same_64 = one;
+  inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &same_64.sin6_addr);
+  sockaddr_in6 other_64 = one;
+  inet_pton(AF_INET6, "2001:db8:1:3::1", &other_64.sin6_addr);
+  h.open(100);
+  h.answer_peer(h.last(Request::kPeerName), one);
+  h.open(101);
+  h.answer_peer(h.last(Request::kPeerName), same_64);
+  EXPECT_EQ(h.closed(CloseReason::k_source_connections), 1u) << "one host, another /128 of its /64";
+  const uint32_t other = h.open(102);
+  h.answer_peer(h.last(Request::kPeerName), other_64);
+  EXPECT_EQ(h.session(other).phase, Phase::kConnect);
 }
 
 }  // namespace

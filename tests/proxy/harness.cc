@@ -106,6 +106,15 @@ uint32_t Harness::open(int slot, uint16_t listener) {
   return id < 0 ? 0 : static_cast<uint32_t>(id);
 }
 
+uint32_t Harness::arrive(int slot, const std::string& from) {
+  const size_t before = mark();
+  const uint32_t id = open(slot);
+  if (mark() > before && ops->requests[before].kind == Request::kPeerName) {
+    answer_peer(ops->requests[before], ipv4(from, static_cast<uint16_t>(40000 + slot)));
+  }
+  return id;
+}
+
 std::vector<Request> Harness::since(size_t from) const {
   return std::vector<Request>(ops->requests.begin() + static_cast<long>(from), ops->requests.end());
 }
@@ -183,8 +192,7 @@ void Harness::advance(uint64_t ns) {
 }
 
 uint32_t Harness::pumping(int client, int backend) {
-  const uint32_t id = open(client);
-  if (ops->requests.back().kind == Request::kPeerName) answer_peer(ops->requests.back(), ipv4("127.0.0.2", 40000));
+  const uint32_t id = arrive(client);
   give_socket(last(Request::kSocket), backend);
   complete(last(Request::kConnect), 0);
   EXPECT_EQ(session(id).phase, Phase::kPump);

@@ -41,6 +41,8 @@ class Harness {
 
   // A client arrives in `slot` on listener `listener`: its session id.
   uint32_t open(int slot = kClientSlot, uint16_t listener = 0);
+  // The same, from `from`: a peer-name request (admit asks where a rule needs it) is answered.
+  uint32_t arrive(int slot = kClientSlot, const std::string& from = "127.0.0.2");
   const Session& session(uint32_t id) const { return driver->sessions()[id]; }
 
   // Requests made so far; `from` skips the first ones (see mark()).

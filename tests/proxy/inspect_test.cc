@@ -36,7 +36,7 @@ uint32_t from_trusted_proxy(Harness& h, int slot) {
 
 TEST(InspectProxy, PeeksThenTakesExactlyTheHeaderAndTheClientItNames) {
   Harness h(accept_proxy());
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   const Request peek = h.last(Request::kRecv);
   EXPECT_TRUE(peek.spec.peek);
   EXPECT_FALSE(peek.spec.poll_first) << "the proxy in front speaks at once";
@@ -56,7 +56,7 @@ TEST(InspectProxy, PeeksThenTakesExactlyTheHeaderAndTheClientItNames) {
 
 TEST(InspectProxy, AHeaderInPiecesIsTakenPieceByPieceThenPeekedAgain) {
   Harness h(accept_proxy());
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   h.receive(h.last(Request::kRecv), kHeader.substr(0, 20));
   const Request consume = h.last(Request::kRecvExact);
   EXPECT_EQ(consume.len, 20u);
@@ -70,7 +70,7 @@ TEST(InspectProxy, AHeaderInPiecesIsTakenPieceByPieceThenPeekedAgain) {
 
 TEST(InspectProxy, AMalformedHeaderClosesTheClient) {
   Harness h(accept_proxy());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), "GET / HTTP/1.0\r\n\r\n");
   EXPECT_EQ(h.closed(CloseReason::k_bad_proxy_header), 1u);
   EXPECT_FALSE(h.has(Request::kRecvExact));
@@ -79,21 +79,21 @@ TEST(InspectProxy, AMalformedHeaderClosesTheClient) {
 
 TEST(InspectProxy, EofBeforeAWholeHeaderIsABadHeader) {
   Harness h(accept_proxy());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), "");
   EXPECT_EQ(h.closed(CloseReason::k_bad_proxy_header), 1u);
 }
 
 TEST(InspectProxy, AResetWhilePeekingIsAReset) {
   Harness h(accept_proxy());
-  h.open();
+  h.arrive();
   h.complete(h.last(Request::kRecv), -ECONNRESET);
   EXPECT_EQ(h.closed(CloseReason::k_reset), 1u);
 }
 
 TEST(InspectProxy, AShortConsumeIsAnError) {
   Harness h(accept_proxy());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), kHeader);
   h.complete(h.last(Request::kRecvExact), 3);
   EXPECT_EQ(h.closed(CloseReason::k_error), 1u);
@@ -101,7 +101,7 @@ TEST(InspectProxy, AShortConsumeIsAnError) {
 
 TEST(InspectProxy, EofWhileConsumingIsAnError) {
   Harness h(accept_proxy());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), kHeader);
   h.complete(h.last(Request::kRecvExact), 0);
   EXPECT_EQ(h.closed(CloseReason::k_error), 1u);
@@ -111,7 +111,7 @@ TEST(InspectProxy, TheHeaderTimeoutCountsFromTheFirstPeek) {
   Config c = accept_proxy();
   c.listen[0].proxy_header_timeout = Millis(5000);
   Harness h(c);
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   h.advance(4999 * kMs);
   EXPECT_EQ(h.session(id).phase, Phase::kProxyHeader);
   h.advance(1 * kMs);
@@ -126,13 +126,13 @@ TEST(InspectProxy, WithNoBufferItWaitsItsTurnAndPeeksIntoTheGrantedOne) {
   Config c = accept_proxy();
   c.buffers_per_worker = 1;
   Harness h(c);
-  h.open(100);  // one that holds the only buffer: its header, its backend, then bytes
+  h.arrive(100);  // one that holds the only buffer: its header, its backend, then bytes
   h.receive(h.last(Request::kRecv), kHeader);
   h.complete(h.last(Request::kRecvExact), static_cast<int>(kHeader.size()));
   h.give_socket(h.last(Request::kSocket), 200);
   h.complete(h.last(Request::kConnect), 0);
   h.receive(h.last_on(Request::kRecv, 200), "x");
-  const uint32_t id = h.open(101);
+  const uint32_t id = h.arrive(101);
   const size_t from = h.mark();
   h.receive(h.last(Request::kRecv), kHeader);  // the ring is empty: -ENOBUFS
   EXPECT_EQ(h.since(from).size(), 0u) << "no retry: it waits";
@@ -195,7 +195,7 @@ TEST(InspectProxy, ALocalHeaderFromATrustedProxyCountsTheProxyItself) {
 
 TEST(InspectTls, AWholeHelloRoutesByItsServerName) {
   Harness h(sni());
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   const Request peek = h.last(Request::kRecv);
   EXPECT_TRUE(peek.spec.peek);
   h.receive(peek, client_hello("b.example"));
@@ -209,7 +209,7 @@ TEST(InspectTls, AWholeHelloRoutesByItsServerName) {
 
 TEST(InspectTls, AHelloInPiecesWaitsForTheRestAtTheLowWaterMark) {
   Harness h(sni());
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   const std::string hello = client_hello("a.example");
   h.receive(h.last(Request::kRecv), hello.substr(0, 10));
   const Request lowat = h.last(Request::kLowat);
@@ -226,7 +226,7 @@ TEST(InspectTls, AHelloInPiecesWaitsForTheRestAtTheLowWaterMark) {
 
 TEST(InspectTls, TheSameBytesAgainMeanTheClientSentFinMidHello) {
   Harness h(sni());
-  h.open();
+  h.arrive();
   const std::string hello = client_hello("a.example");
   h.receive(h.last(Request::kRecv), hello.substr(0, 10));
   h.receive(h.last(Request::kRecv), hello.substr(0, 10));
@@ -235,21 +235,21 @@ TEST(InspectTls, TheSameBytesAgainMeanTheClientSentFinMidHello) {
 
 TEST(InspectTls, NotTlsIsABadHello) {
   Harness h(sni());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), "GET / HTTP/1.1\r\n\r\n");
   EXPECT_EQ(h.closed(CloseReason::k_bad_client_hello), 1u);
 }
 
 TEST(InspectTls, EofBeforeAHelloIsABadHello) {
   Harness h(sni());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), "");
   EXPECT_EQ(h.closed(CloseReason::k_bad_client_hello), 1u);
 }
 
 TEST(InspectTls, ANameNoRouteMatchesClosesWithNoRoute) {
   Harness h(sni());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), client_hello("c.example"));
   EXPECT_EQ(h.closed(CloseReason::k_no_route), 1u);
   EXPECT_FALSE(h.has(Request::kSocket));
@@ -259,7 +259,7 @@ TEST(InspectTls, TheInspectTimeoutClosesASilentClient) {
   Config c = sni();
   c.listen[0].tls_inspect_timeout = Millis(3000);
   Harness h(c);
-  const uint32_t id = h.open();
+  const uint32_t id = h.arrive();
   h.advance(2999 * kMs);
   EXPECT_EQ(h.session(id).phase, Phase::kClientHello);
   h.advance(1 * kMs);
@@ -268,7 +268,7 @@ TEST(InspectTls, TheInspectTimeoutClosesASilentClient) {
 
 TEST(InspectTls, APeekCancelledBecauseItsLowWaterMarkFailedCloses) {
   Harness h(sni());
-  h.open();
+  h.arrive();
   h.receive(h.last(Request::kRecv), client_hello("a.example").substr(0, 10));
   h.complete(h.last(Request::kRecv), -ECANCELED);
   EXPECT_EQ(h.closed(CloseReason::k_error), 1u);
