@@ -344,7 +344,13 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const sockadd
   memcpy(&exporter->bind_addr_, bind_addr, std::min<size_t>(bind_len, sizeof(exporter->bind_addr_)));
   exporter->bind_len_ = bind_len;
   try {
-    exporter->exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
+    // CivetWeb's own option names (civetweb.h's user manual); the Exposer hands them through.
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", bind,
+        "num_threads", std::to_string(kThreads),
+        "request_timeout_ms", std::to_string(kRequestTimeoutMs),
+        "enable_keep_alive", "no",
+    });
   } catch (const std::exception& e) {
     *error = "cannot serve metrics on " + bind + ": the address is in use or not available";
     return nullptr;
