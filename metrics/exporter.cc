@@ -210,6 +210,17 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(f));
   }
   {
+    MetricFamily f = family("ringlb_control_clients_dropped_total",
+                            "Control-socket clients closed by ringlb, by reason: busy (every place taken, or "
+                            "stopping), command_timeout, answer_timeout.",
+                            MetricType::Counter);
+    for (size_t i = 0; i < a.control_drops.size(); ++i) {
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.control_drops[i].get()),
+                                      {{"reason", control_drop_name(static_cast<ControlDrop>(i))}}));
+    }
+    out.push_back(std::move(f));
+  }
+  {
     MetricFamily up = family("ringlb_backend_up", "Whether the backend takes new connections (1) or not (0).", MetricType::Gauge);
     MetricFamily active = family("ringlb_backend_connections_active", "Live connections to the backend.", MetricType::Gauge);
     MetricFamily attempts = family("ringlb_backend_connect_attempts_total", "Connects started to the backend.", MetricType::Counter);

@@ -276,8 +276,8 @@ int serve(const Config& config, int argc, char** argv) {
     }
     close(takeover_conn);
   }
-  if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
-    log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
+  if (Status s = config.control_socket.empty() ? Status() : acceptor.open_control(config.control_socket); !s.ok()) {
+    log(LogLevel::kWarning, "%s", s.message().c_str());  // serving matters more: carry on without it
   }
   // Backends written as names: resolved on a thread of their own, published as they answer.
   discovery::DnsResolver resolver(&publisher, &shared.registry->dns);

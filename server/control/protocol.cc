@@ -26,7 +26,7 @@ bool make_unix_address(const std::string& path, sockaddr_un* addr) {
 // What a refusal line says ("error: WHY" or "busy"), or empty for any other line.
 std::string refusal(const std::string& line) {
   if (line.rfind("error: ", 0) == 0) return line.substr(7);
-  if (line == "busy") return "busy (too many control clients at once, or stopping)";
+  if (line == "busy") return "busy (every place is taken by other control clients, or it is stopping)";
   return {};
 }
 
