@@ -210,10 +210,10 @@ void ControlServer::on_recv(uint32_t c, int res) {
 void ControlServer::on_command(uint32_t c, const std::string& command) {
   Client& cl = clients_[c];
   control::Command cmd;
-  if (std::string why = control::parse_command(command, &cmd); !why.empty()) {
-    log(LogLevel::kWarning, "control: command refused: %s", why.c_str());
+  if (Status s = control::parse_command(command, &cmd); !s.ok()) {
+    log(LogLevel::kWarning, "control: command refused: %s", s.message().c_str());
     cl.answer_what = "error";
-    return answer(c, "error: " + why + "\n");
+    return answer(c, "error: " + s.message() + "\n");
   }
   cl.answer_what = control::verb_name(cmd.verb);
   switch (cmd.verb) {
@@ -249,9 +249,9 @@ void ControlServer::on_command(uint32_t c, const std::string& command) {
                      "so change it there once it serves\n");
   }
   std::string done;
-  if (std::string why = control::apply_backend_command(*shared_.publisher, cmd, &done); !why.empty()) {
-    log(LogLevel::kWarning, "control: %s refused: %s", control::verb_name(cmd.verb), why.c_str());
-    return answer(c, "error: " + why + "\n");
+  if (Status s = control::apply_backend_command(*shared_.publisher, cmd, &done); !s.ok()) {
+    log(LogLevel::kWarning, "control: %s refused: %s", control::verb_name(cmd.verb), s.message().c_str());
+    return answer(c, "error: " + s.message() + "\n");
   }
   // `done` names the backend ("web 10.0.0.2:8080: weight 0, drain"), as the command does.
   const size_t named = done.find(": ");
