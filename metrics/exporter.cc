@@ -210,6 +210,17 @@ std::vector<MetricFamily> Collector::Collect() const {
     out.push_back(std::move(f));
   }
   {
+    MetricFamily f = family("ringlb_control_clients_dropped_total",
+                            "Control-socket clients closed by ringlb, by reason: busy (every place taken, or "
+                            "stopping), command_timeout, answer_timeout.",
+                            MetricType::Counter);
+    for (size_t i = 0; i < a.control_drops.size(); ++i) {
+      f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(a.control_drops[i].get()),
+                                      {{"reason", control_drop_name(static_cast<ControlDrop>(i))}}));
+    }
+    out.push_back(std::move(f));
+  }
+  {
     MetricFamily up = family("ringlb_backend_up", "Whether the backend takes new connections (1) or not (0).", MetricType::Gauge);
     MetricFamily active = family("ringlb_backend_connections_active", "Live connections to the backend.", MetricType::Gauge);
     MetricFamily attempts = family("ringlb_backend_connect_attempts_total", "Connects started to the backend.", MetricType::Counter);
@@ -344,7 +355,13 @@ std::unique_ptr<Exporter> Exporter::start(const std::string& bind, const sockadd
   memcpy(&exporter->bind_addr_, bind_addr, std::min<size_t>(bind_len, sizeof(exporter->bind_addr_)));
   exporter->bind_len_ = bind_len;
   try {
-    exporter->exposer_ = std::make_unique<prometheus::Exposer>(bind, 2);
+    // CivetWeb's own option names (civetweb.h's user manual); the Exposer hands them through.
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", bind,
+        "num_threads", std::to_string(kThreads),
+        "request_timeout_ms", std::to_string(kRequestTimeoutMs),
+        "enable_keep_alive", "no",
+    });
   } catch (const std::exception& e) {
     *error = "cannot serve metrics on " + bind + ": the address is in use or not available";
     return nullptr;

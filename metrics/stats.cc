@@ -31,6 +31,15 @@ const char* install_reason_name(InstallReason reason) {
   return kNames[static_cast<size_t>(reason)];
 }
 
+const char* control_drop_name(ControlDrop reason) {
+  static const char* const kNames[] = {
+#define RINGLB_NAME(name) #name,
+      RINGLB_CONTROL_DROPS(RINGLB_NAME)
+#undef RINGLB_NAME
+  };
+  return kNames[static_cast<size_t>(reason)];
+}
+
 void AcceptorStats::handoff_failed(int err) {
   for (size_t i = 0; i < kHandoffErrnos.size(); ++i) {
     if (kHandoffErrnos[i] == err) {

@@ -85,6 +85,21 @@ enum class InstallReason : uint8_t {
 };
 const char* install_reason_name(InstallReason reason);
 
+// Why ringlb closed a control-socket client on its own (label reason=...): every place was taken
+// (or it was stopping), no command line within the deadline, the answer not taken within it.
+#define RINGLB_CONTROL_DROPS(X) \
+  X(busy)                       \
+  X(command_timeout)            \
+  X(answer_timeout)
+
+enum class ControlDrop : uint8_t {
+#define RINGLB_ENUM(name) k_##name,
+  RINGLB_CONTROL_DROPS(RINGLB_ENUM)
+#undef RINGLB_ENUM
+      kCount
+};
+const char* control_drop_name(ControlDrop reason);
+
 struct BackendStats {
   LocalCounter connect_attempts;
   LocalCounter connect_failures;
@@ -155,10 +170,12 @@ struct alignas(64) AcceptorStats {
   LocalCounter handoff_retries;
   std::array<LocalCounter, static_cast<size_t>(InstallReason::kCount)> fd_installs{};
   std::array<LocalHistogram, static_cast<size_t>(Op::kCount)> cqe_latency{};
+  std::array<LocalCounter, static_cast<size_t>(ControlDrop::kCount)> control_drops{};
 
   void handoff_failed(int err);
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
   void installed(InstallReason r) { fd_installs[static_cast<size_t>(r)].add(); }
+  void control_dropped(ControlDrop r) { control_drops[static_cast<size_t>(r)].add(); }
 };
 
 // A listener's per-source table (server/limits/shared_source_table.h), as the scrape reads it:

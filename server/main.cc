@@ -182,13 +182,13 @@ int serve(const Config& config, int argc, char** argv) {
     // The runtime state first, on a connection of its own (the listeners' one ends the old
     // process's control socket): drains, maintenance and runtime weights carry over.
     std::string state;
-    if (request_overrides(config.takeover, &state, &error) < 0) {
-      log(LogLevel::kWarning, "takeover: runtime state not carried over: %s", error.c_str());
+    if (Status s = request_overrides(config.takeover, &state); !s.ok()) {
+      log(LogLevel::kWarning, "takeover: runtime state not carried over: %s", s.message().c_str());
     } else {
       control::restore_overrides(publisher, state);
     }
-    if (request_listeners(config.takeover, &inherited, &takeover_conn, &error) < 0) {
-      log(LogLevel::kWarning, "takeover: %s; binding the listeners here", error.c_str());
+    if (Status s = request_listeners(config.takeover, &inherited, &takeover_conn); !s.ok()) {
+      log(LogLevel::kWarning, "takeover: %s; binding the listeners here", s.message().c_str());
     }
   }
 
@@ -276,8 +276,8 @@ int serve(const Config& config, int argc, char** argv) {
     }
     close(takeover_conn);
   }
-  if (!config.control_socket.empty() && acceptor.open_control(config.control_socket, &error) < 0) {
-    log(LogLevel::kWarning, "%s", error.c_str());  // serving matters more: carry on without it
+  if (Status s = config.control_socket.empty() ? Status() : acceptor.open_control(config.control_socket); !s.ok()) {
+    log(LogLevel::kWarning, "%s", s.message().c_str());  // serving matters more: carry on without it
   }
   // Backends written as names: resolved on a thread of their own, published as they answer.
   discovery::DnsResolver resolver(&publisher, &shared.registry->dns);

@@ -31,8 +31,8 @@ class Acceptor {
   // registered as a direct descriptor (its fd is closed here); the others are made through
   // io_uring. On failure returns -errno and *error names the address and the reason.
   int open_listeners(const std::vector<InheritedListener>& inherited, std::string* error);
-  // Serves the control socket at `path` on this ring. 0 or -errno (with *error).
-  int open_control(const std::string& path, std::string* error);
+  // Serves the control socket at `path` on this ring.
+  Status open_control(const std::string& path);
   // Called on SIGHUP, in the acceptor's thread, outside the reaping of completions (so that the
   // reload may bind listeners through this ring: see apply_listeners).
   void set_reload(std::function<void()> reload) { reload_ = std::move(reload); }

@@ -129,10 +129,10 @@ int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, st
   return 0;
 }
 
-int Acceptor::open_control(const std::string& path, std::string* error) {
+Status Acceptor::open_control(const std::string& path) {
   std::vector<int> slots;
   for (const Listener& l : listeners_) slots.push_back(l.slot);
-  return control_.open(path, std::move(slots), bound_, error);
+  return control_.open(path, std::move(slots), bound_);
 }
 
 void Acceptor::update_control() {

@@ -52,7 +52,7 @@ std::string verbs_list() {
 
 const char* verb_name(Verb v) { return info(v).name; }
 
-std::string split_words(std::string_view line, std::vector<std::string>* words) {
+Status split_words(std::string_view line, std::vector<std::string>* words) {
   words->clear();
   size_t i = 0;
   for (;;) {
@@ -62,20 +62,20 @@ std::string split_words(std::string_view line, std::vector<std::string>* words) 
     if (line[i] != '"') {
       for (; i < line.size() && line[i] != ' ' && line[i] != '\t'; ++i) {
         const unsigned char ch = static_cast<unsigned char>(line[i]);
-        if (ch < 0x20 || ch == 0x7f) return "control character in the command (byte " + std::to_string(i + 1) + ")";
-        if (ch == '"' || ch == '\\') return "a quote or backslash inside the word '" + shown(line.substr(0, i)) + "...'";
+        if (ch < 0x20 || ch == 0x7f) return Status::error("control character in the command (byte " + std::to_string(i + 1) + ")");
+        if (ch == '"' || ch == '\\') return Status::error("a quote or backslash inside the word '" + shown(line.substr(0, i)) + "...'");
         word += line[i];
       }
     } else {
       const size_t start = i++;
       for (;; ++i) {
-        if (i == line.size()) return "unterminated quote at byte " + std::to_string(start + 1);
+        if (i == line.size()) return Status::error("unterminated quote at byte " + std::to_string(start + 1));
         const unsigned char ch = static_cast<unsigned char>(line[i]);
-        if (ch < 0x20 || ch == 0x7f) return "control character in the command (byte " + std::to_string(i + 1) + ")";
+        if (ch < 0x20 || ch == 0x7f) return Status::error("control character in the command (byte " + std::to_string(i + 1) + ")");
         if (ch == '"') break;
         if (ch == '\\') {
           if (i + 1 == line.size() || (line[i + 1] != '"' && line[i + 1] != '\\')) {
-            return "bad escape at byte " + std::to_string(i + 1) + " (only \\\" and \\\\)";
+            return Status::error("bad escape at byte " + std::to_string(i + 1) + " (only \\\" and \\\\)");
           }
           ++i;
         }
@@ -83,24 +83,24 @@ std::string split_words(std::string_view line, std::vector<std::string>* words) 
       }
       ++i;  // the closing quote, which must end the word
       if (i < line.size() && line[i] != ' ' && line[i] != '\t') {
-        return "text right after the closing quote at byte " + std::to_string(i + 1);
+        return Status::error("text right after the closing quote at byte " + std::to_string(i + 1));
       }
     }
     words->push_back(std::move(word));
   }
 }
 
-std::string parse_command(std::string_view line, Command* out) {
+Status parse_command(std::string_view line, Command* out) {
   std::vector<std::string> words;
-  if (std::string why = split_words(line, &words); !why.empty()) return why;
-  if (words.empty()) return "empty command (" + verbs_list() + ")";
+  RINGLB_RETURN_IF_ERROR(split_words(line, &words));
+  if (words.empty()) return Status::error("empty command (" + verbs_list() + ")");
   const VerbInfo* verb = nullptr;
   for (const VerbInfo& v : kVerbs) verb = words[0] == v.name ? &v : verb;
-  if (verb == nullptr) return "unknown command '" + shown(words[0]) + "' (" + verbs_list() + ")";
+  if (verb == nullptr) return Status::error("unknown command '" + shown(words[0]) + "' (" + verbs_list() + ")");
   if (words.size() - 1 != verb->args) {
-    return std::string(verb->name) + " takes " + std::to_string(verb->args) + " argument" +
-           (verb->args == 1 ? "" : "s") + ", not " + std::to_string(words.size() - 1) + ": " + verb->name +
-           verb->usage;
+    return Status::error(std::string(verb->name) + " takes " + std::to_string(verb->args) + " argument" +
+                         (verb->args == 1 ? "" : "s") + ", not " + std::to_string(words.size() - 1) + ": " +
+                         verb->name + verb->usage);
   }
   Command c;
   c.verb = verb->verb;
@@ -108,13 +108,13 @@ std::string parse_command(std::string_view line, Command* out) {
     c.cluster = words[1];
     c.backend = words[2];
     // Names are checked against the running clusters by the server; these can never match one.
-    if (std::string why; !valid_name(c.cluster, &why)) return "unknown cluster '" + shown(c.cluster) + "'";
-    if (c.backend.empty()) return "empty backend name";
+    if (std::string why; !valid_name(c.cluster, &why)) return Status::error("unknown cluster '" + shown(c.cluster) + "'");
+    if (c.backend.empty()) return Status::error("empty backend name");
   }
   if (c.verb == Verb::kSetWeight && words[3] != "reset") {
     uint64_t w = 0;
     if (!parse_uint(words[3], 0, limits::kMaxWeight, &w)) {
-      return "weight '" + shown(words[3]) + "' must be 0 to " + std::to_string(limits::kMaxWeight) + " or reset";
+      return Status::error("weight '" + shown(words[3]) + "' must be 0 to " + std::to_string(limits::kMaxWeight) + " or reset");
     }
     c.weight = static_cast<uint32_t>(w);
   }

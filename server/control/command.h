@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/base/error.h"
+
 namespace ringlb::control {
 
 enum class Verb : uint8_t {
@@ -38,11 +40,10 @@ struct Command {
   bool changes_backend() const { return verb >= Verb::kSetWeight; }
 };
 
-// Splits `line` into words (quoting above). Empty on success, otherwise what is wrong.
-std::string split_words(std::string_view line, std::vector<std::string>* words);
-// Parses one command line (without its '\n'). Empty on success, otherwise a one-line error
-// that names the bad part.
-std::string parse_command(std::string_view line, Command* out);
+// Splits `line` into words (quoting above); the error says what is wrong.
+Status split_words(std::string_view line, std::vector<std::string>* words);
+// Parses one command line (without its '\n'); the error is one line that names the bad part.
+Status parse_command(std::string_view line, Command* out);
 // `word` as the parser reads it back: quoted only when it must be.
 std::string quote_word(std::string_view word);
 // Words joined into a line that splits back into them.

@@ -23,26 +23,28 @@ int send_line(const std::string& path, const std::string& line) {
     log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
     return 2;
   }
-  if (!write_all_fd(fd, line + "\n")) {
-    log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(errno));
-    close(fd);
-    return 1;
-  }
-  // The whole answer first: its first bytes say whether it is a refusal.
+  const bool sent = write_all_fd(fd, line + "\n");
+  const int send_errno = errno;
+  // The whole answer first: its first bytes say whether it is a refusal. Read even when the
+  // send failed: a server with no place for us writes "busy" and closes, maybe before we send.
   std::string answer;
   char buf[16384];
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    ssize_t n = recv(fd, buf, sizeof(buf), sent ? 0 : MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  if (!sent && answer.empty()) {
+    log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(send_errno));
+    return 1;
+  }
   static constexpr std::string_view kError = "error: ";
   // (An empty answer is one: `overrides` with none in effect.)
   if (answer.rfind(kError, 0) == 0 || answer == "busy\n") {
     std::string why = answer.rfind(kError, 0) == 0 ? answer.substr(kError.size())
-                                                   : "busy with another control client (or stopping); try again";
+                                                   : "busy: every place is taken by other control clients, or ringlb is stopping; try again";
     while (!why.empty() && why.back() == '\n') why.pop_back();
     log(LogLevel::kError, "ctl: %s", why.c_str());
     return 1;

@@ -23,6 +23,20 @@ bool make_unix_address(const std::string& path, sockaddr_un* addr) {
   return true;
 }
 
+// What a refusal line says ("error: WHY" or "busy"), or empty for any other line.
+std::string refusal(const std::string& line) {
+  if (line.rfind("error: ", 0) == 0) return line.substr(7);
+  if (line == "busy") return "busy (every place is taken by other control clients, or it is stopping)";
+  return {};
+}
+
+// A line from the other side as a log shows it: printable, and not all of a long one.
+std::string shown(const std::string& line) {
+  std::string out;
+  for (char ch : line.substr(0, 80)) out += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+  return line.size() > 80 ? out + "..." : out;
+}
+
 // Counts the lines of `text` (its complete ones: a line ends with '\n').
 size_t count_lines(const std::string& text) {
   size_t n = 0;
@@ -48,10 +62,10 @@ int connect_unix(const std::string& path) {
   return fd;
 }
 
-bool write_all_fd(int fd, const std::string& s) {
+bool write_all_fd(int fd, const std::string& s, int flags) {
   size_t off = 0;
   while (off < s.size()) {
-    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL | flags);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     off += static_cast<size_t>(n);
@@ -59,7 +73,8 @@ bool write_all_fd(int fd, const std::string& s) {
   return true;
 }
 
-int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds) {
+int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds,
+                   int flags) {
   if (addresses.size() != fds.size()) return -EINVAL;
   // An empty list still sends the count line, so the receiver sees the answer.
   size_t first = 0;
@@ -83,10 +98,10 @@ int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std
       memcpy(CMSG_DATA(cmsg), fds.data() + first, sizeof(int) * count);
     }
     // The descriptors travel with the first byte only: the whole batch must go in this call.
-    const ssize_t sent = sendmsg(conn_fd, &msg, MSG_NOSIGNAL);
+    const ssize_t sent = sendmsg(conn_fd, &msg, MSG_NOSIGNAL | flags);
     if (sent < 0) return -errno;
     if (static_cast<size_t>(sent) < text.size() &&
-        !write_all_fd(conn_fd, text.substr(static_cast<size_t>(sent)))) {
+        !write_all_fd(conn_fd, text.substr(static_cast<size_t>(sent)), flags)) {
       return -errno;
     }
     first += count;
@@ -94,25 +109,20 @@ int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std
   return 0;
 }
 
-int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
-                      std::string* error) {
+Status request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd) {
   const int fd = connect_unix(path);
-  if (fd < 0) {
-    *error = "cannot reach the running ringlb at " + path + ": " + strerror(-fd);
-    return fd;
-  }
+  if (fd < 0) return Status::error("cannot reach the running ringlb at " + path + ": " + strerror(-fd));
   if (!write_all_fd(fd, "listeners\n")) {
-    *error = "cannot ask " + path + " for its listeners: " + strerror(errno);
+    Status s = Status::error("cannot ask " + path + " for its listeners: " + strerror(errno));
     close(fd);
-    return -EIO;
+    return s;
   }
   std::vector<int> fds;
   std::string text;
   auto fail = [&](const std::string& why) {
     for (int f : fds) close(f);
     close(fd);
-    *error = "the running ringlb at " + path + " answered wrongly: " + why;
-    return -EPROTO;
+    return Status::error("the running ringlb at " + path + " answered wrongly: " + why);
   };
   // Reads batches until the count line's number of descriptors and address lines are in. A
   // Unix stream socket never merges two messages' descriptors into one recvmsg.
@@ -148,9 +158,16 @@ int request_listeners(const std::string& path, std::vector<InheritedListener>* o
         if (text.size() > 1024) return fail("unexpected reply");
         continue;
       }
-      std::istringstream first_line(text.substr(0, nl));
+      const std::string line = text.substr(0, nl);
+      if (std::string why = refusal(line); !why.empty()) {
+        close(fd);
+        return Status::error("the running ringlb at " + path + " refused the takeover: " + shown(why));
+      }
+      std::istringstream first_line(line);
       std::string word;
-      if (!(first_line >> word >> count) || word != "ringlb-listeners") return fail("unexpected reply");
+      if (!(first_line >> word >> count) || word != "ringlb-listeners") {
+        return fail("unexpected reply '" + shown(line) + "'");
+      }
       have_count = true;
     }
     if (fds.size() > count) return fail("expected " + std::to_string(count) + " descriptors");
@@ -173,7 +190,7 @@ int request_listeners(const std::string& path, std::vector<InheritedListener>* o
     out->push_back(l);
   }
   *conn_fd = fd;
-  return 0;
+  return {};
 }
 
 int wait_handed_over(int conn_fd, int timeout_ms) {
@@ -197,16 +214,13 @@ int wait_handed_over(int conn_fd, int timeout_ms) {
   }
 }
 
-int request_overrides(const std::string& path, std::string* text, std::string* error) {
+Status request_overrides(const std::string& path, std::string* text) {
   const int fd = connect_unix(path);
-  if (fd < 0) {
-    *error = "cannot reach the running ringlb at " + path + ": " + strerror(-fd);
-    return fd;
-  }
+  if (fd < 0) return Status::error("cannot reach the running ringlb at " + path + ": " + strerror(-fd));
   if (!write_all_fd(fd, "overrides\n")) {
-    *error = "cannot ask " + path + " for its runtime state: " + strerror(errno);
+    Status s = Status::error("cannot ask " + path + " for its runtime state: " + strerror(errno));
     close(fd);
-    return -EIO;
+    return s;
   }
   std::string answer;
   for (;;) {
@@ -214,21 +228,21 @@ int request_overrides(const std::string& path, std::string* text, std::string* e
     const ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      *error = "reading the runtime state from " + path + ": " + strerror(errno);
+      Status s = Status::error("reading the runtime state from " + path + ": " + strerror(errno));
       close(fd);
-      return -errno;
+      return s;
     }
     if (n == 0) break;
     answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
-  // "error: ..." from this version; an older one answers "unknown command ..." or "busy".
-  if (answer.rfind("error: ", 0) == 0 || answer.rfind("unknown command", 0) == 0 || answer == "busy\n") {
-    *error = "the running ringlb at " + path + " answered: " + answer.substr(0, answer.find('\n'));
-    return -EPROTO;
+  // An older version answers "unknown command ..." rather than "error: ...".
+  const std::string first = answer.substr(0, answer.find('\n'));
+  if (std::string why = refusal(first); !why.empty() || first.rfind("unknown command", 0) == 0) {
+    return Status::error("the running ringlb at " + path + " answered: " + shown(first));
   }
   *text = std::move(answer);
-  return 0;
+  return {};
 }
 
 int listen_unix(const std::string& path) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "server/base/address.h"
+#include "server/base/error.h"
 
 namespace ringlb {
 
@@ -34,25 +35,28 @@ struct InheritedListener {
 };
 
 // Old process: sends the listeners message with `fds` attached, in batches. 0 or -errno.
-int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds);
+// `flags` go to every send (the control server adds MSG_DONTWAIT: -EAGAIN rather than block).
+int send_listeners(int conn_fd, const std::vector<Address>& addresses, const std::vector<int>& fds,
+                   int flags = 0);
 
 // New process: connects to `path`, asks for the listeners and receives them (every batch). On
-// success returns 0 with *conn_fd still open (send "ready\n" on it once the listeners are in
-// use, then wait_handed_over()); otherwise -errno (or -EPROTO for a wrong answer) and *error says what went wrong.
-int request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd,
-                      std::string* error);
+// success *conn_fd is still open (send "ready\n" on it once the listeners are in use, then
+// wait_handed_over()); otherwise the error says what went wrong (a refusal, such as another
+// takeover in progress, is quoted).
+Status request_listeners(const std::string& path, std::vector<InheritedListener>* out, int* conn_fd);
 
 // New process, after "ready\n": waits until the old process closes `conn_fd`, which it does
 // once its accepts are over, for at most `timeout_ms`. 0, -ETIMEDOUT, or -errno.
 int wait_handed_over(int conn_fd, int timeout_ms);
 
 // New process: asks the ringlb at `path` for its runtime state (the "overrides" answer, into
-// *text). 0, or -errno / -EPROTO with *error (an older ringlb does not know the command).
-int request_overrides(const std::string& path, std::string* text, std::string* error);
+// *text). An error when it cannot be reached or refuses (an older ringlb does not know the
+// command).
+Status request_overrides(const std::string& path, std::string* text);
 
-// Blocking send of all of `s` on a control connection (retried on EINTR); false on error, with
-// errno set.
-bool write_all_fd(int fd, const std::string& s);
+// Send of all of `s` on a control connection (retried on EINTR), blocking unless `flags` has
+// MSG_DONTWAIT; false on error, with errno set.
+bool write_all_fd(int fd, const std::string& s, int flags = 0);
 
 // Creates a listening Unix socket at `path`, replacing a stale file. Returns the fd or -errno.
 int listen_unix(const std::string& path);

@@ -22,8 +22,8 @@ std::string describe(const discovery::ClusterPublisher& publisher, const Command
 
 }  // namespace
 
-std::string apply_backend_command(discovery::ClusterPublisher& publisher, const Command& c, std::string* done) {
-  if (!c.changes_backend()) return std::string(verb_name(c.verb)) + " does not change a backend";
+Status apply_backend_command(discovery::ClusterPublisher& publisher, const Command& c, std::string* done) {
+  if (!c.changes_backend()) return Status::error(std::string(verb_name(c.verb)) + " does not change a backend");
   discovery::Override o = publisher.override_of(c.cluster, c.backend);
   switch (c.verb) {
     case Verb::kSetWeight:
@@ -41,7 +41,9 @@ std::string apply_backend_command(discovery::ClusterPublisher& publisher, const 
     default:
       break;
   }
-  if (std::string error = publisher.set_override(c.cluster, c.backend, o); !error.empty()) return error;
+  if (std::string error = publisher.set_override(c.cluster, c.backend, o); !error.empty()) {
+    return Status::error(error);
+  }
   *done = describe(publisher, c);
   return {};
 }
@@ -73,12 +75,12 @@ size_t restore_overrides(discovery::ClusterPublisher& publisher, const std::stri
     at = end + 1;
     if (line.empty()) continue;
     Command c;
-    std::string error = parse_command(line, &c);
-    if (error.empty() && !c.changes_backend()) error = "not a backend command";
+    Status s = parse_command(line, &c);
+    if (s.ok() && !c.changes_backend()) s = Status::error("not a backend command");
     std::string done;
-    if (error.empty()) error = apply_backend_command(publisher, c, &done);
-    if (!error.empty()) {
-      log(LogLevel::kWarning, "takeover: runtime state '%s' not carried over: %s", line.c_str(), error.c_str());
+    if (s.ok()) s = apply_backend_command(publisher, c, &done);
+    if (!s.ok()) {
+      log(LogLevel::kWarning, "takeover: runtime state '%s' not carried over: %s", line.c_str(), s.message().c_str());
       continue;
     }
     log(LogLevel::kInfo, "takeover: runtime state carried over: %s", done.c_str());

@@ -11,10 +11,10 @@
 
 namespace ringlb::control {
 
-// Applies a command that changes a backend (Command::changes_backend). Empty on success, with
-// *done describing the backend's new state ("web 10.0.0.1:80: weight 3 (configured 1),
-// enabled"); otherwise a one-line error (an unknown cluster or backend), nothing changed.
-std::string apply_backend_command(discovery::ClusterPublisher& publisher, const Command& c, std::string* done);
+// Applies a command that changes a backend (Command::changes_backend). On success *done
+// describes the backend's new state ("web 10.0.0.1:80: weight 3 (configured 1), enabled");
+// otherwise the error is one line (an unknown cluster or backend), and nothing changed.
+Status apply_backend_command(discovery::ClusterPublisher& publisher, const Command& c, std::string* done);
 
 // Every runtime change in effect, as the commands that make it: "set-weight C B N", then
 // "drain C B" or "disable C B", one a line.

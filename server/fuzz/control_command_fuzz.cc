@@ -26,8 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The server hands the parser one line without its '\n', of at most about 1 KiB.
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   Command c;
-  const std::string why = parse_command(line, &c);
-  if (!why.empty()) {
+  const ringlb::Status parsed = parse_command(line, &c);
+  if (!parsed.ok()) {
+    const std::string& why = parsed.message();
     check(why.find('\n') == std::string::npos, "a refusal is one line");
     for (char ch : why) check(static_cast<unsigned char>(ch) >= 0x20, "a refusal is printable");
     check(why.size() < 400, "a refusal is short");
@@ -35,11 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string again = format_command(c);
   Command reparsed;
-  check(parse_command(again, &reparsed).empty(), "a formatted command parses");
+  check(parse_command(again, &reparsed).ok(), "a formatted command parses");
   check(reparsed == c, "a formatted command parses to itself");
   check(format_command(reparsed) == again, "formatting is stable");
   std::vector<std::string> words, rewords;
-  check(split_words(line, &words).empty(), "an accepted line splits");
-  check(split_words(join_words(words), &rewords).empty() && rewords == words, "words round-trip through quoting");
+  check(split_words(line, &words).ok(), "an accepted line splits");
+  check(split_words(join_words(words), &rewords).ok() && rewords == words, "words round-trip through quoting");
   return 0;
 }

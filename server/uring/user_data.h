@@ -63,6 +63,7 @@ enum class Tag : uint8_t {
   kDiagRequest,     // our msg_ring asking a worker for diagnostics: a completion means it failed
   kControlSend,     // part of the "connections" answer sent to the control client
   kControlSendTimeout,  // the deadline linked to a kControlSend
+  kControlRecvTimeout,  // the deadline linked to a kControlRecv
   // kLostHandoff to a worker, linked behind a hand-off that was sent without its completion;
   // index = our slot. Only a failure posts a completion.
   kLostHandoffChained,

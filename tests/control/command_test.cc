@@ -11,14 +11,14 @@ namespace {
 
 Command parsed(const std::string& line) {
   Command c;
-  const std::string why = parse_command(line, &c);
-  EXPECT_EQ(why, "") << line;
+  const Status s = parse_command(line, &c);
+  EXPECT_TRUE(s.ok()) << line << ": " << s.message();
   return c;
 }
 
 std::string refusal(const std::string& line) {
   Command c;
-  return parse_command(line, &c);
+  return parse_command(line, &c).message();
 }
 
 TEST(Command, ParsesEveryVerb) {
@@ -74,7 +74,7 @@ TEST(Command, QuotedWordsRoundTrip) {
   EXPECT_EQ(c.backend, R"(unix:/run/a b "c" \d)");
   EXPECT_EQ(format_command(c), R"(drain web "unix:/run/a b \"c\" \\d")");
   Command again;
-  ASSERT_EQ(parse_command(format_command(c), &again), "");
+  ASSERT_TRUE(parse_command(format_command(c), &again).ok());
   EXPECT_EQ(again, c);
   EXPECT_EQ(quote_word("10.0.0.1:80"), "10.0.0.1:80");
   EXPECT_EQ(quote_word(""), "\"\"");

@@ -1,5 +1,6 @@
-// The control socket: a `connections` answer that does not fit the socket buffer, and a
-// takeover of more listeners than one SCM_RIGHTS message of ours carries.
+// The control socket: a `connections` answer that does not fit the socket buffer, a takeover of
+// more listeners than one SCM_RIGHTS message of ours carries, and clients that connect and say
+// nothing (served beside the others, closed at their command deadline and at shutdown).
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/control/protocol.h"
 #include "tests/support/backends.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
@@ -193,6 +195,168 @@ TEST(Control, TakeoverOfAHundredListeners) {
     EXPECT_TRUE(fd && read_exact(fd.get(), &name, 1)) << "listener " << i;
   }
   EXPECT_EQ(new_lb.stop(SIGTERM), 0) << new_lb.output();
+}
+
+// `ringlb ctl SOCK WORDS...`: its exit code and output.
+RunResult ctl(const std::string& sock, std::vector<std::string> words) {
+  std::vector<std::string> argv{runfile("server/ringlb"), "ctl", sock};
+  argv.insert(argv.end(), words.begin(), words.end());
+  return run_command(argv, 10s);
+}
+
+// `n` clients that connect to `sock` and say nothing, each accepted by ringlb when this returns
+// (the 9th of test ClientsBeyondTheBoundAreTurnedAway shows when they are not).
+std::vector<Fd> silent_clients(const std::string& sock, int n) {
+  std::vector<Fd> out;
+  for (int i = 0; i < n; ++i) out.push_back(connect_unix_path(sock));
+  std::this_thread::sleep_for(200ms);  // accepted meanwhile: the acceptor's ring is idle
+  return out;
+}
+
+// A silent client used to hold the one place the control socket had: every command got "busy".
+TEST(Control, SilentClientDoesNotBlockOtherCommands) {
+  PollEchoBackend backend;
+  const std::string sock = scratch_socket_path("silent.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--control-socket", sock,
+                        "--health-interval", "0s"}))
+      << lb.output();
+  std::vector<Fd> silent = silent_clients(sock, 1);
+  ASSERT_TRUE(silent[0]);
+  const RunResult r = ctl(sock, {"backends"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(backend.address()), std::string::npos) << r.output;
+  const RunResult set = ctl(sock, {"set-weight", "default", backend.address(), "3"});
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+// ... and a takeover then fell back to binding the listeners itself: EADDRINUSE, exit 2.
+TEST(Control, TakeoverSucceedsWithASilentClientConnected) {
+  Backend a(name_then_echo_handler('a'));
+  const std::string sock = scratch_socket_path("silent-takeover.sock");
+  RinglbProcess old_lb;
+  ASSERT_TRUE(old_lb.start({"--listen", "127.0.0.1:0", "--backend", a.address(), "--control-socket", sock,
+                            "--drain-timeout", "5s"}))
+      << old_lb.output();
+  std::vector<Fd> silent = silent_clients(sock, 2);
+  RinglbProcess new_lb;
+  ASSERT_TRUE(new_lb.start({"--listen", "127.0.0.1:" + std::to_string(old_lb.port()), "--backend", a.address(),
+                            "--control-socket", sock, "--takeover", sock}))
+      << new_lb.output();
+  EXPECT_NE(new_lb.output().find("took over 1 listeners"), std::string::npos) << new_lb.output();
+  EXPECT_EQ(new_lb.output().find("runtime state not carried over"), std::string::npos) << new_lb.output();
+  // The old process hands over and exits; its silent clients were told it is stopping.
+  EXPECT_EQ(old_lb.stop(0, 4s), 0) << old_lb.output();
+  for (Fd& c : silent) EXPECT_EQ(read_to_eof(c.get(), 2000), "busy\n");
+  EXPECT_EQ(name_from(new_lb.port()).substr(0, 1), "a");
+  EXPECT_EQ(new_lb.stop(SIGTERM), 0) << new_lb.output();
+}
+
+// ... and SIGTERM never completed: the acceptor waited for that client to go.
+TEST(Control, SigtermEndsWithASilentClientConnected) {
+  PollEchoBackend backend;
+  const std::string sock = scratch_socket_path("silent-stop.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--control-socket", sock,
+                        "--drain-timeout", "2s", "--health-interval", "0s"}))
+      << lb.output();
+  std::vector<Fd> silent = silent_clients(sock, 3);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(lb.stop(SIGTERM, 10s), 0) << lb.output();
+  // Nothing to drain: well within the drain timeout, and long before the command deadline.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  for (Fd& c : silent) EXPECT_EQ(read_to_eof(c.get(), 1000), "busy\n");
+}
+
+// A client that never finishes its command line is closed at the command deadline, and counted.
+TEST(Control, CommandDeadlineClosesASilentClient) {
+  PollEchoBackend backend;
+  const std::string sock = scratch_socket_path("deadline.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--control-socket", sock,
+                        "--health-interval", "0s"}))
+      << lb.output();
+  const auto t0 = std::chrono::steady_clock::now();
+  Fd silent = connect_unix_path(sock);
+  Fd slow = connect_unix_path(sock);  // a byte a second: the deadline is for the whole line
+  ASSERT_TRUE(silent && slow);
+  std::thread drip([&] {
+    for (int i = 0; i < 8 && write_all(slow.get(), "b", 1); ++i) std::this_thread::sleep_for(1s);
+  });
+  EXPECT_TRUE(readable_within(silent.get(), 8000)) << "still open after 8 s";
+  const auto closed_after = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(read_to_eof(silent.get(), 1000), "");
+  EXPECT_GE(closed_after, 4500ms);
+  EXPECT_LT(closed_after, 7s);
+  EXPECT_TRUE(readable_within(slow.get(), 3000)) << "the slow client is still open";
+  EXPECT_EQ(read_to_eof(slow.get(), 1000), "");
+  drip.join();
+  EXPECT_NE(lb.output().find("control: a client sent no command within 5s; closed"), std::string::npos)
+      << lb.output();
+  EXPECT_EQ(lb.metric("ringlb_control_clients_dropped_total", {"reason=\"command_timeout\""}), 2);
+  // The places are free again.
+  EXPECT_EQ(ctl(sock, {"backends"}).exit_code, 0);
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+// Eight clients are served at once; the next is told "busy" and closed, and one more fits once
+// a place is free.
+TEST(Control, ClientsBeyondTheBoundAreTurnedAway) {
+  PollEchoBackend backend;
+  const std::string sock = scratch_socket_path("bound.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--control-socket", sock,
+                        "--health-interval", "0s"}))
+      << lb.output();
+  std::vector<Fd> held = silent_clients(sock, 8);
+  Fd ninth = connect_unix_path(sock);
+  ASSERT_TRUE(ninth);
+  EXPECT_EQ(read_to_eof(ninth.get(), 2000), "busy\n");
+  const RunResult refused = ctl(sock, {"backends"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("busy"), std::string::npos) << refused.output;
+  EXPECT_EQ(lb.metric("ringlb_control_clients_dropped_total", {"reason=\"busy\""}), 2);
+  // Every one of the eight is served (none was told "busy").
+  for (size_t i = 0; i < held.size(); ++i) {
+    ASSERT_TRUE(write_all(held[i].get(), "backends\n", 9));
+    const std::string answer = read_to_eof(held[i].get(), 2000);
+    EXPECT_NE(answer.find(backend.address()), std::string::npos) << "client " << i << ": " << answer;
+  }
+  EXPECT_EQ(ctl(sock, {"backends"}).exit_code, 0);
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
+}
+
+// One takeover at a time. While it runs, reading commands are served and changes are refused
+// (the new process has already copied the runtime state); once it is aborted, changes work again.
+TEST(Control, TakeoverIsExclusive) {
+  PollEchoBackend backend;
+  const std::string sock = scratch_socket_path("exclusive.sock");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", backend.address(), "--control-socket", sock,
+                        "--health-interval", "0s"}))
+      << lb.output();
+  std::vector<InheritedListener> inherited;
+  int conn = -1;
+  const Status first = request_listeners(sock, &inherited, &conn);
+  ASSERT_TRUE(first.ok()) << first.message();
+  Fd takeover(conn);
+  for (InheritedListener& l : inherited) close(l.fd);
+  std::vector<InheritedListener> second_listeners;
+  int second_conn = -1;
+  const Status second = request_listeners(sock, &second_listeners, &second_conn);
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.message().find("another takeover is in progress"), std::string::npos) << second.message();
+  EXPECT_EQ(ctl(sock, {"backends"}).exit_code, 0);
+  const RunResult change = ctl(sock, {"drain", "default", backend.address()});
+  EXPECT_EQ(change.exit_code, 1) << change.output;
+  EXPECT_NE(change.output.find("a takeover is in progress"), std::string::npos) << change.output;
+  takeover.reset();  // gone before "ready": aborted, and this process still serves
+  EXPECT_TRUE(eventually([&] { return lb.output().find("takeover aborted") != std::string::npos; }, 3s))
+      << lb.output();
+  const RunResult again = ctl(sock, {"drain", "default", backend.address()});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
 }  // namespace

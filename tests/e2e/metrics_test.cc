@@ -1,5 +1,6 @@
 // /metrics as an operator sees it: valid for promtool, agreeing with the traffic sent, scraped by
-// a real Prometheus server, and covering every series the Grafana dashboard queries.
+// a real Prometheus server, covering every series the Grafana dashboard queries, and answered
+// while idle connections hold the port.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "tests/support/backends.h"
 #include "tests/support/net.h"
@@ -155,6 +157,37 @@ TEST(Metrics, RealPrometheusScrapesCqeLatencyQuantile) {
   stop = true;
   load.join();
   EXPECT_TRUE(found) << "no p99 for op=\"accept\"; last answer: " << answer;
+}
+
+// Connections that send nothing, or half a request line, once held both of CivetWeb's two
+// threads for its 30 s default request timeout: every scrape waited. Now there are threads to
+// spare, and the request timeout closes such connections after 5 s.
+TEST(Metrics, IdleConnectionsDoNotHoldUpAScrape) {
+  Backend echo(echo_handler());
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--listen", "127.0.0.1:0", "--backend", echo.address(), "--health-interval", "0s"}));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Fd> idle;
+  for (int i = 0; i < 6; ++i) {
+    idle.push_back(connect_loopback(lb.metrics_port()));
+    ASSERT_TRUE(idle.back());
+    if (i >= 4) {
+      ASSERT_TRUE(write_all(idle.back().get(), "GET /metr", 9));
+    }
+  }
+  std::this_thread::sleep_for(300ms);  // each taken by a thread of the server by now
+  const auto scrape_at = std::chrono::steady_clock::now();
+  const std::string text = lb.scrape();
+  EXPECT_LT(std::chrono::steady_clock::now() - scrape_at, 2s);
+  EXPECT_NE(text.find("ringlb_connections_accepted_total"), std::string::npos) << text;
+  // The request timeout ends each of them (a half request may get a 4xx first).
+  for (size_t i = 0; i < idle.size(); ++i) {
+    EXPECT_TRUE(readable_within(idle[i].get(), 8000)) << "connection " << i << " still open";
+    read_to_eof(idle[i].get(), 1000);
+  }
+  const auto closed_after = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(closed_after, 4s);
+  EXPECT_LT(closed_after, 8s);
 }
 
 }  // namespace

@@ -313,8 +313,8 @@ TEST(Operations, TakeoverOfADrainingProcessCompletesAndItExits) {
   // This test is the new process: it takes the listeners, then the old one is told to stop.
   std::vector<InheritedListener> inherited;
   int conn = -1;
-  std::string error;
-  ASSERT_EQ(request_listeners(sock, &inherited, &conn, &error), 0) << error;
+  const Status taken = request_listeners(sock, &inherited, &conn);
+  ASSERT_TRUE(taken.ok()) << taken.message();
   Fd takeover(conn);
   for (InheritedListener& l : inherited) close(l.fd);
   ASSERT_EQ(kill(old_lb.pid(), SIGTERM), 0);
