@@ -74,21 +74,15 @@ std::string plural(size_t n, const char* what) {
 // `ringlb check ARGS`: parse and validate ARGS as `ringlb ARGS` would, start nothing.
 int check(int argc, char** argv) {
   Config config;
-  std::string message;
+  std::string print;
   // argv[0] is "check", in the place of the program name.
-  switch (parse_config(argc, argv, &config, &message)) {
-    case ParseStatus::kExit0:
-      fputs(message.c_str(), stdout);
-      return 0;
-    case ParseStatus::kError:
-      for (size_t at = 0; at < message.size();) {  // FILE:LINE: KEY: message, one a line
-        const size_t end = std::min(message.find('\n', at), message.size());
-        log(LogLevel::kError, "%s", message.substr(at, end - at).c_str());
-        at = end + 1;
-      }
-      return 2;
-    case ParseStatus::kRun:
-      break;
+  if (Status s = parse_config(argc, argv, &config, &print); !s.ok()) {
+    for (const std::string& line : s.lines()) log(LogLevel::kError, "%s", line.c_str());  // FILE:LINE: KEY: message
+    return 2;
+  }
+  if (!print.empty()) {
+    fputs(print.c_str(), stdout);
+    return 0;
   }
   size_t backends = 0, names = 0;
   for (const ClusterConfig& c : config.clusters) {
@@ -297,13 +291,14 @@ int serve(const Config& config, int argc, char** argv) {
     // Log rotation: the file was moved away, or will be; write to a new one at the same path.
     if (shared.access_log != nullptr) shared.access_log->reopen();
     Config fresh;
-    std::string message;
+    std::string print;
     // The same path as at start-up: argv again, so --config FILE is read again.
-    const ParseStatus status = parse_config(argc, argv, &fresh, &message);
-    if (status != ParseStatus::kRun && message.empty()) message = "the command line does not run ringlb";
+    Status parsed = parse_config(argc, argv, &fresh, &print);
+    std::string message = parsed.message();
+    if (parsed.ok() && !print.empty()) message = "the command line does not run ringlb";
     // Listeners added, removed or changed: matched by name, new ones get new indexes.
     Acceptor::ListenerPlan plan;
-    if (status == ParseStatus::kRun) message = acceptor.plan_listeners(fresh, &plan);
+    if (message.empty()) message = acceptor.plan_listeners(fresh, &plan);
     std::vector<std::string> changed;
     if (message.empty()) {
       message = publisher.publish_file(fresh, &changed, &plan.indexes);
@@ -426,21 +421,14 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && std::string(argv[1]) == "check") return ringlb::check(argc - 1, argv + 1);
   ringlb::Config config;
-  std::string message;
-  switch (ringlb::parse_config(argc, argv, &config, &message)) {
-    case ringlb::ParseStatus::kExit0:
-      fputs(message.c_str(), stdout);
-      return 0;
-    case ringlb::ParseStatus::kError:
-      break;
-    case ringlb::ParseStatus::kRun:
-      return ringlb::serve(config, argc, argv);
+  std::string print;
+  const ringlb::Status s = ringlb::parse_config(argc, argv, &config, &print);
+  if (s.ok() && !print.empty()) {
+    fputs(print.c_str(), stdout);
+    return 0;
   }
+  if (s.ok()) return ringlb::serve(config, argc, argv);
   // Every error on a line of its own, each naming the program.
-  for (size_t at = 0; at < message.size();) {
-    const size_t end = std::min(message.find('\n', at), message.size());
-    ringlb::log(ringlb::LogLevel::kError, "%s", message.substr(at, end - at).c_str());
-    at = end + 1;
-  }
+  for (const std::string& line : s.lines()) ringlb::log(ringlb::LogLevel::kError, "%s", line.c_str());
   return 2;
 }

@@ -10,8 +10,8 @@ namespace {
 
 BackendConfig backend(const std::string& text) {
   BackendConfig b;
-  std::string why;
-  EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+  const Status parsed = parse_backend(text, &b);
+  EXPECT_TRUE(parsed.ok()) << parsed.message();
   return b;
 }
 

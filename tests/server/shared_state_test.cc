@@ -15,8 +15,8 @@ ClusterConfig cluster(const std::string& name, std::vector<std::string> backends
   c.policy = policy;
   for (const std::string& text : backends) {
     BackendConfig b;
-    std::string why;
-    EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+    const Status parsed = parse_backend(text, &b);
+    EXPECT_TRUE(parsed.ok()) << parsed.message();
     c.backends.push_back(b);
   }
   return c;
