@@ -59,7 +59,10 @@ Status Process::start() {
   RINGLB_RETURN_IF_ERROR(start_exporter());
   sync_etcd();
   RINGLB_RETURN_IF_ERROR(start_workers());
-  // The listeners are registered and the workers run: the old process may stop accepting.
+  RINGLB_RETURN_IF_ERROR(start_dns_and_checks());
+  // This process can serve now, with the backends start-up waits for (etcd's first read, the
+  // DNS names' first answers): the old one may stop accepting. Said before the DNS wait, it left
+  // clients queued in the backlog, neither process accepting, for up to a lookup's time.
   takeover.hand_over();
   if (!config_.control_socket.empty()) {
     // Serving matters more: carry on without it.
@@ -67,7 +70,6 @@ Status Process::start() {
       log(LogLevel::kWarning, "%s", s.message().c_str());
     }
   }
-  RINGLB_RETURN_IF_ERROR(start_dns_and_checks());
   acceptor_->set_reload([this] {
     reload({&shared_, &*acceptor_, &publisher_, &*etcd_, &*resolver_}, argc_, argv_);
   });
