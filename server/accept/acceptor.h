@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "server/base/address.h"
+#include "server/base/error.h"
 #include "server/control/control_server.h"
 #include "server/control/protocol.h"
 #include "server/runtime/shared_state.h"
@@ -29,8 +30,9 @@ class Acceptor {
   // Creates the ring (in the calling thread, which must be the one that calls run()) and the
   // listening sockets: an inherited socket whose address matches a --listen address is
   // registered as a direct descriptor (its fd is closed here); the others are made through
-  // io_uring. On failure returns -errno and *error names the address and the reason.
-  int open_listeners(const std::vector<InheritedListener>& inherited, std::string* error);
+  // io_uring. An error names the address and the reason (a busy address is bad input; a ring
+  // the kernel refuses, a failure).
+  Status open_listeners(const std::vector<InheritedListener>& inherited);
   // Serves the control socket at `path` on this ring.
   Status open_control(const std::string& path);
   // Called on SIGHUP, in the acceptor's thread, outside the reaping of completions (so that the
@@ -41,15 +43,15 @@ class Acceptor {
   // one whose address, accept-proxy, cluster and SNI routes are the same keeps its index (its
   // other settings are published as its policy); any other is added under a new index (a
   // changed one is removed as well). It sets shared.listener_configs/listener_live and the new
-  // indexes' routes, addresses and metric names (nothing accepts on them yet). Empty, or why the
-  // reload is refused (nothing changed).
+  // indexes' routes, addresses and metric names (nothing accepts on them yet). An error says why
+  // the reload is refused (nothing changed).
   struct ListenerPlan {
     std::vector<uint16_t> indexes;  // the listener index of each fresh.listen entry
     std::vector<uint16_t> added;    // new indexes, in fresh.listen order
     std::vector<uint16_t> removed;  // indexes that stop accepting
     size_t configs_before = 0;      // shared.listener_configs.size() before the plan
   };
-  std::string plan_listeners(const Config& fresh, ListenerPlan* plan);
+  Status plan_listeners(const Config& fresh, ListenerPlan* plan);
   // The reload was refused after plan_listeners (by publish_config): undoes it.
   void cancel_listeners(const ListenerPlan& plan);
   // Once the policies (with the new indexes, the removed ones marked) are published: stops
@@ -86,8 +88,8 @@ class Acceptor {
 
   // A test-only setting from the environment: a positive number, or 0 when unset or invalid.
   static uint32_t env_count(const char* name);
-  // listeners.cc: a listening socket for `listen`, made through io_uring. Its slot or -errno.
-  int make_listener(const ListenConfig& listen, Address* bound, std::string* error);
+  // listeners.cc: a listening socket for `listen`, made through io_uring: its slot.
+  StatusOr<int> make_listener(const ListenConfig& listen, Address* bound);
   // One operation through this ring, waited for; other completions that arrive meanwhile are
   // kept for the event loop (deferred_). Its result.
   int run_sync(const std::function<void(io_uring_sqe*)>& prep);

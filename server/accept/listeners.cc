@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "server/accept/acceptor.h"
+#include "server/runtime/publish.h"
 #include "server/uring/compat.h"
 
 namespace ringlb {
@@ -18,12 +19,11 @@ constexpr unsigned kSqEntries = 512;
 
 }  // namespace
 
-int Acceptor::make_listener(const ListenConfig& listen, Address* bound, std::string* error) {
+StatusOr<int> Acceptor::make_listener(const ListenConfig& listen, Address* bound) {
   const Address& addr = listen.address;
   const std::string name = addr.to_string();
   auto fail = [&](const char* step, int ret) {
-    *error = "cannot listen on " + name + ": " + step + ": " + strerror(-ret);
-    return ret;
+    return Status::error("cannot listen on " + name + ": " + step + ": " + strerror(-ret));
   };
   const int slot = run_sync([&](io_uring_sqe* sqe) {
     io_uring_prep_socket_direct_alloc(sqe, addr.family(), SOCK_STREAM, 0, 0);
@@ -78,21 +78,19 @@ int Acceptor::make_listener(const ListenConfig& listen, Address* bound, std::str
   return slot;
 }
 
-int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, std::string* error) {
+Status Acceptor::open_listeners(const std::vector<InheritedListener>& inherited) {
   uring::RingOptions options;
   // RINGLB_TEST_ACCEPTOR_SQ_ENTRIES (test-only): a small SQ makes Ring::sqe() submit mid-batch.
   const uint32_t test_entries = env_count("RINGLB_TEST_ACCEPTOR_SQ_ENTRIES");
   options.entries = test_entries != 0 ? test_entries : kSqEntries;
   options.cq_entries = 8192;
   if (int ret = ring_.init(options); ret < 0) {
-    *error = std::string("cannot create the acceptor ring: ") + strerror(-ret);
-    return ret;
+    return Status::failure(std::string("cannot create the acceptor ring: ") + strerror(-ret));
   }
   // Room for every listener index a reload may add.
   const size_t n = kMaxListeners;
   if (int ret = table_.init(ring_, static_cast<unsigned>(n + kAcceptSlots)); ret < 0) {
-    *error = std::string("cannot register the acceptor's descriptor table: ") + strerror(-ret);
-    return ret;
+    return Status::failure(std::string("cannot register the acceptor's descriptor table: ") + strerror(-ret));
   }
   pending_.resize(n + kAcceptSlots);
   std::vector<bool> used(inherited.size(), false);
@@ -114,19 +112,20 @@ int Acceptor::open_listeners(const std::vector<InheritedListener>& inherited, st
       slot = 0;
       while (taken_slot[static_cast<size_t>(slot)]) ++slot;
       if (int ret = table_.install_fd(slot, inherited[static_cast<size_t>(match)].fd); ret < 0) {
-        *error = "cannot register the listener inherited for " + addr.to_string() + ": " + strerror(-ret);
-        return ret;
+        return Status::failure("cannot register the listener inherited for " + addr.to_string() + ": " +
+                               strerror(-ret));
       }
       bound = inherited[static_cast<size_t>(match)].address;
     } else {
-      slot = make_listener(listen, &bound, error);
-      if (slot < 0) return slot;  // the ring's teardown closes the listeners made so far
+      const StatusOr<int> made = make_listener(listen, &bound);
+      if (!made.ok()) return made.status();  // the ring's teardown closes the listeners made so far
+      slot = made.value();
     }
     taken_slot[static_cast<size_t>(slot)] = true;
     listeners_.push_back({slot, 0});
     bound_.push_back(bound);
   }
-  return 0;
+  return {};
 }
 
 Status Acceptor::open_control(const std::string& path) {
@@ -168,7 +167,7 @@ int Acceptor::run_sync(const std::function<void(io_uring_sqe*)>& prep) {
   }
 }
 
-std::string Acceptor::plan_listeners(const Config& fresh, ListenerPlan* plan) {
+Status Acceptor::plan_listeners(const Config& fresh, ListenerPlan* plan) {
   std::vector<ListenConfig>& configs = shared_.listener_configs;
   std::vector<bool>& live = shared_.listener_live;
   *plan = ListenerPlan{};
@@ -189,11 +188,11 @@ std::string Acceptor::plan_listeners(const Config& fresh, ListenerPlan* plan) {
     }
     const size_t next = configs.size() + plan->added.size();
     if (next >= kMaxListeners) {
-      return "listener '" + l.name + "': no listener index left (" + std::to_string(kMaxListeners) +
-             " over the life of the process; restart, or upgrade with --takeover)";
+      return Status::error("listener '" + l.name + "': no listener index left (" + std::to_string(kMaxListeners) +
+                           " over the life of the process; restart, or upgrade with --takeover)");
     }
     ListenerRoute route;
-    if (std::string why = make_route(l, &shared_, &route); !why.empty()) return why;
+    RINGLB_RETURN_IF_ERROR(make_route(l, &shared_, &route));
     routes.push_back(std::move(route));
     plan->indexes.push_back(static_cast<uint16_t>(next));
     plan->added.push_back(static_cast<uint16_t>(next));
@@ -242,20 +241,19 @@ std::vector<std::string> Acceptor::apply_listeners(const ListenerPlan& plan) {
   for (uint16_t index : plan.added) {
     const ListenConfig& listen = shared_.listener_configs[index];
     Address bound;
-    std::string error;
-    const int slot = make_listener(listen, &bound, &error);
+    const StatusOr<int> slot = make_listener(listen, &bound);
     listeners_.resize(std::max<size_t>(listeners_.size(), index + 1u));
     bound_.resize(listeners_.size());
-    if (slot < 0) {
+    if (!slot.ok()) {
       // That listener only: the others are applied. Its index stays unused (never accepting);
       // the next reload that names it tries again under a new one.
       listeners_[index].removed = true;
       shared_.listener_live[index] = false;
       bound_[index] = listen.address;
-      lines.push_back("listener '" + listen.name + "' not added: " + error);
+      lines.push_back("listener '" + listen.name + "' not added: " + slot.status().message());
       continue;
     }
-    listeners_[index].slot = slot;
+    listeners_[index].slot = slot.value();
     bound_[index] = bound;
     // The port a port-0 listener got: what a PROXY header names. Written before it accepts.
     shared_.listen_bound[index] = bound;

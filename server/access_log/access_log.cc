@@ -229,11 +229,12 @@ void append_access(AccessLogFormat format, const AccessRecord& record, std::stri
   }
 }
 
-std::unique_ptr<AccessLog> AccessLog::open(const std::string& path, metrics::Registry* stats,
-                                           std::string* error, size_t max_pending_bytes) {
+StatusOr<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& path, metrics::Registry* stats,
+                                                     size_t max_pending_bytes) {
   std::unique_ptr<AccessLog> log(new AccessLog(path, -1, stats, max_pending_bytes));
-  log->fd_ = log->open_fd(error);
-  if (log->fd_ < 0) return nullptr;
+  StatusOr<int> fd = log->open_fd();
+  if (!fd.ok()) return fd.status();
+  log->fd_ = fd.value();
   log->writer_ = std::thread([raw = log.get()] { raw->run(); });
   return log;
 }
@@ -241,10 +242,9 @@ std::unique_ptr<AccessLog> AccessLog::open(const std::string& path, metrics::Reg
 AccessLog::AccessLog(std::string path, int fd, metrics::Registry* stats, size_t max_pending_bytes)
     : path_(std::move(path)), fd_(fd), stats_(stats), max_pending_bytes_(max_pending_bytes) {}
 
-int AccessLog::open_fd(std::string* error) const {
-  if (path_ == "-") return dup(STDOUT_FILENO);
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) *error = "cannot open --access-log '" + path_ + "': " + strerror(errno);
+StatusOr<int> AccessLog::open_fd() const {
+  const int fd = path_ == "-" ? dup(STDOUT_FILENO) : ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::error("cannot open --access-log '" + path_ + "': " + strerror(errno));
   return fd;
 }
 
@@ -304,13 +304,12 @@ void AccessLog::run() {
     }
     // Reopened before writing: what is handed over after a SIGHUP lands in the new file.
     if (reopen) {
-      std::string error;
-      const int fd = open_fd(&error);
-      if (fd < 0) {
-        log(LogLevel::kWarning, "%s; still writing to the old file", error.c_str());
+      const StatusOr<int> fd = open_fd();
+      if (!fd.ok()) {
+        log(LogLevel::kWarning, "%s; still writing to the old file", fd.status().message().c_str());
       } else {
         close(fd_);
-        fd_ = fd;
+        fd_ = fd.value();
         reported = false;
       }
     }

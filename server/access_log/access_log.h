@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "server/base/error.h"
 #include "metrics/stats.h"
 #include "server/access_log/access_log_format.h"
 
@@ -67,11 +68,10 @@ class AccessLog {
  public:
   static constexpr size_t kDefaultMaxPendingBytes = 8 << 20;
 
-  // Opens `path` for appending ("-": standard output) and starts the writer thread. Null and
-  // *error on failure. `stats` (may be null) counts lines written and dropped.
-  static std::unique_ptr<AccessLog> open(const std::string& path, metrics::Registry* stats,
-                                         std::string* error,
-                                         size_t max_pending_bytes = kDefaultMaxPendingBytes);
+  // Opens `path` for appending ("-": standard output) and starts the writer thread; an error
+  // names the path. `stats` (may be null) counts lines written and dropped.
+  static StatusOr<std::unique_ptr<AccessLog>> open(const std::string& path, metrics::Registry* stats,
+                                                   size_t max_pending_bytes = kDefaultMaxPendingBytes);
   // Writes everything handed over so far, then stops the writer.
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
@@ -86,7 +86,7 @@ class AccessLog {
  private:
   AccessLog(std::string path, int fd, metrics::Registry* stats, size_t max_pending_bytes);
   void run();
-  int open_fd(std::string* error) const;
+  StatusOr<int> open_fd() const;
 
   const std::string path_;
   int fd_;

@@ -69,6 +69,17 @@ bool parse_cidr(const std::string& text, Cidr* out, std::string* error) {
     *error = "host bits are set beyond the /" + std::to_string(c.prefix_len) + " prefix";
     return false;
   }
+  // An IPv4-mapped block (::ffff:10.0.0.0/104) is the IPv4 block it maps (10.0.0.0/8): peers
+  // are matched as IPv4, mapped ones too (Acl::allows), so as IPv6 it would match no one.
+  in6_addr mapped;
+  memcpy(&mapped, c.bytes, sizeof(mapped));
+  if (c.family == AF_INET6 && c.prefix_len >= 96 && IN6_IS_ADDR_V4MAPPED(&mapped)) {
+    Cidr v4;
+    v4.family = AF_INET;
+    memcpy(v4.bytes, c.bytes + 12, 4);
+    v4.prefix_len = c.prefix_len - 96;
+    c = v4;
+  }
   *out = c;
   return true;
 }

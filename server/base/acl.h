@@ -19,7 +19,8 @@ struct Cidr {
 };
 
 // "10.0.0.0/8", "192.0.2.7" (a /32), "2001:db8::/32", "::1" (a /128). False and *error on
-// anything else, including host bits set beyond the prefix ("10.0.0.1/8").
+// anything else, including host bits set beyond the prefix ("10.0.0.1/8"). An IPv4-mapped
+// block ("::ffff:10.0.0.0/104") is read as the IPv4 block it maps ("10.0.0.0/8").
 bool parse_cidr(const std::string& text, Cidr* out, std::string* error);
 
 class Acl {

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <cstdarg>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,6 +80,27 @@ inline Status Status::errorf(const char* format, ...) {
   va_end(args);
   return error(buf);
 }
+
+// A value, or the error that kept it from being made (an open file, a started thread...).
+template <typename T>
+class [[nodiscard]] StatusOr {
+ public:
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as a return value
+  // `status` must be an error: an ok StatusOr holds a value.
+  StatusOr(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+  // The value; only when ok().
+  T& value() { return *value_; }
+  const T& value() const { return *value_; }
+  T& operator*() { return *value_; }
+  T* operator->() { return &*value_; }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
 
 // Returns from the calling function when `expr` (a Status) is an error.
 #define RINGLB_RETURN_IF_ERROR(expr)          \

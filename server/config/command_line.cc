@@ -33,7 +33,7 @@ po::options_description describe() {
       ("workers", po::value<std::string>(), "worker threads, one io_uring each (default: number of cores)")
       ("connect-timeout", po::value<std::string>()->default_value("2s"), "per backend connect attempt")
       ("connect-attempts", po::value<std::string>()->default_value("3"), "backends tried per client before giving up")
-      ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long")
+      ("idle-timeout", po::value<std::string>()->default_value("5m"), "close a connection with no traffic either way for this long (above zero: there is no off)")
       ("fin-timeout", po::value<std::string>()->default_value("30s"), "close a half-closed connection (one side sent FIN) with no traffic for this long (or the idle timeout, if shorter)")
       ("drain-timeout", po::value<std::string>()->default_value("10s"), "on SIGTERM/SIGINT, how long live connections may finish")
       ("resolve-min-interval", po::value<std::string>()->default_value("1s"), "a backend written as a name (HOST:PORT, srv:NAME) is resolved again at its records' TTL, but not sooner than this")
@@ -69,23 +69,16 @@ po::options_description describe() {
 // Flags that are not settings of the file's top level.
 const std::set<std::string> kNotSettings = {"help", "version", "config", "listen", "backend", "takeover"};
 
-std::string join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const std::string& line : lines) out += (out.empty() ? "" : "\n") + line;
-  return out;
-}
-
 std::vector<std::string> texts_of(const po::variable_value& value) {
   if (const auto* list = boost::any_cast<std::vector<std::string>>(&value.value())) return *list;
   return {value.as<std::string>()};
 }
 
 // The one cluster and the listeners of a command line (or of a file with neither).
-void from_flags(const po::variables_map& vm, const Defaults& d, const std::string& path, Config* c,
-                std::vector<std::string>* errors) {
+Status from_flags(const po::variables_map& vm, const Defaults& d, const std::string& path, Config* c) {
+  Status errors;
   const std::string no_file = path.empty() ? "" : " (and " + path + " has no [[listener]])";
-  std::string why;
-  if (!vm.count("listen")) errors->push_back("no --listen address given" + no_file);
+  if (!vm.count("listen")) errors.add(Status::error("no --listen address given" + no_file));
   for (size_t i = 0; vm.count("listen") && i < vm["listen"].as<std::vector<std::string>>().size(); ++i) {
     const std::string& text = vm["listen"].as<std::vector<std::string>>()[i];
     ListenConfig l = d.listener;
@@ -93,44 +86,45 @@ void from_flags(const po::variables_map& vm, const Defaults& d, const std::strin
     l.cluster = "default";
     l.allow = c->allow;
     l.deny = c->deny;
-    if (!parse_listen(text, &l, &why)) {
-      errors->push_back("invalid --listen '" + text + "': " + why);
+    if (Status s = parse_listen(text, &l); !s.ok()) {
+      errors.add(s.prefix("invalid --listen '" + text + "'"));
       continue;
     }
     c->listen.push_back(l);
   }
   if (c->listen.size() > limits::kMaxListeners) {
-    errors->push_back("more than " + std::to_string(limits::kMaxListeners) + " --listen addresses");
+    errors.add(Status::error("more than " + std::to_string(limits::kMaxListeners) + " --listen addresses"));
   }
   ClusterConfig cluster = d.cluster;
   cluster.name = "default";
-  if (!vm.count("backend")) errors->push_back("no --backend given: ringlb needs at least one" + no_file);
+  if (!vm.count("backend")) errors.add(Status::error("no --backend given: ringlb needs at least one" + no_file));
   const std::vector<std::string> backends =
       vm.count("backend") ? vm["backend"].as<std::vector<std::string>>() : std::vector<std::string>{};
   for (const std::string& text : backends) {
     BackendConfig b;
-    if (!parse_backend(text, &b, &why)) {
-      errors->push_back("invalid --backend '" + text + "': " + why);
+    if (Status s = parse_backend(text, &b); !s.ok()) {
+      errors.add(s.prefix("invalid --backend '" + text + "'"));
       continue;
     }
     cluster.backends.push_back(b);
   }
   if (cluster.backends.size() > limits::kMaxBackends) {
-    errors->push_back("more than " + std::to_string(limits::kMaxBackends) + " --backend addresses");
+    errors.add(Status::error("more than " + std::to_string(limits::kMaxBackends) + " --backend addresses"));
   }
   if (!d.queue_timeout_set) cluster.queue_timeout = cluster.connect_timeout;  // HAProxy's default
   for (const Problem& p : check_cluster(cluster)) {
-    errors->push_back(p.backend >= 0 ? "invalid --backend '" + backends[static_cast<size_t>(p.backend)] +
-                                           "': " + p.key + " '" + p.value + "' " + p.why
-                                     : "invalid value '" + p.value + "' for --" + p.key + ": " + p.why);
+    errors.add(Status::error(p.backend >= 0 ? "invalid --backend '" + backends[static_cast<size_t>(p.backend)] +
+                                                  "': " + p.key + " '" + p.value + "' " + p.why
+                                            : "invalid value '" + p.value + "' for --" + p.key + ": " + p.why));
   }
   split_names(&cluster);
   c->clusters.push_back(cluster);
+  return errors;
 }
 
 }  // namespace
 
-ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message) {
+Status parse_config(int argc, const char* const* argv, Config* config, std::string* print) {
   const po::options_description desc = describe();
   po::variables_map vm;
   try {
@@ -143,30 +137,26 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
           << "       ringlb ctl PATH connections   (live connections of the ringlb at PATH)\n"
           << "       ringlb ctl PATH backends      (each backend: state, weight, connections, last check failure)\n\n"
           << desc << "\nSignals: SIGTERM/SIGINT drain and exit; SIGHUP re-reads --config.\n";
-      *message = out.str();
-      return ParseStatus::kExit0;
+      if (print != nullptr) *print = out.str();
+      return {};
     }
     if (vm.count("version")) {
-      *message = std::string("ringlb ") + kVersion + "\n";
-      return ParseStatus::kExit0;
+      if (print != nullptr) *print = std::string("ringlb ") + kVersion + "\n";
+      return {};
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    *message = e.what();
-    return ParseStatus::kError;
+    return Status::error(e.what());
   }
 
-  std::vector<std::string> errors;
+  Status errors;
   Defaults d = make_defaults();
   TomlFile file;
   std::string path;
   if (vm.count("config")) {
     path = vm["config"].as<std::string>();
-    if (!file.load(path, &errors)) {
-      *message = join(errors);
-      return ParseStatus::kError;
-    }
-    file.apply_top(&d, &errors);
+    RINGLB_RETURN_IF_ERROR(file.load(path));
+    errors.add(file.apply_top(&d));
   }
   // Flags given win over the file's top-level keys (defaulted ones are only --help's text).
   for (const auto& [name, value] : vm) {
@@ -174,11 +164,10 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
     const FlagValue flag(texts_of(value));
     Target target;
     target.top = &d;
-    std::string why;
-    if (!apply_setting(Scope::kTop, name, flag, target, &why)) {
-      errors.push_back(name == "allow" || name == "deny"
-                           ? "invalid --" + name + " " + why
-                           : "invalid value '" + flag.text() + "' for --" + name + ": " + why);
+    if (Status s = apply_setting(Scope::kTop, name, flag, target); !s.ok()) {
+      errors.add(Status::error(name == "allow" || name == "deny"
+                                   ? "invalid --" + name + " " + s.message()
+                                   : "invalid value '" + flag.text() + "' for --" + name + ": " + s.message()));
     }
   }
 
@@ -187,27 +176,24 @@ ParseStatus parse_config(int argc, const char* const* argv, Config* config, std:
   if (file.has_services()) {
     for (const char* flag : {"listen", "backend"}) {
       if (vm.count(flag)) {
-        errors.push_back(std::string("--") + flag + " cannot be combined with " + path +
-                         ", which has [cluster.NAME] or [[listener]] tables: put them in the file");
+        errors.add(Status::error(std::string("--") + flag + " cannot be combined with " + path +
+                                 ", which has [cluster.NAME] or [[listener]] tables: put them in the file"));
       }
     }
-    file.build(d, &c, &errors);
+    errors.add(file.build(d, &c));
   } else {
-    from_flags(vm, d, path, &c, &errors);
+    errors.add(from_flags(vm, d, path, &c));
   }
   if (vm.count("takeover")) {
     c.takeover = vm["takeover"].as<std::string>();
     if (c.takeover.empty() || c.takeover.size() > limits::kMaxUnixPath) {
-      errors.push_back("invalid value '" + c.takeover + "' for --takeover: a Unix socket path of 1 to " +
-                       std::to_string(limits::kMaxUnixPath) + " bytes");
+      errors.add(Status::error("invalid value '" + c.takeover + "' for --takeover: a Unix socket path of 1 to " +
+                               std::to_string(limits::kMaxUnixPath) + " bytes"));
     }
   }
-  if (!errors.empty()) {
-    *message = join(errors);
-    return ParseStatus::kError;
-  }
+  RINGLB_RETURN_IF_ERROR(errors);
   *config = c;
-  return ParseStatus::kRun;
+  return {};
 }
 
 }  // namespace ringlb

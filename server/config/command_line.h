@@ -5,18 +5,15 @@
 
 #include <string>
 
+#include "server/base/error.h"
 #include "server/config/config.h"
 
 namespace ringlb {
 
-enum class ParseStatus {
-  kRun,    // *config is ready
-  kExit0,  // --help or --version: *message holds what to print on stdout
-  kError,  // *message holds every error found, one per line; exit 2
-};
-
 // Parses, reads --config FILE and validates; binds and starts nothing (`ringlb check` is this
-// alone).
-ParseStatus parse_config(int argc, const char* const* argv, Config* config, std::string* message);
+// alone). An error holds every problem found, one a line. --help and --version are no error:
+// *print (if given) gets their text for standard output, which is all the process then does, and
+// *config is left as it was.
+Status parse_config(int argc, const char* const* argv, Config* config, std::string* print = nullptr);
 
 }  // namespace ringlb

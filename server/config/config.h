@@ -16,6 +16,7 @@
 #include "server/base/log_level.h"
 #include "server/base/acl.h"
 #include "server/base/address.h"
+#include "server/base/error.h"
 #include "server/config/dns_name.h"
 #include "server/health/check_spec.h"
 #include "server/protocol/proxy_protocol.h"
@@ -240,32 +241,36 @@ struct Config {
 // A whole number from `min` to `max`, digits only (no sign, no spaces).
 bool parse_uint(const std::string& text, uint64_t min, uint64_t max, uint64_t* out);
 
-// "250ms", "5s", "1m", "2h", up to limits::kMaxDuration. False (and *error) on anything else.
-bool parse_duration(const std::string& text, Millis* out, std::string* error);
+// "250ms", "5s", "1m", "2h", up to limits::kMaxDuration (0 included: what a 0 means is each
+// setting's rule, settings.h).
+Status parse_duration(const std::string& text, Millis* out);
+
+// A duration refused at 0 (settings.h: 0 turns off only what can be off).
+inline constexpr const char* kAboveZero = "must be above zero";
 
 // "N/s" or "N/m", N from 0 to limits::kMaxSourceRate.
-bool parse_source_rate(const std::string& text, SourceRate* out, std::string* error);
+Status parse_source_rate(const std::string& text, SourceRate* out);
 
 // "ADDR:PORT" (or "HOST:PORT", "srv:NAME": a name to resolve)"[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".
-bool parse_backend(const std::string& text, BackendConfig* out, std::string* error);
+Status parse_backend(const std::string& text, BackendConfig* out);
 
 // A --listen value, "ADDR:PORT[,accept-proxy][,v6only]", onto *out (its other fields kept).
-bool parse_listen(const std::string& text, ListenConfig* out, std::string* error);
+Status parse_listen(const std::string& text, ListenConfig* out);
 
 // "addr" or "addr,port".
-bool parse_hash_key(const std::string& text, balancer::HashKey* out, std::string* error);
+Status parse_hash_key(const std::string& text, balancer::HashKey* out);
 
 // "none", "auto" (every CPU this process may use) or "CPU[,CPU...]".
-bool parse_cpu_affinity(const std::string& text, std::vector<int>* cpus, std::string* error);
+Status parse_cpu_affinity(const std::string& text, std::vector<int>* cpus);
 
 // A cluster or listener name: 1 to limits::kMaxNameLength of A-Z a-z 0-9 . _ -, starting with
 // a letter or digit (it ends up in logs and metric labels).
-bool valid_name(const std::string& name, std::string* error);
+Status check_name(const std::string& name);
 
 // An SNI route's server name: a DNS name ("a.example.com") or one with a leading wildcard label
 // ("*.example.com", which matches every name under example.com at any depth, as SniRoutes
 // does). Stored lower case in *out.
-bool parse_sni_pattern(const std::string& text, std::string* out, std::string* error);
+Status parse_sni_pattern(const std::string& text, std::string* out);
 
 }  // namespace ringlb

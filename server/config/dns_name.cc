@@ -47,40 +47,36 @@ bool valid_dns_name(std::string_view name) {
   return !all_digits;
 }
 
-bool parse_dns_name(std::string_view text, DnsName* out, std::string* error) {
-  error->clear();
+Status parse_dns_name(std::string_view text, DnsName* out) {
+  *out = DnsName{};
   constexpr std::string_view kSrv = "srv:";
   if (text.substr(0, kSrv.size()) == kSrv) {
     const std::string_view name = text.substr(kSrv.size());
     if (name.find(':') != std::string_view::npos) {
-      *error = "an SRV name takes no port (its records give each target's): srv:_service._proto.name";
-      return false;
+      return Status::error("an SRV name takes no port (its records give each target's): srv:_service._proto.name");
     }
     if (!valid_dns_name(name)) {
-      *error = "'" + std::string(name) + "' is not a DNS name (srv:_service._proto.name)";
-      return false;
+      return Status::error("'" + std::string(name) + "' is not a DNS name (srv:_service._proto.name)");
     }
     *out = DnsName{DnsName::Kind::kSrv, lower(name), 0};
-    return true;
+    return {};
   }
   const size_t colon = text.rfind(':');
   // "[v6]:port", "unix:..." and colon-less text are addresses (or typos of one).
-  if (colon == std::string_view::npos || text.front() == '[' || text.find(':') != colon) return false;
+  if (colon == std::string_view::npos || text.front() == '[' || text.find(':') != colon) return {};
   const std::string_view host = text.substr(0, colon);
   const std::string_view port = text.substr(colon + 1);
-  if (host.empty() || looks_numeric(host)) return false;
+  if (host.empty() || looks_numeric(host)) return {};
   if (!valid_dns_name(host)) {
-    *error = "'" + std::string(host) + "' is neither an IP address nor a DNS name";
-    return false;
+    return Status::error("'" + std::string(host) + "' is neither an IP address nor a DNS name");
   }
   unsigned value = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-    *error = "port '" + std::string(port) + "' must be 1 to 65535";
-    return false;
+    return Status::error("port '" + std::string(port) + "' must be 1 to 65535");
   }
   *out = DnsName{DnsName::Kind::kHost, lower(host), static_cast<uint16_t>(value)};
-  return true;
+  return {};
 }
 
 }  // namespace ringlb

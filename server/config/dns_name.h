@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "server/base/error.h"
+
 namespace ringlb {
 
 struct DnsName {
@@ -22,9 +24,9 @@ struct DnsName {
 // address, not a name).
 bool valid_dns_name(std::string_view name);
 
-// "host:port" or "srv:NAME". False when `text` is neither; *error then says why, if `text` was
-// meant as a name (it is empty when `text` looks like an address, so that the caller keeps the
-// address parser's message).
-bool parse_dns_name(std::string_view text, DnsName* out, std::string* error);
+// "host:port" or "srv:NAME" into *out. An error says why `text`, meant as a name, is not one;
+// text that looks like an address instead is no error but leaves out->kind kNone, so that the
+// caller keeps the address parser's message.
+Status parse_dns_name(std::string_view text, DnsName* out);
 
 }  // namespace ringlb

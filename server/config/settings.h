@@ -1,6 +1,7 @@
-// Every setting the command line and the TOML file share, in one table: each key's level, value
-// syntax and limits. A flag and the file key of the same name go through the same entry, so they
-// accept the same values.
+// Every setting the command line and the TOML file share, in one table (settings_table.cc): each
+// key's level, value syntax and limits. A flag and the file key of the same name go through the
+// same entry, so they accept the same values. A duration's 0 means "off" where the setting times
+// something that may be absent, and is refused everywhere else (setters.h: Zero).
 #pragma once
 
 #include <cstdint>
@@ -8,31 +9,32 @@
 #include <string_view>
 #include <vector>
 
+#include "server/base/error.h"
 #include "server/config/config.h"
 
 namespace ringlb {
 
-// A value to set, from a TOML node or from a flag's text. Each getter fails (false, *why) when
-// the value is of the wrong type.
+// A value to set, from a TOML node or from a flag's text. Each getter fails when the value is of
+// the wrong type (or, for a number, out of range).
 class Value {
  public:
   virtual ~Value() = default;
-  virtual bool get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const = 0;
-  virtual bool get_bool(bool* out, std::string* why) const = 0;
+  virtual Status get_uint(uint64_t min, uint64_t max, uint64_t* out) const = 0;
+  virtual Status get_bool(bool* out) const = 0;
   // `expected` names what the string holds, for the type error ("a duration such as \"5s\"").
-  virtual bool get_string(std::string* out, const char* expected, std::string* why) const = 0;
+  virtual Status get_string(std::string* out, const char* expected) const = 0;
   // An array of strings; a single string is a list of one.
-  virtual bool get_strings(std::vector<std::string>* out, std::string* why) const = 0;
+  virtual Status get_strings(std::vector<std::string>* out) const = 0;
 };
 
 // A flag's value(s) as typed: every getter parses text.
 class FlagValue : public Value {
  public:
   explicit FlagValue(std::vector<std::string> texts) : texts_(std::move(texts)) {}
-  bool get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const override;
-  bool get_bool(bool* out, std::string* why) const override;
-  bool get_string(std::string* out, const char* expected, std::string* why) const override;
-  bool get_strings(std::vector<std::string>* out, std::string* why) const override;
+  Status get_uint(uint64_t min, uint64_t max, uint64_t* out) const override;
+  Status get_bool(bool* out) const override;
+  Status get_string(std::string* out, const char* expected) const override;
+  Status get_strings(std::vector<std::string>* out) const override;
   // The value as typed (the last, for a repeated flag), for messages.
   const std::string& text() const { return texts_.back(); }
 
@@ -76,10 +78,9 @@ struct Target {
   EtcdConfig* etcd = nullptr;
 };
 
-// Sets what `key` (canonical or alias) names in `scope`. False and *why on a bad value (or an
-// unknown key, which callers check first with canonical_key).
-bool apply_setting(Scope scope, std::string_view key, const Value& value, const Target& target,
-                   std::string* why);
+// Sets what `key` (canonical or alias) names in `scope`. An error says why the value is bad (or
+// that the key is unknown, which callers check first with canonical_key).
+Status apply_setting(Scope scope, std::string_view key, const Value& value, const Target& target);
 
 // A setting whose value is fine alone but not with the rest of its cluster.
 struct Problem {
@@ -89,8 +90,8 @@ struct Problem {
   std::string why;
 };
 
-// Checks that need a whole cluster: a Maglev table size that is prime, a health-check timeout
-// above zero wherever checks run.
+// Checks that need a whole cluster: a Maglev table size that is prime, re-resolve bounds in
+// order, a health check that can run as configured.
 std::vector<Problem> check_cluster(const ClusterConfig& cluster);
 
 }  // namespace ringlb

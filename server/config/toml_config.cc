@@ -42,23 +42,21 @@ std::string names_of(const std::map<std::string, int>& clusters) {
 TomlFile::TomlFile() = default;
 TomlFile::~TomlFile() = default;
 
-bool TomlFile::load(const std::string& path, std::vector<std::string>* errors) {
+Status TomlFile::load(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
   if (!in || !(text << in.rdbuf())) {
-    errors->push_back("cannot read config file '" + path + "': " + strerror(errno));
-    return false;
+    return Status::error("cannot read config file '" + path + "': " + strerror(errno));
   }
   // Read whole and parsed in memory: a file this large is a mistake (or not a config file).
   if (text.tellp() > static_cast<std::streamoff>(limits::kMaxConfigFileBytes)) {
-    errors->push_back(path + ": larger than " + std::to_string(limits::kMaxConfigFileBytes >> 20) +
-                      " MiB: not a config file");
-    return false;
+    return Status::error(path + ": larger than " + std::to_string(limits::kMaxConfigFileBytes >> 20) +
+                         " MiB: not a config file");
   }
-  return load_text(text.str(), path, errors);
+  return load_text(text.str(), path);
 }
 
-bool TomlFile::load_text(const std::string& contents, const std::string& path, std::vector<std::string>* errors) {
+Status TomlFile::load_text(const std::string& contents, const std::string& path) {
   // TOML allows no control character but tab and the line ends, in strings and comments too;
   // toml++ asserts on some (a NUL where a key starts), so they are refused before it sees them.
   size_t line = 1;
@@ -68,15 +66,13 @@ bool TomlFile::load_text(const std::string& contents, const std::string& path, s
     if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
       char code[8];
       snprintf(code, sizeof(code), "0x%02x", u);
-      errors->push_back(path + ":" + std::to_string(line) + ": toml syntax: a control character (" + code +
-                        ") where TOML allows none");
-      return false;
+      return Status::error(path + ":" + std::to_string(line) + ": toml syntax: a control character (" + code +
+                           ") where TOML allows none");
     }
   }
   std::string safe, why;
   if (const size_t line = toml_prefilter::prepare(contents, &safe, &why); line != 0) {
-    errors->push_back(path + ":" + std::to_string(line) + ": toml syntax: " + why);
-    return false;
+    return Status::error(path + ":" + std::to_string(line) + ": toml syntax: " + why);
   }
   std::stringstream text(safe);
   auto doc = std::make_unique<Doc>();
@@ -99,18 +95,17 @@ bool TomlFile::load_text(const std::string& contents, const std::string& path, s
                line[value] != '"' && line[value] != '\'') {
       message += "; addresses need quotes: address = \"127.0.0.1:80\" (the config file is TOML; the INI form is gone)";
     }
-    errors->push_back(path + ":" + std::to_string(where.line) + ": toml syntax: " + message);
-    return false;
+    return Status::error(path + ":" + std::to_string(where.line) + ": toml syntax: " + message);
   }
   doc_ = std::move(doc);
-  return true;
+  return {};
 }
 
 bool TomlFile::has_services() const {
   return doc_ && (doc_->table.contains("cluster") || doc_->table.contains("listener"));
 }
 
-void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
+Status TomlFile::apply_top(Defaults* d) const {
   Errors errors(doc_->path);
   KeyReader keys(Scope::kTop, "", &errors);
   Target target;
@@ -143,10 +138,10 @@ void TomlFile::apply_top(Defaults* d, std::vector<std::string>* out) const {
     keys.apply(k, v, target, structural);
   }
   if (metrics != nullptr) keys.apply(*metrics_key, *metrics, target, structural);
-  errors.flush(out);
+  return errors.take();
 }
 
-void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>* out) const {
+Status TomlFile::build(const Defaults& d, Config* config) const {
   Errors errors(doc_->path);
   const toml::table& top = doc_->table;
   // Where a top-level (default) setting was written, for a cluster check it fails.
@@ -174,8 +169,7 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     for (const auto& [name, node] : ordered) {
       const std::string path = "cluster." + name;
       const int line = line_of(*node);
-      std::string why;
-      if (!valid_name(name, &why)) errors.add(line, path, why);
+      if (Status s = check_name(name); !s.ok()) errors.add(line, path, s.message());
       if (cluster_lines.size() == limits::kMaxClusters) {  // this is one more
         errors.add(line, path, "more than " + std::to_string(limits::kMaxClusters) + " clusters");
       }
@@ -299,10 +293,10 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
         errors.add(kline, at, "invalid value " + show(v) + ": " + why);
       } else if (key == "name") {
         if (get_text(v, at, kline, &errors, &text)) {
-          if (valid_name(text, &why)) {
+          if (Status s = check_name(text); s.ok()) {
             l.name = text;
           } else {
-            errors.add(kline, at, why);
+            errors.add(kline, at, s.message());
           }
         }
       } else if (key == "cluster" || key == "sni-default") {
@@ -338,8 +332,8 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
               ok = false;
             } else if (!get_text(rv, rat, line_of(rv), &errors, &text)) {
               ok = false;
-            } else if (rkey == "name" && !parse_sni_pattern(text, &sni.server_name, &why)) {
-              errors.add(line_of(rv), rat, why);
+            } else if (Status s = rkey == "name" ? parse_sni_pattern(text, &sni.server_name) : Status(); !s.ok()) {
+              errors.add(line_of(rv), rat, s.message());
               ok = false;
             } else if (rkey == "cluster" && !cluster_lines.count(text)) {
               errors.add(line_of(rv), rat, "no cluster '" + text + "' (defined: " + names_of(cluster_lines) + ")");
@@ -403,7 +397,7 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
     }
     config->listen.push_back(std::move(l));
   }
-  errors.flush(out);
+  return errors.take();
 }
 
 }  // namespace ringlb

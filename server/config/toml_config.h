@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/base/error.h"
 #include "server/config/config.h"
 #include "server/config/settings.h"
 
@@ -21,14 +22,15 @@ class TomlFile {
   TomlFile(const TomlFile&) = delete;
   TomlFile& operator=(const TomlFile&) = delete;
 
-  // Reads and parses `path`. False with one error when it cannot be read or is not TOML (then
-  // the error names the line of the syntax error).
-  bool load(const std::string& path, std::vector<std::string>* errors);
+  // Reads and parses `path`. One error when it cannot be read or is not TOML (then the error
+  // names the line of the syntax error).
+  Status load(const std::string& path);
   // The same for text already read; `path` names it in errors (the fuzzer's entry point).
-  bool load_text(const std::string& text, const std::string& path, std::vector<std::string>* errors);
+  Status load_text(const std::string& text, const std::string& path);
 
-  // Its top-level keys, onto *d (the command line's flags go on top of them afterwards).
-  void apply_top(Defaults* d, std::vector<std::string>* errors) const;
+  // Its top-level keys, onto *d (the command line's flags go on top of them afterwards). Every
+  // error found, one a line, in line order.
+  Status apply_top(Defaults* d) const;
 
   // Whether it has any [cluster.NAME] or [[listener]] table. Without either, --listen and
   // --backend supply them, as without a file.
@@ -37,8 +39,8 @@ class TomlFile {
   // Its clusters and listeners into config->clusters and config->listen, each starting from
   // the defaults in `d` (global allow/deny from d.config), with every cross-check: listeners
   // naming clusters that exist, one of cluster or sni, unique names and addresses, backends in
-  // every cluster.
-  void build(const Defaults& d, Config* config, std::vector<std::string>* errors) const;
+  // every cluster. Every error found, one a line, in line order.
+  Status build(const Defaults& d, Config* config) const;
 
  private:
   struct Doc;

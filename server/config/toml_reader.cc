@@ -17,43 +17,36 @@ std::string show(const toml::node& n) {
   return text;
 }
 
-bool NodeValue::get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const {
+Status NodeValue::get_uint(uint64_t min, uint64_t max, uint64_t* out) const {
   const auto* n = node_.as_integer();
   // Compared as signed first: a negative number must not wrap into range.
   if (n == nullptr || n->get() < 0 || static_cast<uint64_t>(n->get()) < min ||
       static_cast<uint64_t>(n->get()) > max) {
-    *why = "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
-    return false;
+    return Status::error("expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
   }
   *out = static_cast<uint64_t>(n->get());
-  return true;
+  return {};
 }
 
-bool NodeValue::get_bool(bool* out, std::string* why) const {
+Status NodeValue::get_bool(bool* out) const {
   const auto* b = node_.as_boolean();
-  if (b == nullptr) {
-    *why = "expected true or false";
-    return false;
-  }
+  if (b == nullptr) return Status::error("expected true or false");
   *out = b->get();
-  return true;
+  return {};
 }
 
-bool NodeValue::get_string(std::string* out, const char* expected, std::string* why) const {
+Status NodeValue::get_string(std::string* out, const char* expected) const {
   const auto* s = node_.as_string();
-  if (s == nullptr) {
-    *why = std::string("expected ") + expected + " (a string)";
-    return false;
-  }
+  if (s == nullptr) return Status::error(std::string("expected ") + expected + " (a string)");
   *out = s->get();
-  return true;
+  return {};
 }
 
-bool NodeValue::get_strings(std::vector<std::string>* out, std::string* why) const {
+Status NodeValue::get_strings(std::vector<std::string>* out) const {
   out->clear();
   if (const auto* s = node_.as_string()) {
     out->push_back(s->get());
-    return true;
+    return {};
   }
   const toml::array* a = node_.as_array();
   for (size_t i = 0; a != nullptr && i < a->size(); ++i) {
@@ -61,11 +54,8 @@ bool NodeValue::get_strings(std::vector<std::string>* out, std::string* why) con
     if (s == nullptr) break;
     out->push_back(s->get());
   }
-  if (a == nullptr || out->size() != a->size()) {
-    *why = "expected an array of strings";
-    return false;
-  }
-  return true;
+  if (a == nullptr || out->size() != a->size()) return Status::error("expected an array of strings");
+  return {};
 }
 
 namespace {
@@ -115,10 +105,12 @@ void Errors::add(int line, const std::string& key, const std::string& message) {
   errors_.push_back({line, path_ + ":" + std::to_string(line) + ": " + key + ": " + message});
 }
 
-void Errors::flush(std::vector<std::string>* out) {
+Status Errors::take() {
   std::stable_sort(errors_.begin(), errors_.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  for (auto& e : errors_) out->push_back(e.second);
+  Status all;
+  for (auto& e : errors_) all.add(Status::error(e.second));
   errors_.clear();
+  return all;
 }
 
 void KeyReader::apply(const toml::key& k, const toml::node& v, const Target& target,
@@ -137,9 +129,8 @@ void KeyReader::apply(const toml::key& k, const toml::node& v, const Target& tar
     return;
   }
   lines_[canonical] = line;
-  std::string why;
-  if (!apply_setting(scope_, key, NodeValue(v), target, &why)) {
-    errors_->add(line_of(v), prefix_ + key, "invalid value " + show(v) + ": " + why);
+  if (Status s = apply_setting(scope_, key, NodeValue(v), target); !s.ok()) {
+    errors_->add(line_of(v), prefix_ + key, "invalid value " + show(v) + ": " + s.message());
   }
 }
 
@@ -159,10 +150,9 @@ bool get_text(const toml::node& v, const std::string& key, int line, Errors* err
 
 bool read_backend(const toml::node& node, const std::string& path, Errors* errors, BackendConfig* out) {
   const int line = line_of(node);
-  std::string error;
   if (const auto* s = node.as_string()) {
-    if (!parse_backend(s->get(), out, &error)) {
-      errors->add(line, path, "invalid backend " + show(node) + ": " + error);
+    if (Status parsed = parse_backend(s->get(), out); !parsed.ok()) {
+      errors->add(line, path, "invalid backend " + show(node) + ": " + parsed.message());
       return false;
     }
     return true;
@@ -179,10 +169,11 @@ bool read_backend(const toml::node& node, const std::string& path, Errors* error
     return false;
   }
   if (!get_text(*address, path + ".address", line_of(*address), errors, &text)) return false;
-  if (text.find(',') != std::string::npos || !parse_backend(text, out, &error)) {
-    errors->add(line_of(*address), path + ".address",
-                "invalid value " + show(*address) + ": " +
-                    (error.empty() ? "settings go in their own keys (weight = 2, ...)" : error));
+  const Status parsed = text.find(',') != std::string::npos
+                            ? Status::error("settings go in their own keys (weight = 2, ...)")
+                            : parse_backend(text, out);
+  if (!parsed.ok()) {
+    errors->add(line_of(*address), path + ".address", "invalid value " + show(*address) + ": " + parsed.message());
     return false;
   }
   if (out->dns.kind == DnsName::Kind::kSrv && t->contains("weight")) {

@@ -22,10 +22,10 @@ std::string show(const toml::node& n);
 class NodeValue : public Value {
  public:
   explicit NodeValue(const toml::node& node) : node_(node) {}
-  bool get_uint(uint64_t min, uint64_t max, uint64_t* out, std::string* why) const override;
-  bool get_bool(bool* out, std::string* why) const override;
-  bool get_string(std::string* out, const char* expected, std::string* why) const override;
-  bool get_strings(std::vector<std::string>* out, std::string* why) const override;
+  Status get_uint(uint64_t min, uint64_t max, uint64_t* out) const override;
+  Status get_bool(bool* out) const override;
+  Status get_string(std::string* out, const char* expected) const override;
+  Status get_strings(std::vector<std::string>* out) const override;
 
  private:
   const toml::node& node_;
@@ -40,7 +40,8 @@ class Errors {
  public:
   explicit Errors(const std::string& path) : path_(path) {}
   void add(int line, const std::string& key, const std::string& message);
-  void flush(std::vector<std::string>* out);
+  // Every error so far, one a line in line order (ok when none); the collection starts again.
+  Status take();
 
  private:
   std::string path_;

@@ -108,7 +108,7 @@ Status parse_command(std::string_view line, Command* out) {
     c.cluster = words[1];
     c.backend = words[2];
     // Names are checked against the running clusters by the server; these can never match one.
-    if (std::string why; !valid_name(c.cluster, &why)) return Status::error("unknown cluster '" + shown(c.cluster) + "'");
+    if (!check_name(c.cluster).ok()) return Status::error("unknown cluster '" + shown(c.cluster) + "'");
     if (c.backend.empty()) return Status::error("empty backend name");
   }
   if (c.verb == Verb::kSetWeight && words[3] != "reset") {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "server/base/log.h"
+#include "server/runtime/publish.h"
 
 namespace ringlb::discovery {
 
@@ -99,7 +100,7 @@ std::string ClusterPublisher::publish_locked(const Config& file, std::vector<std
   const std::vector<std::string> notes = reconcile_overrides_locked(combined);
   Config merged = combined;
   apply_overrides_locked(&merged);
-  std::string error = publish_clusters(merged, ++version_, shared_, changed);
+  std::string error = publish_clusters(merged, ++version_, shared_, changed).message();
   if (!error.empty()) {
     file_ = std::move(previous);
     have_file_ = had_file;

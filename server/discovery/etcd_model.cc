@@ -34,11 +34,13 @@ bool parse_backend_value(std::string_view text, BackendConfig* out, std::string*
       return true;
     };
     if (name == "address") {
-      std::string error;
       // Only an address: settings are fields of their own here, not ",weight=2" suffixes.
-      if (!v.is_string() || v.get<std::string>().find(',') != std::string::npos ||
-          !parse_backend(v.get<std::string>(), &b, &error)) {
-        *why = "address: " + (v.is_string() ? error.empty() ? "expected ADDR:PORT" : error : "expected a string");
+      Status parsed = Status::error("expected ADDR:PORT");
+      if (v.is_string() && v.get<std::string>().find(',') == std::string::npos) {
+        parsed = parse_backend(v.get<std::string>(), &b);
+      }
+      if (!parsed.ok()) {
+        *why = "address: " + (v.is_string() ? parsed.message() : std::string("expected a string"));
         return false;
       }
       have_address = true;

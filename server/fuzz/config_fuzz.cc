@@ -26,17 +26,17 @@ void value_parsers(const std::string& text) {
   using namespace ringlb;
   std::string error;
   Millis d{0};
-  if (parse_duration(text, &d, &error)) check(d.count() >= 0 && d.count() <= 576LL * 3600 * 1000, "duration limit");
+  if (parse_duration(text, &d).ok()) check(d.count() >= 0 && d.count() <= 576LL * 3600 * 1000, "duration limit");
   BackendConfig b;
-  if (parse_backend(text, &b, &error)) check(b.weight <= 1000, "weight limit");
+  if (parse_backend(text, &b).ok()) check(b.weight <= 1000, "weight limit");
   ListenConfig l;
-  parse_listen(text, &l, &error);
+  (void)parse_listen(text, &l);
   Cidr c;
   parse_cidr(text, &c, &error);
   std::vector<int> cpus;
-  parse_cpu_affinity(text, &cpus, &error);
+  (void)parse_cpu_affinity(text, &cpus);
   std::string pattern;
-  if (parse_sni_pattern(text, &pattern, &error)) check(!pattern.empty() && pattern.size() <= 255, "SNI pattern length");
+  if (parse_sni_pattern(text, &pattern).ok()) check(!pattern.empty() && pattern.size() <= 255, "SNI pattern length");
 }
 
 }  // namespace
@@ -54,18 +54,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       start = nl + 1;
     }
   }
-  std::vector<std::string> errors;
   TomlFile file;
-  if (!file.load_text(text, "fuzz.toml", &errors)) {
-    check(errors.size() == 1 && errors[0].rfind("fuzz.toml:", 0) == 0, "a syntax error names the file");
+  if (Status loaded = file.load_text(text, "fuzz.toml"); !loaded.ok()) {
+    check(loaded.message().rfind("fuzz.toml:", 0) == 0, "a syntax error names the file");
     return 0;
   }
   Defaults d = make_defaults();
-  file.apply_top(&d, &errors);
+  Status errors = file.apply_top(&d);
   Config c = d.config;
-  if (file.has_services()) file.build(d, &c, &errors);
-  for (const std::string& e : errors) check(e.rfind("fuzz.toml:", 0) == 0, "every error names the file");
-  if (errors.empty() && file.has_services()) {
+  if (file.has_services()) errors.add(file.build(d, &c));
+  for (const std::string& e : errors.lines()) check(e.rfind("fuzz.toml:", 0) == 0, "every error names the file");
+  if (errors.ok() && file.has_services()) {
     check(c.workers >= 1 && c.workers <= 256, "workers limit");
     for (const ClusterConfig& cl : c.clusters) {
       check(!cl.backends.empty() || cl.discovered, "a cluster has backends, or gets them from discovery");

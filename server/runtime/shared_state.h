@@ -1,6 +1,6 @@
 // What the acceptor, the workers and the health checker share. Written during start-up (and by
-// reloads through the clusters' snapshot holders and the listeners' policies), otherwise
-// read-only, except for the atomics: the per-worker ones have a single writer each, the
+// reloads through the clusters' snapshot holders and the listeners' policies: publish.h),
+// otherwise read-only, except for the atomics: the per-worker ones have a single writer each, the
 // per-listener connection counts are shared by the workers.
 #pragma once
 
@@ -140,41 +140,5 @@ struct SharedState {
     return n;
   }
 };
-
-// Start-up: registers the clusters and sets each listener's route (indexes 0..n-1). Empty on
-// success, otherwise why the config cannot be used.
-std::string set_up_routes(const Config& config, SharedState* shared);
-
-// The route of `listen` (registering the clusters it names), for a listener a reload adds.
-// Empty on success, otherwise why.
-std::string make_route(const ListenConfig& listen, SharedState* shared, ListenerRoute* route);
-
-// Whether a running listener `was` can serve as `now` in place: same address, accept-proxy,
-// cluster and SNI routes (the settings in ListenerPolicy may differ). Otherwise a reload
-// removes it and adds `now` under a new index.
-bool same_listener(const ListenConfig& was, const ListenConfig& now);
-
-// What a config read at a reload changes that only a restart (or an upgrade) applies, one line
-// each: a reload applies the rest and says these were not applied.
-std::vector<std::string> not_applied_at_reload(const Config& running, const Config& fresh);
-
-// Builds every cluster's snapshot for `config` (registering new clusters, backends and their
-// addresses), publishes with `version` those that changed and retires clusters it no longer
-// has. All or nothing: empty on success, otherwise why the config cannot be used (nothing
-// published). *changed (if given) gets the names of the clusters published. Callers serialise
-// (discovery::ClusterPublisher does), and `version` only grows.
-std::string publish_clusters(const Config& config, uint64_t version, SharedState* shared,
-                             std::vector<std::string>* changed = nullptr);
-
-// Publishes the listeners' policies of `config`. `indexes` (if given) is the listener index of
-// each config.listen entry (otherwise its position); every index in shared->listener_live gets a
-// policy, those not live marked removed. The acceptor's thread only (it reads listener_live).
-void publish_policies(const Config& config, uint64_t version, SharedState* shared,
-                      const std::vector<uint16_t>* indexes = nullptr);
-
-// publish_clusters, then (if it worked) publish_policies.
-std::string publish_config(const Config& config, uint64_t version, SharedState* shared,
-                           std::vector<std::string>* changed = nullptr,
-                           const std::vector<uint16_t>* indexes = nullptr);
 
 }  // namespace ringlb

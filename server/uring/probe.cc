@@ -47,20 +47,20 @@ std::string missing_ops(const io_uring_probe* probe, std::span<const RequiredOp>
   return out;
 }
 
-std::string check_kernel() {
+Status check_kernel() {
   Ring ring;
   RingOptions options;
   options.entries = 4;
   options.defer_taskrun = true;
   if (int ret = ring.init(options); ret < 0) {
-    return std::string("cannot create an io_uring with SINGLE_ISSUER|DEFER_TASKRUN (Linux 6.1): ") +
-           strerror(-ret);
+    return Status::failure(std::string("cannot create an io_uring with SINGLE_ISSUER|DEFER_TASKRUN (Linux 6.1): ") +
+                           strerror(-ret));
   }
   std::unique_ptr<io_uring_probe, void (*)(io_uring_probe*)> probe(
       io_uring_get_probe_ring(ring.get()), io_uring_free_probe);
-  if (!probe) return "cannot probe io_uring operations (IORING_REGISTER_PROBE, Linux 5.6)";
+  if (!probe) return Status::failure("cannot probe io_uring operations (IORING_REGISTER_PROBE, Linux 5.6)");
   std::string missing = missing_ops(probe.get(), required_ops());
-  if (!missing.empty()) return "the kernel lacks io_uring operations ringlb needs: " + missing;
+  if (!missing.empty()) return Status::failure("the kernel lacks io_uring operations ringlb needs: " + missing);
   return {};
 }
 

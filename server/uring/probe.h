@@ -6,6 +6,8 @@
 #include <span>
 #include <string>
 
+#include "server/base/error.h"
+
 namespace ringlb::uring {
 
 struct RequiredOp {
@@ -21,7 +23,8 @@ std::span<const RequiredOp> required_ops();
 // empty when all are there.
 std::string missing_ops(const io_uring_probe* probe, std::span<const RequiredOp> required);
 
-// Probes the running kernel. Empty when ringlb can run, otherwise the one-line reason.
-std::string check_kernel();
+// Probes the running kernel: an error (a failure: the machine refuses, exit 1) gives the one-line
+// reason ringlb cannot run.
+Status check_kernel();
 
 }  // namespace ringlb::uring

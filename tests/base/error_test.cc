@@ -52,5 +52,22 @@ TEST(Status, PrefixAndAddCollectLines) {
   EXPECT_EQ(all.lines()[1], "a.toml:7: backlog: must be at most 65535");
 }
 
+StatusOr<int> half(int n) {
+  if (n % 2 != 0) return Status::errorf("%d is odd", n);
+  return n / 2;
+}
+
+TEST(StatusOr, HoldsAValueOrTheError) {
+  const StatusOr<int> even = half(8);
+  ASSERT_TRUE(even.ok());
+  EXPECT_EQ(even.value(), 4);
+  const StatusOr<int> odd = half(7);
+  EXPECT_FALSE(odd.ok());
+  EXPECT_EQ(odd.status().message(), "7 is odd");
+  EXPECT_EQ(odd.status().exit_code(), kExitBadInput);
+  StatusOr<std::string> text = std::string("abc");
+  EXPECT_EQ(text->size(), 3u);
+}
+
 }  // namespace
 }  // namespace ringlb

@@ -2,6 +2,7 @@
 // publishes a cluster only when that changes it: backends that stay keep their ids (so their
 // connections, stats and health state), which is what makes a discovery update like a reload.
 #include "server/discovery/cluster_publisher.h"
+#include "server/runtime/publish.h"
 
 #include <gtest/gtest.h>
 
@@ -10,8 +11,8 @@ namespace {
 
 BackendConfig backend(const std::string& text) {
   BackendConfig b;
-  std::string why;
-  EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+  const Status parsed = parse_backend(text, &b);
+  EXPECT_TRUE(parsed.ok()) << parsed.message();
   return b;
 }
 
@@ -49,7 +50,7 @@ struct Fixture : ::testing::Test {
   void start(const Config& c) {
     shared = std::make_unique<SharedState>(c);
     publisher = std::make_unique<ClusterPublisher>(shared.get());
-    ASSERT_EQ(set_up_routes(c, shared.get()), "");
+    ASSERT_EQ(set_up_routes(c, shared.get()).message(), "");
     ASSERT_EQ(publisher->publish_file(c), "");
   }
   std::unique_ptr<SharedState> shared;
@@ -229,7 +230,7 @@ TEST_F(Fixture, AReloadThatDropsAClusterDropsItsDiscoveredLists) {
   Config renamed = config({"127.0.0.1:1"});
   renamed.clusters[0].name = "web2";
   renamed.listen[0].cluster = "web2";
-  ASSERT_EQ(set_up_routes(renamed, shared.get()), "");
+  ASSERT_EQ(set_up_routes(renamed, shared.get()).message(), "");
   ASSERT_EQ(publisher->publish_file(renamed), "");
   ASSERT_EQ(publisher->publish_file(config({"127.0.0.1:1"})), "");
   EXPECT_EQ(names(*shared), (std::vector<std::string>{"127.0.0.1:1"}));

@@ -138,8 +138,7 @@ TEST(DnsSrv, AnAddressAtTwoPrioritiesCountsAtTheBetterOne) {
 
 TEST(DnsBackends, EachAddressGetsTheEntrysSettingsAndItsIpPortAsText) {
   BackendConfig host;
-  std::string why;
-  ASSERT_TRUE(parse_backend("db.test:5432,weight=7,send-proxy-v2,max-connections=9,rise=4", &host, &why)) << why;
+  ASSERT_TRUE(parse_backend("db.test:5432,weight=7,send-proxy-v2,max-connections=9,rise=4", &host).ok());
   std::vector<Resolved> set = set_of({"127.0.0.2:5432", "[::1]:5432"});
   const std::vector<BackendConfig> got = backends_for(host, set);
   ASSERT_EQ(got.size(), 2u);
@@ -153,7 +152,7 @@ TEST(DnsBackends, EachAddressGetsTheEntrysSettingsAndItsIpPortAsText) {
     EXPECT_EQ(b.dns.kind, DnsName::Kind::kNone);
   }
   BackendConfig srv;
-  ASSERT_TRUE(parse_backend("srv:_pg._tcp.test,max-connections=3", &srv, &why)) << why;
+  ASSERT_TRUE(parse_backend("srv:_pg._tcp.test,max-connections=3", &srv).ok());
   set = {Resolved{ip("127.0.0.2:9001"), 333, false}, Resolved{ip("127.0.0.3:9002"), 1000, true}};
   const std::vector<BackendConfig> srv_got = backends_for(srv, set);
   EXPECT_EQ(srv_got[0].weight, 333u);

@@ -2,7 +2,7 @@
 # The man pages render without a single groff warning, and stay complete: every option of
 # `ringlb --help` is in ringlb(8), every key of the settings table and of the file's structure
 # is in ringlb.toml(5).
-# usage: man_test.sh RINGLB RINGLB_8 RINGLB_TOML_5 SETTINGS_CC
+# usage: man_test.sh RINGLB RINGLB_8 RINGLB_TOML_5 SETTINGS_TABLE_CC
 set -uo pipefail
 ringlb=$1 page8=$2 page5=$3 settings=$4
 failed=0

@@ -241,5 +241,23 @@ TEST(Cli, CheckReportsEveryErrorWithFileLineAndKey) {
   EXPECT_FALSE(static_cast<bool>(probe));
 }
 
+// One rule for every duration: 0 means "off" where the setting times something that may be
+// absent (max-connection-duration, health-interval, ...), and is refused elsewhere. An
+// idle-timeout of 0 used to pass and then close every connection within ~10 ms.
+TEST(Cli, CheckRefusesAZeroDurationThatCannotMeanOff) {
+  const std::string path = write_toml(
+      "zero.toml", "max-connection-duration = \"0s\"\nhealth-interval = \"0s\"\ndrain-timeout = \"0s\"\n"  // 1-3: off
+                   "[cluster.app]\nbackends = [\"127.0.0.1:1\"]\nqueue-timeout = \"0s\"\nslow-start = \"0s\"\n"    // 4-7
+                   "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"app\"\nidle-timeout = \"0s\"\n");          // 8-11
+  RunResult r = run_ringlb({"check", "--config", path});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(r.output, "ringlb: error: " + path + ":11: listener[0].idle-timeout: invalid value \"0s\": must be above "
+                      "zero (0 does not turn it off: give connections that may stay idle a long one, up to \"576h\")\n");
+  RunResult flag = run_ringlb({"check", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--idle-timeout", "0s"});
+  EXPECT_EQ(flag.exit_code, 2) << flag.output;
+  EXPECT_NE(flag.output.find("invalid value '0s' for --idle-timeout: must be above zero"), std::string::npos)
+      << flag.output;
+}
+
 }  // namespace
 }  // namespace ringlb::testing

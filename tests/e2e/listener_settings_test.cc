@@ -53,6 +53,20 @@ TEST(ListenerSettings, AllowAndDenyListsOfOneListener) {
   EXPECT_EQ(lb.stop(SIGTERM), 0) << lb.output();
 }
 
+// A rule written as an IPv4-mapped IPv6 block is the IPv4 block it maps. It used to pass
+// `ringlb check` and match no one: the deny let 127.0.0.1 in, the allow shut it out.
+TEST(ListenerSettings, AnIpv4MappedRuleMatchesIpv4Clients) {
+  Backend echo(echo_handler());
+  const std::string toml = write_config("mapped.toml", echo.address(),
+                                        "allow = [\"127.0.0.0/8\"]\ndeny = [\"::ffff:127.0.0.0/104\"]\n",
+                                        "allow = [\"::ffff:127.0.0.0/104\"]\n");
+  RinglbProcess lb;
+  ASSERT_TRUE(lb.start({"--config", toml})) << lb.output();
+  EXPECT_FALSE(echoing_client(lb.port(0), "127.0.0.1")) << "not denied by its listener's deny list";
+  EXPECT_TRUE(echoing_client(lb.port(1), "127.0.0.1")) << "not allowed by the global allow list";
+  EXPECT_TRUE(eventually([&] { return lb.closed_total("denied") == 1; }));
+}
+
 TEST(ListenerSettings, MaxConnectionsOfOneListenerAcrossWorkers) {
   Backend echo(echo_handler());
   const std::string toml = write_config("maxconn.toml", echo.address(), "max-connections = 3\n");

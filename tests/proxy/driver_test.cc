@@ -68,9 +68,9 @@ TEST(Driver, ASocketThatArrivesWhileClosingIsClosedWithTheSession) {
 
 TEST(Driver, TheCloseReasonAndRecordAreSetOnceAtTheFirstClose) {
   Harness h;
-  std::string why;
-  auto log = AccessLog::open("/dev/null", nullptr, &why);
-  ASSERT_TRUE(log) << why;
+  auto opened = AccessLog::open("/dev/null", nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  std::unique_ptr<AccessLog> log = std::move(opened.value());
   h.shared->access_log = log.get();
   const uint32_t id = h.pumping(100, 200);
   h.complete(h.last_on(Request::kRecv, 200), -ECONNRESET);
@@ -110,7 +110,7 @@ TEST(Driver, AReloadThatRemovesABackendDrainsItsSessionsAtTheDrainDeadline) {
   const uint32_t on_second = h.pumping(101, 201);  // 127.0.0.1:9002
   Config next = c;
   next.clusters[0].backends.erase(next.clusters[0].backends.begin());
-  ASSERT_EQ(publish_config(next, 2, h.shared.get()), "");
+  ASSERT_TRUE(publish_config(next, 2, h.shared.get()).ok());
   h.driver->on_tick();
   EXPECT_NE(h.session(on_first).deadline_ns, 0u);
   EXPECT_EQ(h.session(on_second).deadline_ns, 0u);

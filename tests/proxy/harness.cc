@@ -22,8 +22,8 @@ ClusterConfig cluster(const std::string& name, const std::vector<std::string>& b
   c.health.interval = Millis(0);
   for (const std::string& text : backends) {
     BackendConfig b;
-    std::string why;
-    EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+    const Status parsed = parse_backend(text, &b);
+    EXPECT_TRUE(parsed.ok()) << parsed.message();
     c.backends.push_back(b);
   }
   return c;
@@ -86,9 +86,10 @@ Harness::Harness(Config c, uint32_t capacity) : config(std::move(c)) {
   shared->registry = std::make_unique<metrics::Registry>(1, &shared->backends, names);
   shared->workers.push_back(std::make_unique<WorkerSlot>());
   shared->workers[0]->capacity = capacity;
-  const std::string why = set_up_routes(config, shared.get());
-  EXPECT_EQ(why, "");
-  EXPECT_EQ(publish_config(config, 1, shared.get()), "");
+  const Status routes = set_up_routes(config, shared.get());
+  EXPECT_TRUE(routes.ok()) << routes.message();
+  const Status published = publish_config(config, 1, shared.get());
+  EXPECT_TRUE(published.ok()) << published.message();
   for (size_t i = 0; i < config.listen.size(); ++i) shared->listen_bound[i] = config.listen[i].address;
   ops = std::make_unique<FakeOps>(config.buffers_per_worker, config.buffer_size);
   env = std::make_unique<Env>(*shared, 0);

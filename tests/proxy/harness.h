@@ -14,6 +14,7 @@
 #include "server/proxy/env.h"
 #include "server/proxy/snapshot_cache.h"
 #include "server/proxy/tags.h"
+#include "server/runtime/publish.h"
 #include "server/runtime/shared_state.h"
 #include "tests/proxy/fake_ops.h"
 

@@ -446,15 +446,25 @@ for line in open(sys.argv[1], encoding="utf-8"):
                 every_code_point + " e9 fffd 1f600\n");
 }
 
+// AccessLog::open; a failure fails the test with its error (and gives null).
+std::unique_ptr<AccessLog> open_log(const std::string& path, metrics::Registry* stats,
+                                    size_t max_pending_bytes = AccessLog::kDefaultMaxPendingBytes) {
+  StatusOr<std::unique_ptr<AccessLog>> log = AccessLog::open(path, stats, max_pending_bytes);
+  if (!log.ok()) {
+    ADD_FAILURE() << log.status().message();
+    return nullptr;
+  }
+  return std::move(log.value());
+}
+
 TEST(AccessLog, WritesWhatWasSubmittedAndCountsIt) {
   TempDir dir;
   const std::string path = dir.path() + "/access.log";
   balancer::BackendRegistry backends;
   metrics::Registry stats(1, &backends);
-  std::string error;
   {
-    auto log = AccessLog::open(path, &stats, &error);
-    ASSERT_NE(log, nullptr) << error;
+    auto log = open_log(path, &stats);
+    ASSERT_NE(log, nullptr);
     std::string batch = "a\nb\n";
     EXPECT_TRUE(log->submit(&batch, 2));
     EXPECT_TRUE(batch.empty());
@@ -469,9 +479,8 @@ TEST(AccessLog, WritesWhatWasSubmittedAndCountsIt) {
 TEST(AccessLog, ReopenFollowsLogRotation) {
   TempDir dir;
   const std::string path = dir.path() + "/access.log";
-  std::string error;
-  auto log = AccessLog::open(path, nullptr, &error);
-  ASSERT_NE(log, nullptr) << error;
+  auto log = open_log(path, nullptr);
+  ASSERT_NE(log, nullptr);
   std::string batch = "before\n";
   log->submit(&batch, 1);
   // logrotate: move the file, then tell ringlb (SIGHUP). Lines wait until the rename is seen.
@@ -494,9 +503,8 @@ TEST(AccessLog, DropsAndCountsWhenTheWriterIsTooFarBehind) {
   ASSERT_GE(reader, 0);
   balancer::BackendRegistry backends;
   metrics::Registry stats(1, &backends);
-  std::string error;
-  auto log = AccessLog::open(path, &stats, &error, /*max_pending_bytes=*/4096);
-  ASSERT_NE(log, nullptr) << error;
+  auto log = open_log(path, &stats, /*max_pending_bytes=*/4096);
+  ASSERT_NE(log, nullptr);
   const std::string line(1000, 'x');
   uint64_t taken = 0, dropped = 0;
   for (int i = 0; i < 200; ++i) {  // 200 KB against a 64 KB pipe and 4 KB of backlog

@@ -84,5 +84,35 @@ TEST(Acl, OddPrefixesAndMappedAddresses) {
   EXPECT_FALSE(allows(acl, "::ffff:192.168.9.1"));
 }
 
+// An IPv4-mapped IPv6 block is the IPv4 block it maps: it matches IPv4 peers, and the IPv4
+// clients of a dual-stack listener (::ffff:a.b.c.d). It used to pass and match neither.
+TEST(Acl, Ipv4MappedBlocksMatchIpv4Peers) {
+  Cidr c;
+  std::string error;
+  ASSERT_TRUE(parse_cidr("::ffff:10.0.0.0/104", &c, &error)) << error;
+  EXPECT_EQ(c.family, AF_INET);
+  EXPECT_EQ(c.prefix_len, 8u);
+  ASSERT_TRUE(parse_cidr("::ffff:192.0.2.7", &c, &error)) << error;
+  EXPECT_EQ(c.family, AF_INET);
+  EXPECT_EQ(c.prefix_len, 32u);
+  ASSERT_TRUE(parse_cidr("::ffff:0:0/96", &c, &error)) << error;  // every IPv4 address
+  EXPECT_EQ(c.family, AF_INET);
+  EXPECT_EQ(c.prefix_len, 0u);
+  EXPECT_FALSE(parse_cidr("::ffff:10.0.0.1/104", &c, &error));  // host bits, as for 10.0.0.1/8
+  const Acl deny({}, cidrs({"::ffff:10.0.0.0/104"}));
+  EXPECT_FALSE(allows(deny, "10.1.2.3"));
+  EXPECT_FALSE(allows(deny, "::ffff:10.1.2.3"));
+  EXPECT_TRUE(allows(deny, "11.0.0.1"));
+  EXPECT_TRUE(allows(deny, "::1"));
+  const Acl allow(cidrs({"::ffff:192.0.2.0/120"}), {});
+  EXPECT_TRUE(allows(allow, "192.0.2.9"));
+  EXPECT_TRUE(allows(allow, "::ffff:192.0.2.9"));
+  EXPECT_FALSE(allows(allow, "192.0.3.9"));
+  // Other IPv6 blocks stay IPv6: ::/0 is every IPv6 peer, not every peer.
+  const Acl v6(cidrs({"::/0"}), {});
+  EXPECT_TRUE(allows(v6, "2001:db8::1"));
+  EXPECT_FALSE(allows(v6, "10.0.0.1"));
+}
+
 }  // namespace
 }  // namespace ringlb

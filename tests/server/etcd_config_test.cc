@@ -14,7 +14,7 @@ namespace ringlb {
 namespace {
 
 struct Parsed {
-  ParseStatus status = ParseStatus::kError;
+  Status status;
   Config config;
   std::string message;
   std::string path;
@@ -26,7 +26,8 @@ Parsed parse_toml(const std::string& text) {
   p.path = std::string(dir != nullptr ? dir : "/tmp") + "/etcd.toml";
   std::ofstream(p.path) << text;
   std::vector<const char*> argv = {"ringlb", "--config", p.path.c_str()};
-  p.status = parse_config(static_cast<int>(argv.size()), const_cast<char**>(argv.data()), &p.config, &p.message);
+  p.status = parse_config(static_cast<int>(argv.size()), const_cast<char**>(argv.data()), &p.config);
+  p.message = p.status.message();
   return p;
 }
 
@@ -50,7 +51,7 @@ discovery = "etcd"
 etcd-prefix = "/ringlb/web/"
 balance = "maglev"
 )") + kListener);
-  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  ASSERT_TRUE(p.status.ok()) << p.message;
   const EtcdConfig& e = p.config.etcd;
   EXPECT_EQ(e.endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "https://etcd.internal:2379"}));
   EXPECT_EQ(e.ca_file, "/etc/ringlb/etcd-ca.pem");
@@ -72,7 +73,7 @@ TEST(EtcdConfig, FileBackendsStayBesideThePrefix) {
   const Parsed p = parse_toml(std::string("[etcd]\nendpoints = \"http://127.0.0.1:2379\"\n[cluster.web]\n"
                                           "discovery = \"etcd\"\netcd-prefix = \"/w/\"\nbackends = [\"127.0.0.1:80\"]\n") +
                               kListener);
-  ASSERT_EQ(p.status, ParseStatus::kRun) << p.message;
+  ASSERT_TRUE(p.status.ok()) << p.message;
   EXPECT_EQ(p.config.clusters[0].backends.size(), 1u);
   EXPECT_EQ(p.config.etcd.endpoints, (std::vector<std::string>{"http://127.0.0.1:2379"}));
 }
@@ -107,7 +108,7 @@ TEST(EtcdConfig, BadValuesNameFileLineAndKey) {
   };
   for (const Case& c : cases) {
     const Parsed p = parse_toml(c.text + kListener);
-    EXPECT_EQ(p.status, ParseStatus::kError) << c.text;
+    EXPECT_FALSE(p.status.ok()) << c.text;
     EXPECT_NE(p.message.find(p.path + ":" + c.error), std::string::npos) << c.text << "\n-> " << p.message;
   }
 }

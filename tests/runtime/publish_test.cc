@@ -1,6 +1,8 @@
 // Publishing a configuration to the runtime: per-cluster snapshots (republished only when they
 // changed), retired clusters, listeners' policies (removed ones kept, marked), and what a reload
 // does not apply.
+#include "server/runtime/publish.h"
+#include "server/runtime/reload.h"
 #include "server/runtime/shared_state.h"
 
 #include <gtest/gtest.h>
@@ -15,8 +17,8 @@ ClusterConfig cluster(const std::string& name, std::vector<std::string> backends
   c.policy = policy;
   for (const std::string& text : backends) {
     BackendConfig b;
-    std::string why;
-    EXPECT_TRUE(parse_backend(text, &b, &why)) << why;
+    const Status parsed = parse_backend(text, &b);
+    EXPECT_TRUE(parsed.ok()) << parsed.message();
     c.backends.push_back(b);
   }
   return c;
@@ -41,9 +43,9 @@ Config two_clusters() {
 TEST(SharedState, PublishesEachClusterAndOnlyThoseThatChanged) {
   const Config c = two_clusters();
   SharedState shared(c);
-  ASSERT_EQ(set_up_routes(c, &shared), "");
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
   std::vector<std::string> changed;
-  ASSERT_EQ(publish_config(c, 1, &shared, &changed), "");
+  ASSERT_EQ(publish_config(c, 1, &shared, &changed).message(), "");
   EXPECT_EQ(changed, (std::vector<std::string>{"web", "api"}));
   EXPECT_EQ(shared.routes[1].cluster, 1);
   EXPECT_EQ(shared.clusters[1].get()->backends.size(), 1u);
@@ -54,7 +56,7 @@ TEST(SharedState, PublishesEachClusterAndOnlyThoseThatChanged) {
   next.clusters[1].policy = balancer::Policy::kMaglev;
   next.listen[0].idle_timeout = Millis(1000);
   changed.clear();
-  ASSERT_EQ(publish_config(next, 2, &shared, &changed), "");
+  ASSERT_EQ(publish_config(next, 2, &shared, &changed).message(), "");
   EXPECT_EQ(changed, (std::vector<std::string>{"api"}));
   EXPECT_EQ(shared.clusters[0].version(), 1u);
   EXPECT_EQ(shared.clusters[1].version(), 2u);
@@ -66,15 +68,15 @@ TEST(SharedState, ARemovedClusterIsRetiredAndABadOnePublishesNothing) {
   Config c = two_clusters();
   c.clusters.push_back(cluster("spare", {"127.0.0.1:3"}));
   SharedState shared(c);
-  ASSERT_EQ(set_up_routes(c, &shared), "");
-  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
+  ASSERT_EQ(publish_config(c, 1, &shared).message(), "");
   Config bad = two_clusters();
   bad.clusters[0].policy = balancer::Policy::kMaglev;
   bad.clusters[0].maglev_size = 10;  // not prime
-  EXPECT_NE(publish_config(bad, 2, &shared).find("cluster 'web'"), std::string::npos);
+  EXPECT_NE(publish_config(bad, 2, &shared).message().find("cluster 'web'"), std::string::npos);
   EXPECT_EQ(shared.clusters[0].version(), 1u);
   std::vector<std::string> changed;
-  ASSERT_EQ(publish_config(two_clusters(), 3, &shared, &changed), "");
+  ASSERT_EQ(publish_config(two_clusters(), 3, &shared, &changed).message(), "");
   EXPECT_EQ(changed, (std::vector<std::string>{"spare (removed)"}));
   EXPECT_TRUE(shared.clusters[2].get()->retired);
   EXPECT_TRUE(shared.clusters[2].get()->backends.empty());
@@ -103,8 +105,8 @@ TEST(SharedState, AListenerServesInPlaceOnlyWithTheSameAddressAndRoutes) {
 TEST(SharedState, ARemovedListenerKeepsItsIndexAndItsSettingsMarkedRemoved) {
   const Config c = two_clusters();
   SharedState shared(c);
-  ASSERT_EQ(set_up_routes(c, &shared), "");
-  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
+  ASSERT_EQ(publish_config(c, 1, &shared).message(), "");
   Config next = c;
   next.listen.erase(next.listen.begin());  // 'a' goes
   next.listen.push_back(listener("c", "127.0.0.1:12", "web"));
@@ -112,7 +114,7 @@ TEST(SharedState, ARemovedListenerKeepsItsIndexAndItsSettingsMarkedRemoved) {
   shared.listener_configs.push_back(next.listen[1]);
   shared.listener_live.push_back(true);
   const std::vector<uint16_t> indexes = {1, 2};
-  ASSERT_EQ(publish_config(next, 2, &shared, nullptr, &indexes), "");
+  ASSERT_EQ(publish_config(next, 2, &shared, nullptr, &indexes).message(), "");
   ASSERT_EQ(shared.policies->listeners.size(), 3u);
   EXPECT_TRUE(shared.policies->listeners[0].removed);
   EXPECT_EQ(shared.policies->listeners[0].idle_timeout, c.idle_timeout);
@@ -141,8 +143,8 @@ TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
   Config c = two_clusters();
   SharedState shared(c);
   shared.registry = std::make_unique<metrics::Registry>(2, &shared.backends);
-  ASSERT_EQ(set_up_routes(c, &shared), "");
-  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
+  ASSERT_EQ(publish_config(c, 1, &shared).message(), "");
   const uint32_t kept = shared.clusters[0].get()->backends[0].id;
   const uint32_t removed = shared.clusters[0].get()->backends[1].id;
   for (uint32_t id : {kept, removed}) {
@@ -152,7 +154,7 @@ TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
   // A connection still holds the old snapshot: the removed backend stays live.
   std::shared_ptr<const balancer::Snapshot> held = shared.clusters[0].get();
   c.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:3"});
-  ASSERT_EQ(publish_config(c, 2, &shared), "");
+  ASSERT_EQ(publish_config(c, 2, &shared).message(), "");
   EXPECT_TRUE(shared.backends.live(removed));
   EXPECT_EQ(shared.backend_addresses[removed].to_string(), "127.0.0.1:2");
   held.reset();
@@ -165,7 +167,7 @@ TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {
   EXPECT_EQ(shared.registry->workers[1]->backends[kept].connect_attempts.get(), 5u);
   // The next new backend gets the freed id.
   c.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:3", "127.0.0.1:4"});
-  ASSERT_EQ(publish_config(c, 3, &shared), "");
+  ASSERT_EQ(publish_config(c, 3, &shared).message(), "");
   EXPECT_EQ(shared.clusters[0].get()->backends[2].id, removed);
   EXPECT_EQ(shared.backend_addresses[removed].to_string(), "127.0.0.1:4");
 }
@@ -176,8 +178,8 @@ TEST(SharedState, ReloadAddedBackendsRampAndCheckChangesRepublish) {
   Config c = two_clusters();
   c.clusters[0].health.slow_start = Millis(10000);
   SharedState shared(c);
-  ASSERT_EQ(set_up_routes(c, &shared), "");
-  ASSERT_EQ(publish_config(c, 1, &shared), "");
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
+  ASSERT_EQ(publish_config(c, 1, &shared).message(), "");
   for (const auto& b : shared.clusters[0].get()->backends) EXPECT_EQ(b.state->ramp_from_ns.load(), 0u) << b.name;
   EXPECT_EQ(shared.clusters[0].get()->backends[0].slow_start_ms, 10000u);
   shared.ramp_new_backends = true;  // start-up is done (main.cc)
@@ -185,7 +187,7 @@ TEST(SharedState, ReloadAddedBackendsRampAndCheckChangesRepublish) {
   Config next = c;
   next.clusters[0] = cluster("web", {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"});
   next.clusters[0].health.slow_start = Millis(10000);
-  ASSERT_EQ(publish_config(next, 2, &shared), "");
+  ASSERT_EQ(publish_config(next, 2, &shared).message(), "");
   const auto web = shared.clusters[0].get();
   EXPECT_EQ(web->backends[0].state->ramp_from_ns.load(), 0u) << "kept: no ramp";
   EXPECT_NE(web->backends[2].state->ramp_from_ns.load(), 0u) << "added by the reload: ramps";
@@ -194,12 +196,12 @@ TEST(SharedState, ReloadAddedBackendsRampAndCheckChangesRepublish) {
   std::string why;
   ASSERT_TRUE(health::set_check_text("check", "http", &checked.clusters[0].health.check, &why));
   std::vector<std::string> changed;
-  ASSERT_EQ(publish_config(checked, 3, &shared, &changed), "");
+  ASSERT_EQ(publish_config(checked, 3, &shared, &changed).message(), "");
   EXPECT_EQ(changed, (std::vector<std::string>{"web"}));
   ASSERT_NE(shared.clusters[0].get()->backends[0].check, nullptr);
   EXPECT_EQ(shared.clusters[0].get()->backends[0].check->type, health::CheckType::kHttp);
   changed.clear();
-  ASSERT_EQ(publish_config(checked, 4, &shared, &changed), "");
+  ASSERT_EQ(publish_config(checked, 4, &shared, &changed).message(), "");
   EXPECT_TRUE(changed.empty()) << "the same check: nothing to republish";
 }
 
