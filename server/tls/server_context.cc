@@ -76,7 +76,11 @@ int ServerContext::on_ticket_key(SSL* ssl, unsigned char name[16], unsigned char
   const auto* self = static_cast<const ServerContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   if (self == nullptr || !self->ticket_keys_) return -1;
   self->ticket_keys_->refresh(&self->ring_);
-  return TicketKeys::ticket_callback(self->ring_, name, iv, cipher, hmac, enc);
+  const int r = TicketKeys::ticket_callback(self->ring_, name, iv, cipher, hmac, enc);
+  // A TLS 1.3 client uses a ticket once (OpenSSL's do), and OpenSSL's server sends a resumed
+  // client a new one only when asked to renew: without it every other connection would be a
+  // full handshake.
+  return r == 1 && enc == 0 && SSL_version(ssl) == TLS1_3_VERSION ? 2 : r;
 }
 
 Status ServerContextSet::build(const TlsListenerConfig& config, const ServerOptions& options,

@@ -30,17 +30,22 @@ void StreamSide::deliver(const std::string& bytes) {
   s_->release_input();  // `bytes` goes away
 }
 
-RawSide::RawSide(SSL_CTX* ctx, bool server) : ssl_(SSL_new(ctx)) {
+RawSide::RawSide(SSL_CTX* ctx, bool server, const std::function<void(SSL*)>& prepare) : ssl_(SSL_new(ctx)) {
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(in_, -1);
   SSL_set_bio(ssl_.get(), in_, out_);
+  if (prepare) prepare(ssl_.get());
   if (server) {
     SSL_set_accept_state(ssl_.get());
   } else {
     SSL_set_connect_state(ssl_.get());
     step();
   }
+}
+
+RawSide::~RawSide() {
+  if (done()) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 
 void RawSide::step() {

@@ -5,6 +5,7 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <string>
 
 #include "server/tls/openssl.h"
@@ -36,10 +37,13 @@ class StreamSide : public Side {
   Stream* s_;
 };
 
-// A plain OpenSSL endpoint (client unless `server`), over memory BIOs.
+// A plain OpenSSL endpoint (client unless `server`), over memory BIOs. `prepare` sets up its SSL
+// (SNI, signature algorithms, a session) before a client sends its hello.
 class RawSide : public Side {
  public:
-  RawSide(SSL_CTX* ctx, bool server);
+  RawSide(SSL_CTX* ctx, bool server, const std::function<void(SSL*)>& prepare = nullptr);
+  // As a clean close (OpenSSL marks the session of a connection freed otherwise not resumable).
+  ~RawSide() override;
   std::string take_output() override;
   void deliver(const std::string& bytes) override;
   bool done() const override { return SSL_is_init_finished(ssl_.get()) == 1; }
