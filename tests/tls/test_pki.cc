@@ -69,11 +69,10 @@ Issued issue(const Spec& spec, const Issued* issuer) {
   }
   add_ext(x, signer, NID_subject_key_identifier, "hash");
   if (issuer != nullptr) add_ext(x, signer, NID_authority_key_identifier, "keyid:always");
-  if (!spec.dns.empty()) {
-    std::string sans;
-    for (const std::string& d : spec.dns) sans += (sans.empty() ? "DNS:" : ",DNS:") + d;
-    add_ext(x, signer, NID_subject_alt_name, sans);
-  }
+  std::string sans;
+  for (const std::string& d : spec.dns) sans += (sans.empty() ? "DNS:" : ",DNS:") + d;
+  for (const std::string& ip : spec.ips) sans += (sans.empty() ? "IP:" : ",IP:") + ip;
+  if (!sans.empty()) add_ext(x, signer, NID_subject_alt_name, sans);
   EVP_PKEY* signing_key = issuer != nullptr ? issuer->key.get() : out.key.get();
   if (X509_sign(x, signing_key, EVP_sha256()) == 0) throw std::runtime_error("X509_sign failed");
   return out;

@@ -21,6 +21,7 @@ struct Issued {
 struct Spec {
   std::string cn;
   std::vector<std::string> dns;  // subjectAltName DNS names
+  std::vector<std::string> ips;  // and IP addresses
   KeyType key = KeyType::kEcdsa;
   int key_index = 0;             // a different index gives a different key of the same type
   int64_t not_before = -3600;    // seconds from now
