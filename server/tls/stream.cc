@@ -255,6 +255,7 @@ void Stream::shutdown_write() {
 
 size_t Stream::take_output(void* dst, size_t cap) {
   const size_t n = std::min(cap, pending_output());
+  if (n == 0) return 0;
   memcpy(dst, out_.data() + out_pos_, n);
   consume_output(n);
   return n;
