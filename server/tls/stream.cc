@@ -191,6 +191,11 @@ Stream::Handshake Stream::handshake() {
   const int r = SSL_do_handshake(ssl_.get());
   if (r == 1) {
     done_ = true;
+    // The write side ended during the handshake: its close_notify goes now.
+    if (shut_write_) {
+      shut_write_ = false;
+      shutdown_write();
+    }
     return Handshake::kDone;
   }
   const int code = SSL_get_error(ssl_.get(), r);
@@ -230,9 +235,9 @@ ssize_t Stream::read(void* dst, size_t cap) {
 }
 
 ssize_t Stream::write(const void* src, size_t len) {
-  if (!error_.empty() || !ssl_ || !done_ || shut_write_) return kError;
+  if (!error_.empty() || !ssl_ || shut_write_) return kError;
   const size_t pending = pending_output();
-  if (len == 0 || pending >= output_limit_) return 0;
+  if (!done_ || len == 0 || pending >= output_limit_) return 0;
   const size_t n = std::min(len, output_limit_ - pending);
   ERR_clear_error();
   size_t written = 0;

@@ -11,7 +11,8 @@
 //  - Output: write() takes plaintext only while pending_output() is under output_limit(), and
 //    encrypts at most that much, so pending_output() stays under the limit plus a record's
 //    overhead per record. Send what take_output() (or output()) gives, then write again.
-//  - Handshake and post-handshake messages (tickets, key updates, alerts) add small amounts.
+//  - Handshake and post-handshake messages (tickets, key updates, alerts) add small amounts:
+//    send the output after every call (a TLS 1.3 server's ticket follows its handshake).
 //
 // Half-close: a close_notify from the peer reads as kEof (send a FIN on); shutdown_write() sends
 // close_notify (after a FIN from the other side), and reading goes on until the peer's own.
@@ -87,9 +88,11 @@ class Stream {
   // Plaintext out of the fed ciphertext: bytes, kWant, kEof or kError. Before the handshake is
   // done it runs the handshake (kWant until then).
   ssize_t read(void* dst, size_t cap);
-  // Plaintext in: the bytes taken (0 while pending_output() is at the limit), or kError.
+  // Plaintext in: the bytes taken (0 until the handshake is done, and while pending_output()
+  // is at the limit), or kError.
   ssize_t write(const void* src, size_t len);
-  // The write side's end: sends close_notify once. Writing after it is an error.
+  // The write side's end: sends close_notify once (when the handshake is done, if it is not
+  // yet). Writing after it is an error.
   void shutdown_write();
   bool eof_received() const { return eof_; }
   bool truncated() const { return truncated_; }  // EOF came as a FIN without close_notify

@@ -137,6 +137,23 @@ TEST_F(StreamTest, CloseNotifyIsAHalfClose) {
   }
 }
 
+// Origination's first bytes and FIN can come before the backend's handshake is done: writes
+// wait (0 taken), and a close_notify asked for early goes out once the handshake is.
+TEST_F(StreamTest, WritesWaitForTheHandshake) {
+  auto servers = server_set({});
+  Stream server(servers->worker(0));
+  Stream client(client_context({.sni = "www.example.com"}), {});
+  EXPECT_EQ(client.write("early", 5), 0) << "nothing taken before the handshake";
+  client.shutdown_write();
+  StreamSide s(&server), c(&client);
+  client.handshake();
+  pki::run(c, s);
+  ASSERT_TRUE(client.handshake_done());
+  EXPECT_TRUE(s.eof) << "the early close_notify went after the handshake";
+  EXPECT_FALSE(server.truncated());
+  EXPECT_EQ(client.write("late", 4), Stream::kError) << "the write side is over";
+}
+
 TEST_F(StreamTest, AFinWithoutCloseNotifyIsATruncatedEof) {
   auto servers = server_set({});
   Stream server(servers->worker(0));

@@ -26,16 +26,17 @@ void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
 }  // namespace
 
 EvpPkeyPtr make_key(KeyType type, int index) {
+  // RSA-2048 takes a while to make: each key once per process (freed at exit).
   static std::mutex mu;
-  static std::map<std::pair<KeyType, int>, EVP_PKEY*> keys;
+  static std::map<std::pair<KeyType, int>, EvpPkeyPtr> keys;
   std::lock_guard<std::mutex> lock(mu);
-  EVP_PKEY*& key = keys[{type, index}];
-  if (key == nullptr) {
-    key = type == KeyType::kRsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
-    if (key == nullptr) throw std::runtime_error("key generation failed");
+  EvpPkeyPtr& key = keys[{type, index}];
+  if (!key) {
+    key.reset(type == KeyType::kRsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256"));
+    if (!key) throw std::runtime_error("key generation failed");
   }
-  EVP_PKEY_up_ref(key);
-  return EvpPkeyPtr(key);
+  EVP_PKEY_up_ref(key.get());
+  return EvpPkeyPtr(key.get());
 }
 
 Issued issue(const Spec& spec, const Issued* issuer) {
