@@ -3,6 +3,8 @@
 // an IP), the system's CA file, SNI, a client certificate, ALPN, and resumption kept per backend.
 #include "server/tls/client_context.h"
 
+#include <openssl/ssl.h>
+
 #include <gtest/gtest.h>
 
 #include "server/tls/server_context.h"
@@ -149,6 +151,24 @@ TEST_F(ClientContextTest, EachBackendResumesItsOwnSession) {
     EXPECT_FALSE(connect(set, strict, {.backend = 3}).client->handshake_done());
     EXPECT_EQ(strict->session(3), nullptr);
   }
+}
+
+// A backend asking to renegotiate (a TLS 1.2 HelloRequest) is refused: renegotiation is off.
+TEST_F(ClientContextTest, ABackendCannotRenegotiate) {
+  SslCtxPtr server_ctx(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX_set_max_proto_version(server_ctx.get(), TLS1_2_VERSION);
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(server_ctx.get(), pki_.www_ec.cert.c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(server_ctx.get(), pki_.www_ec.key.c_str(), SSL_FILETYPE_PEM), 1);
+  pki::RawSide backend(server_ctx.get(), /*server=*/true);
+  Stream ours(client(trusting({.sni = "www.example.com"})), {});
+  StreamSide c(&ours);
+  ours.handshake();
+  pki::run(c, backend);
+  ASSERT_TRUE(ours.handshake_done()) << ours.error();
+  ASSERT_EQ(SSL_renegotiate(backend.ssl()), 1);
+  SSL_do_handshake(backend.ssl());
+  pki::run(c, backend);
+  EXPECT_EQ(SSL_renegotiate_pending(backend.ssl()), 1) << "ringlb's client never took part";
 }
 
 TEST_F(ClientContextTest, BuildNamesBrokenFiles) {
