@@ -90,6 +90,41 @@ struct ResolversConfig {
   unsigned attempts = 2;             // tries of each server
 };
 
+// [cluster.NAME.tls]: ringlb connects to the cluster's backends with TLS (server/tls/client_context.h).
+struct TlsClusterConfig {
+  std::string sni;                 // the server name sent; empty: none
+  bool verify = true;              // the backend's chain (against ca_file) and name
+  std::string ca_file;             // empty: the system's store
+  std::string cert, key;           // a client certificate (mTLS to the backend), both or neither
+  std::vector<std::string> alpn;   // offered in this order; empty: none
+  bool operator==(const TlsClusterConfig&) const = default;
+};
+
+// One certificate of a terminating listener: its chain and its key, PEM files.
+struct TlsCertificateFiles {
+  std::string cert, key;
+  bool operator==(const TlsCertificateFiles&) const = default;
+};
+
+enum class TlsMinVersion : uint8_t { k12, k13 };
+enum class TlsClientVerify : uint8_t { kNone, kOptional, kRequired };
+
+// [listener.tls]: the listener ends TLS (server/tls/server_context.h).
+struct TlsListenerConfig {
+  // Chosen by SNI among their own names; the first serves clients without a match.
+  std::vector<TlsCertificateFiles> certificates;
+  std::vector<std::string> alpn;   // the server's preference, in this order; empty: none
+  TlsMinVersion min_version = TlsMinVersion::k12;
+  std::string ciphers;             // TLS 1.2 cipher list; empty: OpenSSL's default
+  std::string ciphersuites;        // TLS 1.3 suites; empty: OpenSSL's default
+  std::string client_ca;           // the CAs client certificates are verified against
+  TlsClientVerify client_verify = TlsClientVerify::kNone;
+  Millis handshake_timeout{10000};
+  bool session_tickets = true;
+  std::string ticket_keys_file;    // HAProxy's tls-ticket-keys format; empty: generated, rotated
+  bool operator==(const TlsListenerConfig&) const = default;
+};
+
 // A named pool of backends and how to pick among them (a "service" upstream).
 struct ClusterConfig {
   std::string name;
@@ -117,6 +152,7 @@ struct ClusterConfig {
   // discovery = "etcd": the keys under this prefix (each a JSON backend) join `backends`
   // (server/discovery/etcd_discovery.h). Empty: no etcd.
   std::string etcd_prefix;
+  std::optional<TlsClusterConfig> tls;  // [cluster.NAME.tls]: origination
 };
 
 // The global [etcd] table: how every cluster with discovery = "etcd" reaches etcd's v3 JSON
@@ -186,6 +222,7 @@ struct ListenConfig {
   bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
   // Overrides of the global timeouts (unset = Config's).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
+  std::optional<TlsListenerConfig> tls;  // [listener.tls]: termination
 };
 
 struct Config {

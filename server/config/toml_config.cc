@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "server/config/toml_prefilter.h"
+#include "server/config/tls_config.h"
 #include "server/config/toml_reader.h"
 
 namespace ringlb {
@@ -187,8 +188,10 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
       for (auto&& [k, v] : *t) {
         if (k.str() == "backends") {
           backends = &v;
+        } else if (k.str() == "tls") {
+          toml_reader::read_cluster_tls(v, path + ".tls", &errors, &c.tls);
         } else {
-          keys.apply(k, v, target, {"backends"});
+          keys.apply(k, v, target, {"backends", "tls"});
         }
       }
       // discovery = "etcd" goes with its prefix, and with an [etcd] table to reach it.
@@ -274,7 +277,7 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
     KeyReader keys(Scope::kListener, path + ".", &errors);
     Target target;
     target.listener = &l;
-    const std::vector<std::string> structural = {"address", "name", "cluster", "sni", "sni-default"};
+    const std::vector<std::string> structural = {"address", "name", "cluster", "sni", "sni-default", "tls"};
     int address_line = 0, cluster_line = 0, sni_line = 0, sni_default_line = 0;
     for (auto&& [k, v] : *t) {
       const std::string key(k.str());
@@ -354,6 +357,8 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
           }
           l.sni_routes.push_back(sni);
         }
+      } else if (key == "tls") {
+        toml_reader::read_listener_tls(v, at, &errors, &l.tls);
       } else {
         keys.apply(k, v, target, structural);
       }

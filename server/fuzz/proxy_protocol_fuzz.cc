@@ -1,6 +1,6 @@
 // libFuzzer entry point: the PROXY protocol v1/v2 parser and the reader that peeks and consumes
 // only the header. A header it accepts, written back out by ringlb's own writer, parses to the
-// same addresses; every prefix of an accepted header is incomplete, never invalid; and the
+// same addresses (and TLS TLVs); every prefix of an accepted header is incomplete, never invalid; and the
 // reader fed the bytes in pieces reaches the verdict the whole input gets.
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "server/protocol/proxy_header_reader.h"
 #include "server/protocol/proxy_protocol.h"
@@ -33,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ringlb;
   const char* bytes = reinterpret_cast<const char*>(data);
   ParsedProxyHeader whole;
-  const ParseResult r = parse_proxy_header(bytes, size, &whole);
+  ProxyTlvs tlvs;
+  const ParseResult r = parse_proxy_header(bytes, size, &whole, &tlvs);
   if (r == ParseResult::kComplete) {
     check(whole.length > 0 && whole.length <= size && whole.length <= kMaxAcceptedProxyHeader,
           "a complete header lies within the input and the limit");
@@ -45,6 +47,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(n > 0 && parse_proxy_header(out, n, &again) == ParseResult::kComplete && again.length == n,
             "ringlb's own header parses");
       check(memcmp(&again.src, &whole.src, length_of(whole.src)) == 0, "the source survives a round trip");
+      // Its TLS TLVs too, written by ringlb's TLV writer (never more than what was read, so
+      // they fit the limit the header did).
+      std::string with_tlvs(kMaxAcceptedProxyHeader, '\0');
+      const size_t m = write_proxy_v2(reinterpret_cast<const sockaddr*>(&whole.src),
+                                      reinterpret_cast<const sockaddr*>(&whole.dst), tlvs, with_tlvs.data(),
+                                      with_tlvs.size());
+      ProxyTlvs tlvs_again;
+      check(m > 0, "the TLVs read are written back within the accepted size");
+      check(parse_proxy_header(with_tlvs.data(), m, &again, &tlvs_again) == ParseResult::kComplete &&
+                tlvs_again == tlvs,
+            "the TLS TLVs survive a round trip");
     }
   }
   for (size_t cut = 0; r == ParseResult::kComplete && cut < whole.length; cut += 1 + cut / 16) {

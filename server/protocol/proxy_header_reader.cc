@@ -3,15 +3,15 @@
 namespace ringlb {
 
 ProxyHeaderReader::Step ProxyHeaderReader::on_peek(const char* peeked, size_t len,
-                                                    ParsedProxyHeader* out) {
+                                                    ParsedProxyHeader* out, ProxyTlvs* tlvs) {
   ParseResult result;
   const size_t before = partial_.size();
   if (before == 0) {
-    result = parse_proxy_header(peeked, len, out);
+    result = parse_proxy_header(peeked, len, out, tlvs);
   } else {
     std::string joined = partial_;
     joined.append(peeked, len);
-    result = parse_proxy_header(joined.data(), joined.size(), out);
+    result = parse_proxy_header(joined.data(), joined.size(), out, tlvs);
   }
   if (result == ParseResult::kInvalid) return {Next::kInvalid, 0};
   if (result == ParseResult::kComplete) {

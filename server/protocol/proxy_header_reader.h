@@ -27,8 +27,9 @@ class ProxyHeaderReader {
     uint32_t consume = 0;
   };
 
-  // `peeked` holds the `len` (> 0) bytes the socket has now, not yet consumed.
-  Step on_peek(const char* peeked, size_t len, ParsedProxyHeader* out);
+  // `peeked` holds the `len` (> 0) bytes the socket has now, not yet consumed. `tlvs`, when
+  // given, gets a complete v2 header's TLS TLVs.
+  Step on_peek(const char* peeked, size_t len, ParsedProxyHeader* out, ProxyTlvs* tlvs = nullptr);
 
   // The most the next peek needs to see: a header never exceeds kMaxAcceptedProxyHeader.
   size_t peek_limit() const { return kMaxAcceptedProxyHeader - partial_.size(); }

@@ -76,6 +76,11 @@ size_t write_v2(const sockaddr* src, const sockaddr* dst, char (&out)[kMaxProxyH
   return sizeof(kV2Signature) + 4 + body;
 }
 
+size_t v2_address_length(const sockaddr* src, const sockaddr* dst) {
+  if (!same_ip_family(src, dst)) return 0;
+  return src->sa_family == AF_INET ? 12 : 36;
+}
+
 // "65535" and nothing else: a decimal port without sign, spaces or leading zeros.
 bool parse_port(const char* text, size_t len, uint16_t* out) {
   if (len == 0 || len > 5 || (len > 1 && text[0] == '0')) return false;
@@ -150,7 +155,7 @@ ParseResult parse_v1(const char* data, size_t len, ParsedProxyHeader* out) {
   return ParseResult::kComplete;
 }
 
-ParseResult parse_v2(const unsigned char* data, size_t len, ParsedProxyHeader* out) {
+ParseResult parse_v2(const unsigned char* data, size_t len, ParsedProxyHeader* out, ProxyTlvs* tlvs) {
   if (len < 16) return ParseResult::kIncomplete;
   const unsigned version = data[12] >> 4, command = data[12] & 0x0F;
   if (version != 2 || command > 1) return ParseResult::kInvalid;
@@ -176,6 +181,7 @@ ParseResult parse_v2(const unsigned char* data, size_t len, ParsedProxyHeader* o
     memcpy(&src->sin_port, a + 8, 2);
     memcpy(&dst->sin_port, a + 10, 2);
     out->has_addresses = true;
+    if (!decode_proxy_tlvs(a + 12, body - 12, tlvs)) return ParseResult::kInvalid;
   } else if (family == 0x21) {
     if (body < 36) return ParseResult::kInvalid;
     auto* src = reinterpret_cast<sockaddr_in6*>(&out->src);
@@ -188,20 +194,22 @@ ParseResult parse_v2(const unsigned char* data, size_t len, ParsedProxyHeader* o
     memcpy(&src->sin6_port, a + 32, 2);
     memcpy(&dst->sin6_port, a + 34, 2);
     out->has_addresses = true;
+    if (!decode_proxy_tlvs(a + 36, body - 36, tlvs)) return ParseResult::kInvalid;
   }
   return ParseResult::kComplete;
 }
 
 }  // namespace
 
-ParseResult parse_proxy_header(const char* data, size_t len, ParsedProxyHeader* out) {
+ParseResult parse_proxy_header(const char* data, size_t len, ParsedProxyHeader* out, ProxyTlvs* tlvs) {
+  if (tlvs != nullptr) *tlvs = ProxyTlvs{};
   static constexpr char kV1Prefix[] = "PROXY ";
   const size_t v1_prefix = sizeof(kV1Prefix) - 1;
   if (memcmp(data, kV1Prefix, std::min(len, v1_prefix)) == 0) {
     return len < v1_prefix ? ParseResult::kIncomplete : parse_v1(data, len, out);
   }
   if (memcmp(data, kV2Signature, std::min(len, sizeof(kV2Signature))) == 0) {
-    return parse_v2(reinterpret_cast<const unsigned char*>(data), len, out);
+    return parse_v2(reinterpret_cast<const unsigned char*>(data), len, out, tlvs);
   }
   return ParseResult::kInvalid;
 }
@@ -223,6 +231,33 @@ size_t write_proxy_header(ProxyProtocol version, const sockaddr* src, const sock
     case ProxyProtocol::kNone: break;
   }
   return 0;
+}
+
+}  // namespace ringlb
+
+namespace ringlb {
+
+size_t proxy_v2_size(const sockaddr* src, const sockaddr* dst, const ProxyTlvs& tlvs) {
+  const size_t addresses = v2_address_length(src, dst);
+  if (addresses == 0) return sizeof(kV2Signature) + 4;  // LOCAL
+  const size_t body = addresses + proxy_tlvs_size(tlvs);
+  return body > 0xFFFF ? 0 : sizeof(kV2Signature) + 4 + body;
+}
+
+size_t write_proxy_v2(const sockaddr* src, const sockaddr* dst, const ProxyTlvs& tlvs, char* out, size_t cap) {
+  const size_t total = proxy_v2_size(src, dst, tlvs);
+  if (total == 0 || cap < total) return 0;
+  char head[kMaxProxyHeader];
+  const size_t n = write_v2(src, dst, head);  // the LOCAL form for other families
+  memcpy(out, head, n);
+  if (v2_address_length(src, dst) == 0) return n;
+  auto* p = reinterpret_cast<unsigned char*>(out);
+  const size_t written = encode_proxy_tlvs(tlvs, p + n, cap - n);
+  if (written != total - n) return 0;
+  const size_t body = total - 16;
+  p[14] = static_cast<unsigned char>(body >> 8);
+  p[15] = static_cast<unsigned char>(body & 0xFF);
+  return total;
 }
 
 }  // namespace ringlb

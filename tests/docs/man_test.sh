@@ -2,9 +2,9 @@
 # The man pages render without a single groff warning, and stay complete: every option of
 # `ringlb --help` is in ringlb(8), every key of the settings table and of the file's structure
 # is in ringlb.toml(5).
-# usage: man_test.sh RINGLB RINGLB_8 RINGLB_TOML_5 SETTINGS_TABLE_CC
+# usage: man_test.sh RINGLB RINGLB_8 RINGLB_TOML_5 SETTINGS_TABLE_CC TLS_CONFIG_CC
 set -uo pipefail
-ringlb=$1 page8=$2 page5=$3 settings=$4
+ringlb=$1 page8=$2 page5=$3 settings=$4 tls_config=$5
 failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 
@@ -33,8 +33,13 @@ done
 keys=$(grep -oE '\{Level::k[A-Za-z]+, "[a-z0-9-]+", ("[a-z0-9-]+"|nullptr)' "$settings" |
        grep -oE '"[a-z0-9-]+"' | tr -d '"' | sort -u)
 [ "$(wc -l <<<"$keys")" -gt 30 ] || fail "too few keys read from $settings: $keys"
-# And the keys of the file's structure (server/config/toml_config.cc).
-keys+=$'\n'"backends address name cluster sni sni-default"
+# And the keys of the file's structure (server/config/toml_config.cc), and of its TLS tables
+# (kListenerTlsKeys and kClusterTlsKeys in server/config/tls_config.cc).
+keys+=$'\n'"backends address name cluster sni sni-default tls"
+tls_keys=$(tr '\n' ' ' <"$tls_config" | grep -oE 'k(Listener|Cluster)TlsKeys = \{[^}]*\}' |
+           grep -oE '"[a-z0-9-]+"' | tr -d '"' | sort -u)
+[ "$(wc -l <<<"$tls_keys")" -gt 10 ] || fail "too few keys read from $tls_config: $tls_keys"
+keys+=$'\n'"$tls_keys"
 for key in $keys; do
   # As a bold tag (.B, .BR) of the page, not only somewhere in its prose.
   grep -E '^\.(B|BR) ' "$page5" | grep -qE -- "(^|[ \"(])$(escape "$key" | sed 's/\\/\\\\/g')([ \"),]|$)" ||
