@@ -19,6 +19,7 @@
 #include "server/accept/acceptor.h"
 #include "server/config/command_line.h"
 #include "server/config/config.h"
+#include "server/config/udp_config.h"
 #include "server/control/ctl.h"
 #include "server/control/protocol.h"
 #include "server/control/runtime_api.h"
@@ -109,6 +110,10 @@ std::string status_line(const SharedState& shared) {
 
 int serve(const Config& config, int argc, char** argv) {
   set_log_level(config.log_level);
+  if (const std::string why = udp_not_served(config); !why.empty()) {
+    log(LogLevel::kError, "%s", why.c_str());
+    return 2;
+  }
   if (std::string why = uring::check_kernel(); !why.empty()) {
     log(LogLevel::kError, "%s", why.c_str());
     return 1;
@@ -301,9 +306,10 @@ int serve(const Config& config, int argc, char** argv) {
     // The same path as at start-up: argv again, so --config FILE is read again.
     const ParseStatus status = parse_config(argc, argv, &fresh, &message);
     if (status != ParseStatus::kRun && message.empty()) message = "the command line does not run ringlb";
+    if (status == ParseStatus::kRun) message = udp_not_served(fresh);
     // Listeners added, removed or changed: matched by name, new ones get new indexes.
     Acceptor::ListenerPlan plan;
-    if (status == ParseStatus::kRun) message = acceptor.plan_listeners(fresh, &plan);
+    if (status == ParseStatus::kRun && message.empty()) message = acceptor.plan_listeners(fresh, &plan);
     std::vector<std::string> changed;
     if (message.empty()) {
       message = publisher.publish_file(fresh, &changed, &plan.indexes);

@@ -17,6 +17,7 @@
 #include "server/base/acl.h"
 #include "server/base/address.h"
 #include "server/config/dns_name.h"
+#include "server/config/udp_listen.h"
 #include "server/health/check_spec.h"
 #include "server/protocol/proxy_protocol.h"
 
@@ -80,6 +81,9 @@ struct BackendConfig {
   // `address` is then unset, `text` is the name as written, and each resolved address becomes
   // a backend with these settings and "IP:PORT" as its text (server/discovery/dns_resolver).
   DnsName dns;
+  // quic-server-id: the QUIC-LB server ID this backend puts in its connection IDs, as bytes
+  // ("" = none); QUIC listeners route to it by that ID (server/protocol/quic.h).
+  std::string quic_server_id;
 };
 
 // The [resolvers] table: where DNS names are resolved, with c-ares.
@@ -148,6 +152,8 @@ struct SniRoute {
 
 struct ListenConfig {
   Address address;
+  ListenProtocol protocol = ListenProtocol::kTcp;  // protocol = "tcp" or "udp"
+  UdpListenConfig udp;  // a UDP listener's own settings (udp_listen.h)
   // Unique. A [[listener]] without a name is "listener-N" (N from 1, in file order), and so is
   // every --listen.
   std::string name;
@@ -177,7 +183,8 @@ struct ListenConfig {
   unsigned connection_burst_per_source = 0;  // new connections at once; 0 = the rate's count
   unsigned source_table_size = 16384;        // sources tracked, then the least recently seen idle one goes
   bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
-  // Overrides of the global timeouts (unset = Config's).
+  // Overrides of the global timeouts (unset = Config's; a UDP listener's idle timeout is
+  // kUdpIdleTimeout when unset).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
 };
 

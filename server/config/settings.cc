@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <thread>
 
+#include "server/config/udp_config.h"
+#include "server/protocol/quic.h"
+
 namespace ringlb {
 namespace {
 
@@ -339,6 +342,28 @@ const Entry kEntries[] = {
        return set_optional_duration(v, true, &t.listener->fin_timeout, why); }},
     {Level::kListener, "max-connection-duration", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_optional_duration(v, false, &t.listener->max_connection_duration, why); }},
+    // A UDP listener's (udp_listen.h); udp_config.h refuses them on a TCP listener.
+    {Level::kListener, "protocol", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "tcp or udp", why)) return false;
+       if (!parse_listen_protocol(text, &t.listener->protocol)) {
+         *why = "expected tcp or udp";
+         return false;
+       }
+       return true; }},
+    {Level::kListener, "responses", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       uint32_t n = 0;
+       if (!set_uint(v, 0, limits::kMaxResponses, &n, why)) return false;
+       t.listener->udp.responses = n;
+       return true; }},
+    {Level::kListener, "max-flows", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxFlows, &t.listener->udp.max_flows, why); }},
+    {Level::kListener, "per-datagram", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.listener->udp.per_datagram, why); }},
+    {Level::kListener, "quic", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_bool(v, &t.listener->udp.quic, why); }},
+    {Level::kListener, "quic-server-id-length", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       return set_uint(v, 1, limits::kMaxQuicServerIdLength, &t.listener->udp.quic_server_id_length, why); }},
 
     // A backend table's (the same settings as parse_backend's ",key=value" suffixes).
     {Level::kBackend, "weight", nullptr, [](const Value& v, const Target& t, std::string* why) {
@@ -396,6 +421,12 @@ const Entry kEntries[] = {
        return set_check(v, "check-sni", &t.backend->check, why); }},
     {Level::kBackend, "slow-start", nullptr, [](const Value& v, const Target& t, std::string* why) {
        return set_optional_duration(v, false, &t.backend->slow_start, why); }},
+    {Level::kBackend, "quic-server-id", nullptr, [](const Value& v, const Target& t, std::string* why) {
+       std::string text;
+       if (!v.get_string(&text, "a server ID such as \"0x0001\"", why)) return false;
+       const Status s = quic::parse_server_id(text, &t.backend->quic_server_id);
+       *why = s.message();
+       return s.ok(); }},
 
     // The [etcd] table.
     {Level::kEtcd, "endpoints", nullptr, [](const Value& v, const Target& t, std::string* why) {
@@ -567,6 +598,9 @@ std::vector<Problem> check_cluster(const ClusterConfig& c) {
   }
   if (c.health.interval.count() > 0 && c.health.timeout.count() == 0) {
     problems.push_back({-1, "health-timeout", "0ms", "must be above zero"});
+  }
+  for (const auto& [i, why] : check_server_ids(c)) {
+    problems.push_back({static_cast<int>(i), "quic-server-id", quic::format_server_id(c.backends[i].quic_server_id), why});
   }
   for (size_t i = 0; i < c.backends.size(); ++i) {
     const BackendConfig& b = c.backends[i];
