@@ -374,12 +374,13 @@ void TomlFile::build(const Defaults& d, Config* config, std::vector<std::string>
       }
     }
     // A UDP listener's protocol against its keys and its cluster (udp_config.h).
-    std::vector<std::string> keys_written;
-    for (const auto& [key, kline] : written) keys_written.push_back(key);
-    for (const ListenerKeyProblem& p : protocol_known ? check_listener_keys(l, keys_written)
-                                                      : std::vector<ListenerKeyProblem>{}) {
-      const auto at = std::find_if(written.begin(), written.end(), [&](const auto& w) { return w.first == p.key; });
-      errors.add(at->second, path + "." + p.key, p.why);
+    if (protocol_known) {
+      std::vector<std::string> keys_written;
+      for (const auto& [key, kline] : written) keys_written.push_back(key);
+      for (const ListenerKeyProblem& p : check_listener_keys(l, keys_written)) {
+        const auto at = std::find_if(written.begin(), written.end(), [&](const auto& w) { return w.first == p.key; });
+        errors.add(at->second, path + "." + p.key, p.why);
+      }
     }
     if (l.protocol == ListenProtocol::kUdp) clear_tcp_defaults(&l);
     for (const ClusterConfig& c : config->clusters) {
