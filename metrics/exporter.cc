@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "metrics/udp_export.h"
+
 namespace ringlb::metrics {
 namespace {
 
@@ -313,6 +315,7 @@ std::vector<MetricFamily> Collector::Collect() const {
       out.push_back(std::move(evictions));
     }
   }
+  add_udp_families(r, listeners, &out);
   add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
              static_cast<double>(r.health_checks.get()));
   add_single(&out, "ringlb_health_check_failures_total", "Active health checks that failed.",

@@ -54,10 +54,12 @@ Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend
                    std::vector<std::string> listener_names)
     : backends(backend_registry), listeners(std::move(listener_names)) {
   source_tables = std::vector<SourceTableStats>(listeners.size());
+  udp_listeners = UdpListenerSet(listeners.size());
   for (size_t i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<WorkerStats>());
     // Built whole: a counter (an atomic) cannot be moved, so the vector cannot grow.
     workers.back()->sni_routed = std::vector<LocalCounter>(listeners.size() * balancer::BackendRegistry::kMaxClusters);
+    workers.back()->udp = UdpStats(listeners.size());
   }
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);

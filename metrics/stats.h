@@ -14,6 +14,7 @@
 #include "balancer/snapshot.h"
 #include "metrics/dns_stats.h"
 #include "metrics/local_counter.h"
+#include "metrics/udp_stats.h"
 
 namespace ringlb::metrics {
 
@@ -149,6 +150,7 @@ struct alignas(64) WorkerStats {
   std::vector<BackendStats> backends;  // by backend registry id (reset when an id is freed)
   // Clients an SNI listener routed, by listener * kMaxClusters + cluster (sized by Registry).
   std::vector<LocalCounter> sni_routed;
+  UdpStats udp;  // UDP listeners' counts, by listener index (sized by Registry)
 
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
   LocalCounter& close(CloseReason r) { return closed[static_cast<size_t>(r)]; }
@@ -204,6 +206,7 @@ struct Registry {
     if (index < listeners.size()) listeners[index] = name;
   }
   std::vector<SourceTableStats> source_tables;  // by listener index, as many as `listeners`
+  UdpListenerSet udp_listeners;  // which listener indexes are UDP (their families are exported)
   std::vector<std::unique_ptr<WorkerStats>> workers;
   AcceptorStats acceptor;
   LocalHistogram health_check_latency;  // written by the health checker

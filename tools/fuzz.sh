@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every libFuzzer entry point for SECONDS each (default 60): the PROXY protocol parser and
 # header reader, the TLS ClientHello reader, the config file plus the flag value parsers, the
-# control socket's command parser, and the TLS server engine (server/tls/stream).
+# control socket's command parser, the TLS server engine (server/tls/stream) and the QUIC header reader.
 # Builds them with clang-16 (-fsanitize=fuzzer,address,undefined) in a Bazel output base of its
 # own, so the normal gcc build stays cached. Each starts from its seed corpus in the repository
 # (copied: what it finds stays in a temporary directory); a crash, a leak, a timeout or a broken
@@ -21,7 +21,7 @@ CC=clang-16 CXX=clang++-16 bazel --output_base="$base" build --symlink_prefix=/ 
   --copt=-fsanitize=fuzzer-no-link,address,undefined --linkopt=-fsanitize=address,undefined --linkopt=-fsanitize-link-c++-runtime \
   --copt=-fno-sanitize-recover=undefined --copt=-Wno-error --copt=-fno-omit-frame-pointer \
   --compilation_mode=opt \
-  //server/fuzz:config_fuzzer //server/fuzz:proxy_protocol_fuzzer //server/fuzz:client_hello_fuzzer //server/fuzz:control_command_fuzzer //server/fuzz:tls_stream_fuzzer \
+  //server/fuzz:config_fuzzer //server/fuzz:proxy_protocol_fuzzer //server/fuzz:client_hello_fuzzer //server/fuzz:control_command_fuzzer //server/fuzz:tls_stream_fuzzer //server/fuzz:quic_fuzzer \
   >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; echo "fuzz: build failed"; exit 1; }
 bin=$(CC=clang-16 bazel --output_base="$base" info bazel-bin 2>/dev/null)
 declare -A corpus=(
@@ -30,9 +30,10 @@ declare -A corpus=(
   [client_hello]=tests/protocol/corpus/client_hello
   [control_command]=tests/fuzz/corpus/control_command
   [tls_stream]=tests/fuzz/corpus/tls_stream
+  [quic]=tests/fuzz/corpus/quic
 )
 failed=0
-for name in config proxy_protocol client_hello control_command tls_stream; do
+for name in config proxy_protocol client_hello control_command tls_stream quic; do
   work="$out/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   cp "${corpus[$name]}"/* "$work/corpus/"

@@ -15,6 +15,7 @@ PACKAGES=(
   llvm  # llvm-symbolizer: TSan reports with file and line (tools/tsan.sh)
   libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
   nftables  # nft: the network-fault test blackholes a backend (tests/netfault)
+  python3-cryptography  # tests/fuzz/make_quic_corpus.py protects the seed QUIC Initials
 )
 
 missing=()

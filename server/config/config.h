@@ -18,6 +18,7 @@
 #include "server/base/address.h"
 #include "server/base/error.h"
 #include "server/config/dns_name.h"
+#include "server/config/udp_listen.h"
 #include "server/health/check_spec.h"
 #include "server/protocol/proxy_protocol.h"
 
@@ -81,6 +82,9 @@ struct BackendConfig {
   // `address` is then unset, `text` is the name as written, and each resolved address becomes
   // a backend with these settings and "IP:PORT" as its text (server/discovery/dns_resolver).
   DnsName dns;
+  // quic-server-id: the QUIC-LB server ID this backend puts in its connection IDs, as bytes
+  // ("" = none); QUIC listeners route to it by that ID (server/protocol/quic.h).
+  std::string quic_server_id;
 };
 
 // The [resolvers] table: where DNS names are resolved, with c-ares.
@@ -185,6 +189,8 @@ struct SniRoute {
 
 struct ListenConfig {
   Address address;
+  ListenProtocol protocol = ListenProtocol::kTcp;  // protocol = "tcp" or "udp"
+  UdpListenConfig udp;  // a UDP listener's own settings (udp_listen.h)
   // Unique. A [[listener]] without a name is "listener-N" (N from 1, in file order), and so is
   // every --listen.
   std::string name;
@@ -220,7 +226,8 @@ struct ListenConfig {
   unsigned max_handshakes = 0;
   unsigned max_handshakes_per_source = 64;
   bool source_limited() const { return max_connections_per_source != 0 || connection_rate_per_source.count != 0; }
-  // Overrides of the global timeouts (unset = Config's).
+  // Overrides of the global timeouts (unset = Config's; a UDP listener's idle timeout is
+  // kUdpIdleTimeout when unset).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
   std::optional<TlsListenerConfig> tls;  // [listener.tls]: termination
 };

@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "server/config/settings_table.h"
+#include "server/config/udp_config.h"
+#include "server/protocol/quic.h"
 
 namespace ringlb {
 namespace {
@@ -106,6 +108,9 @@ std::vector<Problem> check_cluster(const ClusterConfig& c) {
     problems.push_back({-1, "resolve-max-interval", std::to_string(c.resolve_max_interval.count()) + "ms",
                         "must not be below resolve-min-interval (" +
                             std::to_string(c.resolve_min_interval.count()) + "ms)"});
+  }
+  for (const auto& [i, why] : check_server_ids(c)) {
+    problems.push_back({static_cast<int>(i), "quic-server-id", quic::format_server_id(c.backends[i].quic_server_id), why});
   }
   for (size_t i = 0; i < c.backends.size(); ++i) {
     const BackendConfig& b = c.backends[i];

@@ -3,6 +3,8 @@
 #include "server/config/settings_table.h"
 
 #include "server/config/setters.h"
+#include "server/config/udp_config.h"
+#include "server/protocol/quic.h"
 
 namespace ringlb::settings_table {
 namespace {
@@ -205,8 +207,31 @@ const Entry kEntries[] = {
        return set_optional_duration(v, Zero::kRefused, &t.listener->fin_timeout); }},
     {Level::kListener, "max-connection-duration", nullptr, [](const Value& v, const Target& t) {
        return set_optional_duration(v, Zero::kOff, &t.listener->max_connection_duration); }},
+    // A UDP listener's (udp_listen.h); udp_config.h refuses them on a TCP listener.
+    {Level::kListener, "protocol", nullptr, [](const Value& v, const Target& t) {
+       std::string text;
+       RINGLB_RETURN_IF_ERROR(v.get_string(&text, "tcp or udp"));
+       if (!parse_listen_protocol(text, &t.listener->protocol)) return Status::error("expected tcp or udp");
+       return Status(); }},
+    {Level::kListener, "responses", nullptr, [](const Value& v, const Target& t) {
+       uint32_t n = 0;
+       RINGLB_RETURN_IF_ERROR(set_uint(v, 0, limits::kMaxResponses, &n));
+       t.listener->udp.responses = n;
+       return Status(); }},
+    {Level::kListener, "max-flows", nullptr, [](const Value& v, const Target& t) {
+       return set_uint(v, 1, limits::kMaxFlows, &t.listener->udp.max_flows); }},
+    {Level::kListener, "per-datagram", nullptr, [](const Value& v, const Target& t) {
+       return set_bool(v, &t.listener->udp.per_datagram); }},
+    {Level::kListener, "quic", nullptr, [](const Value& v, const Target& t) {
+       return set_bool(v, &t.listener->udp.quic); }},
+    {Level::kListener, "quic-server-id-length", nullptr, [](const Value& v, const Target& t) {
+       return set_uint(v, 1, limits::kMaxQuicServerIdLength, &t.listener->udp.quic_server_id_length); }},
 
     // A backend table's (the same settings as parse_backend's ",key=value" suffixes).
+    {Level::kBackend, "quic-server-id", nullptr, [](const Value& v, const Target& t) {
+       std::string text;
+       RINGLB_RETURN_IF_ERROR(v.get_string(&text, "a server ID such as \"0x0001\""));
+       return quic::parse_server_id(text, &t.backend->quic_server_id); }},
     {Level::kBackend, "weight", nullptr, [](const Value& v, const Target& t) {
        return set_uint(v, 0, limits::kMaxWeight, &t.backend->weight); }},
     {Level::kBackend, "max-connections", nullptr, [](const Value& v, const Target& t) {

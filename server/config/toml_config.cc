@@ -14,6 +14,7 @@
 #include "server/config/toml_prefilter.h"
 #include "server/config/tls_config.h"
 #include "server/config/toml_reader.h"
+#include "server/config/udp_config.h"
 
 namespace ringlb {
 
@@ -279,10 +280,18 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
     target.listener = &l;
     const std::vector<std::string> structural = {"address", "name", "cluster", "sni", "sni-default", "tls"};
     int address_line = 0, cluster_line = 0, sni_line = 0, sni_default_line = 0;
+    std::vector<std::pair<std::string, int>> written;  // (canonical key, line): udp_config.h's checks
+    bool protocol_known = true;
     for (auto&& [k, v] : *t) {
       const std::string key(k.str());
       const std::string at = path + "." + key;
       const int kline = line_of(v);
+      const char* canonical = canonical_key(Scope::kListener, key);
+      written.emplace_back(canonical != nullptr ? canonical : key, kline);
+      ListenProtocol unused;
+      if (key == "protocol" && !(v.as_string() && parse_listen_protocol(v.as_string()->get(), &unused))) {
+        protocol_known = false;  // its error is enough: the keys are not judged by a guess
+      }
       std::string text, why;
       if (key == "address") {
         address_line = -1;  // given, and 0 < address_line once it parses
@@ -363,6 +372,20 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
         keys.apply(k, v, target, structural);
       }
     }
+    // A UDP listener's protocol against its keys and its cluster (udp_config.h).
+    if (protocol_known) {
+      std::vector<std::string> keys_written;
+      for (const auto& [key, kline] : written) keys_written.push_back(key);
+      for (const ListenerKeyProblem& p : check_listener_keys(l, keys_written)) {
+        const auto at = std::find_if(written.begin(), written.end(), [&](const auto& w) { return w.first == p.key; });
+        errors.add(at->second, path + "." + p.key, p.why);
+      }
+    }
+    if (l.protocol == ListenProtocol::kUdp) clear_tcp_defaults(&l);
+    for (const ClusterConfig& c : config->clusters) {
+      if (c.name != l.cluster) continue;
+      for (const std::string& why : check_cluster_for_listener(c, l)) errors.add(cluster_line, path + ".cluster", why);
+    }
     if (address_line == 0) errors.add(line, path, "address is required (address = \"ADDR:PORT\")");
     if (cluster_line != 0 && sni_line != 0) {
       errors.add(sni_line, path + ".sni", "a listener has cluster or sni, not both");
@@ -393,8 +416,10 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
                                            std::to_string(it->second.second) + ")");
     }
     // Port 0 is a fresh port each time, so two of those do not collide.
+    // A TCP and a UDP listener may share an address (DNS serves both on port 53).
     if (address_line > 0 && l.address.port() != 0) {
-      if (auto [it, fresh] = addresses.emplace(l.address.to_string(), std::make_pair(i, line)); !fresh) {
+      const std::string bound = l.address.to_string() + (l.protocol == ListenProtocol::kUdp ? "/udp" : "");
+      if (auto [it, fresh] = addresses.emplace(bound, std::make_pair(i, line)); !fresh) {
         errors.add(address_line, path + ".address", l.address.to_string() + " is also the address of listener[" +
                                                         std::to_string(it->second.first) + "] (line " +
                                                         std::to_string(it->second.second) + ")");
@@ -402,6 +427,7 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
     }
     config->listen.push_back(std::move(l));
   }
+  apply_udp_check_defaults(config);
   return errors.take();
 }
 

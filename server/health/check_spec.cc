@@ -48,7 +48,8 @@ const char* result_name(Result r) {
 }
 
 bool parse_check_type(std::string_view text, CheckType* out) {
-  for (CheckType t : {CheckType::kTcp, CheckType::kHttp, CheckType::kSendExpect, CheckType::kTls, CheckType::kHttps}) {
+  for (CheckType t : {CheckType::kTcp, CheckType::kHttp, CheckType::kSendExpect, CheckType::kTls, CheckType::kHttps,
+                      CheckType::kUdp}) {
     if (text == check_type_name(t)) {
       *out = t;
       return true;
@@ -64,6 +65,7 @@ const char* check_type_name(CheckType type) {
     case CheckType::kSendExpect: return "send-expect";
     case CheckType::kTls: return "tls";
     case CheckType::kHttps: return "https";
+    case CheckType::kUdp: return "udp";
   }
   return "?";
 }
@@ -192,7 +194,7 @@ bool set_check_text(std::string_view key, const std::string& text, CheckSettings
   if (key == "check") {
     CheckType t;
     if (!parse_check_type(text, &t)) {
-      *why = "unknown check type '" + text + "' (expected tcp, http, https, send-expect or tls)";
+      *why = "unknown check type '" + text + "' (expected tcp, http, https, send-expect, tls or udp)";
       return false;
     }
     out->type = t;
@@ -247,7 +249,11 @@ std::optional<CheckProblem> validate(const CheckSpec& spec) {
   if (spec.type == CheckType::kSendExpect && spec.expect.empty()) {
     return CheckProblem{"check", "send-expect", "a send-expect check needs check-expect"};
   }
-  if (spec.type == CheckType::kSendExpect && (spec.window() < spec.expect.size() || spec.window() > kMaxReplyWindow)) {
+  if (spec.type == CheckType::kUdp && spec.send.empty()) {
+    return CheckProblem{"check", "udp", "a udp check needs check-send (the datagram it sends)"};
+  }
+  const bool expects = spec.type == CheckType::kSendExpect || (spec.type == CheckType::kUdp && !spec.expect.empty());
+  if (expects && (spec.window() < spec.expect.size() || spec.window() > kMaxReplyWindow)) {
     return CheckProblem{"check-expect-within", std::to_string(spec.expect_within),
                         "must be from the expect string's length (" + std::to_string(spec.expect.size()) +
                             ") to " + std::to_string(kMaxReplyWindow)};

@@ -12,11 +12,13 @@ namespace ringlb::health {
 
 // tcp: the connect (and a send-proxy LOCAL header). http: one HTTP/1.1 request, Connection:
 // close. send-expect: bytes out, a string expected back. tls: the handshake completes. https:
-// the handshake, then the http check inside it.
-enum class CheckType : uint8_t { kTcp, kHttp, kSendExpect, kTls, kHttps };
+// the handshake, then the http check inside it. udp: one datagram (check-send) over a connected
+// UDP socket, and a datagram back (with check-expect in it, if set); ICMP port unreachable fails.
+enum class CheckType : uint8_t { kTcp, kHttp, kSendExpect, kTls, kHttps, kUdp };
 bool parse_check_type(std::string_view text, CheckType* out);
 const char* check_type_name(CheckType type);
 inline bool uses_tls(CheckType t) { return t == CheckType::kTls || t == CheckType::kHttps; }
+inline bool uses_datagrams(CheckType t) { return t == CheckType::kUdp; }
 inline bool uses_http(CheckType t) { return t == CheckType::kHttp || t == CheckType::kHttps; }
 
 // A check's outcome (label result= of ringlb_backend_checks_total).
@@ -64,8 +66,8 @@ struct CheckSpec {
   std::string host;   // empty: the backend's address as written
   std::vector<StatusRange> status{StatusRange{}};
   std::string body;   // http: a substring the body must contain ("" = any body)
-  std::string send;   // send-expect, decoded
-  std::string expect;  // send-expect, decoded
+  std::string send;   // send-expect and udp, decoded
+  std::string expect;  // send-expect and udp, decoded
   uint32_t expect_within = 0;  // the expect string must be in the reply's first N bytes; 0 = its length
   std::string sni;    // tls/https: the server name sent; "" = none
   bool operator==(const CheckSpec&) const = default;

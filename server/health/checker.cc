@@ -184,7 +184,10 @@ void HealthChecker::start(uint32_t id, const std::shared_ptr<const balancer::Sna
   if (c.running->check && c.running->check->port != 0) c.target.set_port(c.running->check->port);
   ++in_flight_;
   io_uring_sqe* sqe = ring_.sqe();
-  io_uring_prep_socket_direct_alloc(sqe, c.target.family(), SOCK_STREAM, 0, 0);
+  // A udp check's socket is connected too: its "connect" only sets the peer (nothing is sent),
+  // and the kernel then reports the backend's ICMP port unreachable to it as ECONNREFUSED.
+  const bool udp = c.running->check && health::uses_datagrams(c.running->check->type);
+  io_uring_prep_socket_direct_alloc(sqe, c.target.family(), udp ? SOCK_DGRAM : SOCK_STREAM, 0, 0);
   sqe->user_data = data(Tag::kCheckSocket, id);
 }
 
@@ -211,7 +214,8 @@ void HealthChecker::on_connect(uint32_t id, int res) {
   std::string preamble;
   const balancer::BackendSpec& spec = *c.running;
   const auto version = static_cast<ProxyProtocol>(spec.proxy_protocol);
-  if (version != ProxyProtocol::kNone) {
+  const bool udp = spec.check && health::uses_datagrams(spec.check->type);
+  if (version != ProxyProtocol::kNone && !udp) {
     char header[kMaxProxyHeader];
     preamble.assign(header, static_cast<size_t>(write_proxy_header_local(version, header)));
   }

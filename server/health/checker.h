@@ -3,10 +3,12 @@
 // cluster's settings), every interval, a direct socket connects (to the backend's port or
 // check-port), then a health::Probe holds the conversation: a send-proxy backend's LOCAL PROXY
 // header, a TLS handshake (OpenSSL over memory BIOs: the ring moves the records), an HTTP request
-// or send-expect bytes, and the reply judged as it arrives. Every operation is linked to a
-// timeout at the check's deadline. `rise` passes in a row bring a down backend up (slow start
-// begins), `fall` failures take it down; the last failure's reason is kept for `ringlb ctl
-// backends` and the log line. Workers see the result through the backend's shared state.
+// or send-expect bytes, and the reply judged as it arrives (a udp check: a connected UDP socket,
+// one datagram out, and the datagram back or an ICMP port unreachable is the verdict). Every
+// operation is linked to a timeout at the check's deadline. `rise` passes in a row bring a down
+// backend up (slow start begins), `fall` failures take it down; the last failure's reason is
+// kept for `ringlb ctl backends` and the log line. Workers see the result through the backend's
+// shared state.
 #pragma once
 
 #include <array>

@@ -84,7 +84,7 @@ Probe::Step Probe::next() {
         std::string request;
         if (uses_http(spec_->type)) {
           request = spec_->http_request(host_);
-        } else if (spec_->type == CheckType::kSendExpect) {
+        } else if (spec_->type == CheckType::kSendExpect || uses_datagrams(spec_->type)) {
           request = spec_->send;
         } else {
           finish(Result::k_ok, {});  // tcp: connected; tls: the handshake completed
@@ -118,6 +118,10 @@ Probe::Step Probe::next() {
 void Probe::on_error(int res, const char* op) {
   if (res == -ECANCELED) return finish(Result::k_timeout, std::string("no ") + waiting_for());
   const std::string what = std::string(op) + ": " + strerror(-res);
+  // A connected UDP socket learns of an ICMP port unreachable as ECONNREFUSED on its next call.
+  if (uses_datagrams(spec_->type) && res == -ECONNREFUSED) {
+    return finish(Result::k_refused, "ICMP port unreachable (" + what + ")");
+  }
   if (phase_ == Phase::kHandshake) return finish(Result::k_tls_error, "TLS handshake: " + what);
   finish(Result::k_bad_response, what);
 }
@@ -144,6 +148,12 @@ void Probe::on_received(int res) {
     return finish(Result::k_ok, {});
   }
   if (res < 0) return on_error(res, "recv");
+  if (uses_datagrams(spec_->type)) {
+    // One datagram is the whole reply (0 bytes is an empty datagram, not an end of stream).
+    reply_.assign(in_.data(), std::min(static_cast<size_t>(res), kMaxReplyWindow));
+    const Judgement j = judge_datagram(reply_, spec_->expect, spec_->window());
+    return j.verdict == Verdict::kOk ? finish(Result::k_ok, {}) : finish(Result::k_bad_response, j.reason);
+  }
   if (phase_ == Phase::kHandshake) {
     if (res == 0) return finish(Result::k_tls_error, "TLS handshake: the backend closed the connection");
     tls_->feed(in_.data(), static_cast<size_t>(res));

@@ -2,6 +2,8 @@
 // asks next() what to do (send these bytes, receive into this buffer, or stop with a result),
 // does it on its ring, and reports back with on_sent/on_received. TLS sits inside (TlsClient's
 // memory BIOs), so the ring moves only ciphertext and the unit tests can drive a probe by hand.
+// A udp check runs over a connected UDP socket: one datagram out, and each receive is one
+// datagram back, judged whole.
 #pragma once
 
 #include <array>

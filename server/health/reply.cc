@@ -48,4 +48,15 @@ Judgement judge_expect(std::string_view reply, bool done, std::string_view expec
                                      printable(window, 48) + "\"" + (reply.empty() ? " (nothing)" : "")};
 }
 
+Judgement judge_datagram(std::string_view datagram, std::string_view expect, size_t within) {
+  if (expect.empty()) return {Verdict::kOk, {}};
+  Judgement j = judge_expect(datagram, true, expect, within);
+  // The datagram as it came, not only the window: it is all the backend said.
+  if (j.verdict != Verdict::kOk) {
+    j.reason = "expected \"" + printable(expect, 32) + "\", got \"" + printable(datagram, 48) + "\"" +
+               (datagram.empty() ? " (an empty datagram)" : "");
+  }
+  return j;
+}
+
 }  // namespace ringlb::health

@@ -26,4 +26,8 @@ Judgement judge_http(std::string_view reply, bool done, const CheckSpec& spec);
 // A send-expect reply: `expect` must be within the first `within` bytes.
 Judgement judge_expect(std::string_view reply, bool done, std::string_view expect, size_t within);
 
+// A udp check's reply, one whole datagram (up to kMaxReplyWindow bytes of it): any datagram when
+// the check expects nothing, else one with `expect` in its first `within` bytes. Never kMore.
+Judgement judge_datagram(std::string_view datagram, std::string_view expect, size_t within);
+
 }  // namespace ringlb::health

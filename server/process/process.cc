@@ -17,6 +17,7 @@
 #include "server/base/log.h"
 #include "server/base/version.h"
 #include "server/config/command_line.h"
+#include "server/config/udp_config.h"
 #include "server/control/service_notify.h"
 #include "server/process/takeover.h"
 #include "server/runtime/publish.h"
@@ -261,6 +262,8 @@ Status run(int argc, const char* const* argv) {
   Config config;
   std::string print;
   RINGLB_RETURN_IF_ERROR(parse_config(argc, argv, &config, &print));
+  // Until the UDP data path serves them, a UDP listener is refused rather than opened as TCP.
+  if (const std::string why = udp_not_served(config); !why.empty()) return Status::error(why);
   if (!print.empty()) {
     fputs(print.c_str(), stdout);
     return {};

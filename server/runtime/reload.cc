@@ -3,6 +3,7 @@
 #include "server/accept/acceptor.h"
 #include "server/base/log.h"
 #include "server/config/command_line.h"
+#include "server/config/udp_config.h"
 #include "server/control/service_notify.h"
 #include "server/discovery/cluster_publisher.h"
 #include "server/discovery/dns_resolver.h"
@@ -20,6 +21,7 @@ Status apply(const ReloadTargets& t, int argc, const char* const* argv, Config* 
   std::string print;
   // The same path as at start-up: argv again, so --config FILE is read again.
   RINGLB_RETURN_IF_ERROR(parse_config(argc, argv, fresh, &print));
+  if (const std::string why = udp_not_served(*fresh); !why.empty()) return Status::error(why);
   if (!print.empty()) return Status::error("the command line does not run ringlb");
   // Listeners added, removed or changed: matched by name, new ones get new indexes.
   Acceptor::ListenerPlan plan;

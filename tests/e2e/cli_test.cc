@@ -208,7 +208,7 @@ TEST(Cli, CheckValidatesAndStartsNothing) {
   EXPECT_EQ(r.output, path + ": ok (1 listener, 1 cluster, 2 backends)\n");
   RunResult example = run_ringlb({"check", "--config", runfile("examples/ringlb.toml")});
   EXPECT_EQ(example.exit_code, 0) << example.output;
-  EXPECT_NE(example.output.find(": ok (3 listeners, 2 clusters, 5 backends, 1 DNS name)\n"), std::string::npos)
+  EXPECT_NE(example.output.find(": ok (4 listeners, 3 clusters, 7 backends, 1 DNS name)\n"), std::string::npos)
       << example.output;
   RunResult flags = run_ringlb({"check", "--listen", "127.0.0.1:" + std::to_string(port), "--backend",
                                 "127.0.0.1:1", "--backend", "127.0.0.1:2"});

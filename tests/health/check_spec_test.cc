@@ -105,5 +105,45 @@ TEST(CheckSpec, ValidateNeedsWhatTheTypeUses) {
   EXPECT_FALSE(validate(s));
 }
 
+// A DNS query for example.com (A), as a udp check's check-send writes it in TOML.
+constexpr char kDnsQueryText[] =
+    "\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01";
+
+TEST(CheckSettings, AUdpCheckWritesADnsQueryWithHexEscapes) {
+  CheckSettings s;
+  std::string why;
+  ASSERT_TRUE(set_check_text("check", "udp", &s, &why)) << why;
+  EXPECT_EQ(*s.type, CheckType::kUdp);
+  EXPECT_STREQ(check_type_name(CheckType::kUdp), "udp");
+  EXPECT_TRUE(uses_datagrams(CheckType::kUdp));
+  EXPECT_FALSE(uses_datagrams(CheckType::kSendExpect));
+  ASSERT_TRUE(set_check_text("check-send", kDnsQueryText, &s, &why)) << why;
+  const std::string query("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07" "example" "\x03" "com"
+                          "\x00\x00\x01\x00\x01", 29);
+  EXPECT_EQ(*s.send, query);
+  EXPECT_EQ(s.send->size(), 29u) << "NULs included";
+  ASSERT_TRUE(set_check_text("check-expect", "\\x12\\x34\\x81\\x80", &s, &why)) << why;
+  EXPECT_EQ(*s.expect, std::string("\x12\x34\x81\x80", 4));
+  EXPECT_FALSE(validate(s.resolve()));
+  EXPECT_FALSE(set_check_text("check-send", "\\x1", &s, &why));
+  EXPECT_NE(why.find("two hex digits"), std::string::npos) << why;
+}
+
+TEST(CheckSpec, AUdpCheckNeedsADatagramToSendButMayExpectAnything) {
+  CheckSpec s;
+  s.type = CheckType::kUdp;
+  ASSERT_TRUE(validate(s));
+  EXPECT_STREQ(validate(s)->key, "check");
+  EXPECT_EQ(validate(s)->why, "a udp check needs check-send (the datagram it sends)");
+  s.send = std::string("\x00", 1);
+  EXPECT_FALSE(validate(s)) << "no check-expect: any datagram back passes";
+  s.expect = "\x12\x34";
+  s.expect_within = 1;
+  ASSERT_TRUE(validate(s));
+  EXPECT_STREQ(validate(s)->key, "check-expect-within");
+  s.expect_within = 512;
+  EXPECT_FALSE(validate(s));
+}
+
 }  // namespace
 }  // namespace ringlb::health

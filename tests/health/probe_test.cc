@@ -89,6 +89,59 @@ TEST(Probe, SendExpectAndEofAndTimeout) {
   EXPECT_EQ(p.reason(), "no reply");
 }
 
+TEST(Probe, UdpSendsOneDatagramAndJudgesEachReplyWhole) {
+  CheckSpec spec;
+  spec.type = CheckType::kUdp;
+  spec.send = std::string("\x12\x34\x01\x00", 4);
+  spec.expect = std::string("\x12\x34\x81", 3);
+  Probe p;
+  p.start(&spec, "", "h", nullptr);
+  EXPECT_EQ(take_send(p), spec.send);
+  reply(p, std::string("\x12\x34\x81\x80 and the rest", 18));
+  EXPECT_EQ(p.next().kind, Probe::Step::kDone);
+  EXPECT_EQ(p.result(), Result::k_ok);
+
+  // A datagram without it fails at once (it is the whole reply).
+  p.start(&spec, "", "h", nullptr);
+  take_send(p);
+  reply(p, "nope");
+  EXPECT_EQ(p.result(), Result::k_bad_response);
+  EXPECT_EQ(p.reason(), "expected \"\\x124\\x81\", got \"nope\"");
+
+  // 0 bytes is an empty datagram, judged as one: no check-expect, it passes.
+  CheckSpec any = spec;
+  any.expect.clear();
+  p.start(&any, "", "h", nullptr);
+  take_send(p);
+  ASSERT_EQ(p.next().kind, Probe::Step::kRecv);
+  p.on_received(0);
+  EXPECT_EQ(p.result(), Result::k_ok);
+}
+
+TEST(Probe, UdpPortUnreachableIsRefusedWithItsReason) {
+  CheckSpec spec;
+  spec.type = CheckType::kUdp;
+  spec.send = "ping";
+  Probe p;
+  p.start(&spec, "", "h", nullptr);
+  take_send(p);
+  ASSERT_EQ(p.next().kind, Probe::Step::kRecv);
+  p.on_received(-ECONNREFUSED);  // the kernel's word for the backend's ICMP port unreachable
+  EXPECT_EQ(p.result(), Result::k_refused);
+  EXPECT_EQ(p.reason(), "ICMP port unreachable (recv: Connection refused)");
+  p.start(&spec, "", "h", nullptr);
+  ASSERT_EQ(p.next().kind, Probe::Step::kSend);
+  p.on_sent(-ECONNREFUSED);
+  EXPECT_EQ(p.result(), Result::k_refused);
+  EXPECT_EQ(p.reason(), "ICMP port unreachable (send: Connection refused)");
+  p.start(&spec, "", "h", nullptr);
+  take_send(p);
+  p.next();
+  p.on_received(-ECANCELED);
+  EXPECT_EQ(p.result(), Result::k_timeout);
+  EXPECT_EQ(p.reason(), "no reply");
+}
+
 TEST(Probe, TlsAgainstAPlainServerIsATlsError) {
   TlsContext ctx;
   ASSERT_NE(ctx.get(), nullptr);

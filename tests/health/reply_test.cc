@@ -71,5 +71,25 @@ TEST(JudgeExpect, WithinTheWindow) {
   EXPECT_EQ(judge_expect("", true, "+PONG", 5).reason, "expected \"+PONG\", got \"\" (nothing)");
 }
 
+TEST(JudgeDatagram, OneWholeDatagramDecides) {
+  // A DNS answer to query id 0x1234: the id and flags (response, no error) in the first 4 bytes.
+  const std::string answer("\x12\x34\x81\x80\x00\x01\x00\x01", 8);
+  const std::string expect("\x12\x34\x81\x80", 4);
+  EXPECT_EQ(judge_datagram(answer, expect, 4).verdict, Verdict::kOk);
+  // REFUSED (rcode 5): the same id, other flags. Failed at once: no more of the datagram comes.
+  const Judgement refused = judge_datagram(std::string("\x12\x34\x81\x85", 4), expect, 4);
+  EXPECT_EQ(refused.verdict, Verdict::kBadResponse);
+  EXPECT_EQ(refused.reason, "expected \"\\x124\\x81\\x80\", got \"\\x124\\x81\\x85\"");
+  EXPECT_EQ(judge_datagram(std::string("\x12\x34\x81", 3), expect, 4).verdict, Verdict::kBadResponse)
+      << "a short datagram is all there is";
+  EXPECT_EQ(judge_datagram("", expect, 4).reason, "expected \"\\x124\\x81\\x80\", got \"\" (an empty datagram)");
+  // Nothing expected: any datagram back passes, an empty one too.
+  EXPECT_EQ(judge_datagram("", "", 0).verdict, Verdict::kOk);
+  EXPECT_EQ(judge_datagram("anything", "", 0).verdict, Verdict::kOk);
+  // The window: the expected bytes anywhere in the first `within`.
+  EXPECT_EQ(judge_datagram(std::string(20, 'x') + "ok", "ok", 64).verdict, Verdict::kOk);
+  EXPECT_EQ(judge_datagram(std::string(70, 'x') + "ok", "ok", 64).verdict, Verdict::kBadResponse);
+}
+
 }  // namespace
 }  // namespace ringlb::health

@@ -165,11 +165,11 @@ TEST(TomlConfig, MapsClustersAndListeners) {
 TEST(TomlConfig, ExampleFileIsValid) {
   Parsed p = parse_args({"--config", "examples/ringlb.toml"});
   ASSERT_TRUE(p.status.ok()) << p.message;
-  EXPECT_EQ(p.config.listen.size(), 3u);
-  EXPECT_EQ(p.config.clusters.size(), 2u);
+  EXPECT_EQ(p.config.listen.size(), 4u);
+  EXPECT_EQ(p.config.clusters.size(), 3u);
   size_t backends = 0;
   for (const ClusterConfig& c : p.config.clusters) backends += c.backends.size();
-  EXPECT_EQ(backends, 5u);
+  EXPECT_EQ(backends, 7u);
   ASSERT_EQ(p.config.clusters[0].names.size(), 1u);  // web.internal:8080, resolved at run time
   EXPECT_EQ(p.config.clusters[0].names[0].max_connections, 500u);
 }
