@@ -29,6 +29,7 @@
 #include "server/health/checker.h"
 #include "server/base/log.h"
 #include "server/runtime/shared_state.h"
+#include "server/status/service.h"
 #include "server/uring/buffer_region.h"
 #include "server/uring/compat.h"
 #include "server/uring/probe.h"
@@ -202,6 +203,9 @@ int serve(const Config& config, int argc, char** argv) {
     return 2;
   }
   for (size_t i = 0; i < acceptor.bound().size(); ++i) shared.listen_bound[i] = acceptor.bound()[i];
+  // The status page before the exporter: the exporter stops serving (its threads call the page)
+  // before the page goes.
+  std::unique_ptr<status::Service> status_page;
   std::unique_ptr<metrics::Exporter> exporter;
   if (config.metrics_enabled) {
     exporter = metrics::Exporter::start(config.metrics_listen.to_string(), config.metrics_listen.get(),
@@ -211,6 +215,7 @@ int serve(const Config& config, int argc, char** argv) {
       log(LogLevel::kError, "%s", error.c_str());
       return 2;
     }
+    status_page = std::make_unique<status::Service>(shared, *exporter, kVersion);
   }
 
   // etcd discovery: its own thread. Each prefix is read once (or has failed once) before the
@@ -313,6 +318,7 @@ int serve(const Config& config, int argc, char** argv) {
       std::string line;  // one log line, every error in it
       for (char ch : message) line += ch == '\n' ? std::string("; ") : std::string(1, ch);
       log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
+      shared.registry->reload_failures.add();
       return;
     }
     etcd.configure(fresh);  // prefixes added or removed, another etcd
@@ -329,6 +335,7 @@ int serve(const Config& config, int argc, char** argv) {
     for (const std::string& what : not_applied_at_reload(shared.config, fresh)) {
       not_applied += (not_applied.empty() ? "" : ", ") + what;
     }
+    shared.registry->reloads.add();
     log(LogLevel::kInfo, "reloaded: %zu backends (%s); changed: %s%s%s", backends, clusters.c_str(),
         republished.empty() ? "none" : republished.c_str(), not_applied.empty() ? "" : "; not applied: ",
         not_applied.c_str());
@@ -360,7 +367,8 @@ int serve(const Config& config, int argc, char** argv) {
   if (exporter) {
     Address metrics = config.metrics_listen;
     metrics.set_port(static_cast<uint16_t>(exporter->port()));
-    log(LogLevel::kInfo, "metrics on http://%s/metrics", metrics.to_string().c_str());
+    log(LogLevel::kInfo, "metrics on http://%s/metrics, status page on http://%s/", metrics.to_string().c_str(),
+        metrics.to_string().c_str());
   }
   size_t backends = 0;
   const std::string clusters = clusters_summary(config, &backends);
