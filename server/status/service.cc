@@ -1,5 +1,7 @@
 #include "server/status/service.h"
 
+#include <cstdlib>
+
 #include "server/status/connections_json.h"
 #include "server/status/status_json.h"
 
@@ -41,11 +43,19 @@ bool query_number(const metrics::HttpRequest& request, const char* name, size_t 
   return true;
 }
 
+// Test-only (environment): RINGLB_TEST_STATUS_TICK_MS=N samples every N ms instead of every
+// second, so a test sees the history fill (a sample per 10 ticks) in seconds, not minutes.
+std::chrono::milliseconds tick_length() {
+  const char* text = getenv("RINGLB_TEST_STATUS_TICK_MS");
+  const long ms = text != nullptr ? strtol(text, nullptr, 10) : 0;
+  return std::chrono::milliseconds(ms >= 10 && ms <= 1000 ? ms : 1000);
+}
+
 }  // namespace
 
 Service::Service(SharedState& shared, metrics::Exporter& exporter, std::string version)
     : shared_(shared), version_(std::move(version)), history_(shared) {
-  history_.start();
+  history_.start(tick_length());
   exporter.route("/", [this](const metrics::HttpRequest& r) { return page(r); });
   exporter.route("/api/v1/status", [this](const metrics::HttpRequest& r) { return status(r); });
   exporter.route("/api/v1/connections", [this](const metrics::HttpRequest& r) { return connections(r); });
