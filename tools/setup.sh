@@ -15,6 +15,10 @@ PACKAGES=(
   llvm  # llvm-symbolizer: TSan reports with file and line (tools/tsan.sh)
   libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
   nftables  # nft: the network-fault test blackholes a backend (tests/netfault)
+  libcivetweb-dev zlib1g-dev  # the metrics listener's HTTP server (metrics/http_server), gzip
+  # The status page in a real browser (tests/status, tools/screenshot.sh): headless Chromium over
+  # the DevTools protocol from Debian's Python, and a font for its text.
+  chromium python3-websocket fonts-dejavu-core
 )
 
 missing=()
