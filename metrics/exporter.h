@@ -1,43 +1,31 @@
-// Serves ringlb's statistics at /metrics through prometheus-cpp's Exposer. Nothing is recorded
-// through prometheus-cpp on the data path: the Collectable reads the per-thread stats and merges
-// them into metric families when Prometheus scrapes.
+// The metrics listener (metrics-listen): /metrics for Prometheus, and the routes other parts of
+// ringlb add (the status page and its JSON API: server/status). The HTTP side is
+// metrics/http_server.h; /metrics is what prometheus-cpp's Exposer served, byte for byte (its
+// own exposer_* families first, then ringlb's, then those added with add()).
 #pragma once
 
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <prometheus/summary.h>
 
 #include <sys/socket.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "metrics/collector.h"
+#include "metrics/http_server.h"
 #include "metrics/stats.h"
 
 namespace ringlb::metrics {
 
-class Collector : public prometheus::Collectable {
- public:
-  Collector(const Registry& registry, std::string version);
-  std::vector<prometheus::MetricFamily> Collect() const override;
-
- private:
-  const Registry& registry_;
-  std::string version_;
-};
-
-// The HTTP side is CivetWeb (through prometheus-cpp's Exposer), which gives each connection one
-// of its threads from accept until the connection closes: a connection that sends nothing holds a
-// thread. So there are threads to spare beside the few scrapes that come at once (a Prometheus
-// pair, a person with curl), a request must arrive whole within kRequestTimeoutMs (a thread held
-// by a silent or slow connection is back by then), and keep-alive is off (a scraper's idle
-// kept-alive connection would hold a thread between scrapes; a new connection per scrape costs
-// nothing at scrape intervals). Many more connections than threads can still delay a scrape by up
-// to the timeout: the metrics address belongs on a trusted network (the default is loopback).
 class Exporter {
  public:
-  static constexpr int kThreads = 8;
-  static constexpr int kRequestTimeoutMs = 5000;
+  static constexpr int kThreads = HttpServer::kThreads;
+  static constexpr int kRequestTimeoutMs = HttpServer::kRequestTimeoutMs;
 
   // Throws nothing: returns null and sets *error when the address cannot be served. `bind_addr`
   // is the same address in binary form (used to wake the server when it stops).
@@ -46,18 +34,25 @@ class Exporter {
                                          const std::string& version, std::string* error);
   ~Exporter();
 
- public:
   // The port actually bound (useful with port 0).
   int port() const;
   // More families from another part of ringlb (etcd discovery), kept alive here.
   void add(std::shared_ptr<prometheus::Collectable> collectable);
+  // Serves `path` with `handler` beside /metrics (server/status).
+  void route(const std::string& path, HttpHandler handler) { server_->route(path, std::move(handler)); }
 
  private:
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::shared_ptr<Collector> collector_;
-  std::vector<std::shared_ptr<prometheus::Collectable>> others_;
-  sockaddr_storage bind_addr_{};
-  socklen_t bind_len_ = 0;
+  Exporter();
+  HttpResponse scrape(const HttpRequest& request);
+
+  // The Exposer's own families, kept so that a scrape lists what it always did.
+  std::shared_ptr<prometheus::Registry> exposer_registry_ = std::make_shared<prometheus::Registry>();
+  prometheus::Counter& bytes_transferred_;
+  prometheus::Counter& scrapes_;
+  prometheus::Summary& latencies_;
+  std::mutex collectables_mu_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
+  std::unique_ptr<HttpServer> server_;  // last: stopped first, while what it reads is alive
 };
 
 }  // namespace ringlb::metrics

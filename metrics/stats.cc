@@ -55,6 +55,7 @@ Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend
     : backends(backend_registry), listeners(std::move(listener_names)) {
   source_tables = std::vector<SourceTableStats>(listeners.size());
   udp_listeners = UdpListenerSet(listeners.size());
+  listener_accepted = std::vector<LocalCounter>(listeners.size());
   for (size_t i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<WorkerStats>());
     // Built whole: a counter (an atomic) cannot be moved, so the vector cannot grow.

@@ -116,11 +116,23 @@ struct BackendStats {
 
 // One backend's active checks, written by the health checker only.
 struct HealthCheckStats {
+  static constexpr uint8_t kNoResult = static_cast<uint8_t>(health::Result::kCount);
   LocalHistogram duration;  // from the socket to the verdict
   std::array<LocalCounter, static_cast<size_t>(health::Result::kCount)> results{};
+  // The last check's result (kNoResult before the first) and when it came (Unix ms), for the
+  // status page.
+  std::atomic<uint8_t> last_result{kNoResult};
+  std::atomic<uint64_t> last_unix_ms{0};
+  void record(health::Result r, uint64_t unix_ms) {
+    results[static_cast<size_t>(r)].add();
+    last_result.store(static_cast<uint8_t>(r), std::memory_order_relaxed);
+    last_unix_ms.store(unix_ms, std::memory_order_relaxed);
+  }
   void reset() {
     duration.reset();
     for (LocalCounter& c : results) c.set(0);
+    last_result.store(kNoResult, std::memory_order_relaxed);
+    last_unix_ms.store(0, std::memory_order_relaxed);
   }
 };
 
@@ -207,6 +219,12 @@ struct Registry {
   }
   std::vector<SourceTableStats> source_tables;  // by listener index, as many as `listeners`
   UdpListenerSet udp_listeners;  // which listener indexes are UDP (their families are exported)
+  // Connections each listener accepted, by listener index (as many as `listeners`): written by
+  // the acceptor, read by the status page's rates.
+  std::vector<LocalCounter> listener_accepted;
+  // Reloads (SIGHUP) applied and refused; written by the acceptor's thread, which runs them.
+  LocalCounter reloads;
+  LocalCounter reload_failures;
   std::vector<std::unique_ptr<WorkerStats>> workers;
   AcceptorStats acceptor;
   LocalHistogram health_check_latency;  // written by the health checker

@@ -16,6 +16,10 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
   nftables  # nft: the network-fault test blackholes a backend (tests/netfault)
   python3-cryptography  # tests/fuzz/make_quic_corpus.py protects the seed QUIC Initials
+  libcivetweb-dev zlib1g-dev  # the metrics listener's HTTP server (metrics/http_server), gzip
+  # The status page in a real browser (tests/status, tools/screenshot.sh): headless Chromium over
+  # the DevTools protocol from Debian's Python, and a font for its text.
+  chromium python3-websocket fonts-dejavu-core
 )
 
 missing=()

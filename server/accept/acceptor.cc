@@ -103,6 +103,7 @@ int Acceptor::run(int signal_fd) {
   io_uring_sqe* sqe = ring_.sqe();
   io_uring_prep_read(sqe, signal_fd, &siginfo_, sizeof(siginfo_), 0);
   sqe->user_data = data(Tag::kSignal, 0);
+  control_.serve_in_process();
 
   for (;;) {
     if (int ret = ring_.submit_and_wait_one(); ret < 0) {
@@ -183,6 +184,7 @@ void Acceptor::on_accept(uint32_t listener, int res, uint32_t flags) {
     return;
   }
   stats_.accepted.add();
+  if (listener < shared_.registry->listener_accepted.size()) shared_.registry->listener_accepted[listener].add();
   // Accepted before the cancel took effect (during a drain, or a takeover): the client is
   // connected, so it is served like any other, within the drain deadline.
   const uint64_t limit = shared_.config.max_connections;

@@ -93,6 +93,7 @@ std::vector<BackendStatus> backend_statuses(SharedState& shared) {
       s.active = b.state->active.load(std::memory_order_relaxed);
       s.check = b.check_interval_ms == 0 ? "none" : b.check ? health::check_type_name(b.check->type) : "tcp";
       s.ramp_percent = ramp_percent(b, now);
+      s.id = b.id;
       std::lock_guard<std::mutex> lock(shared.check_failures_mu);
       s.last_failure = shared.last_check_failure[b.id];
     }

@@ -29,6 +29,8 @@ struct BackendStatus {
   std::string last_failure;
   // Slow start: the share of its weight it gets now, in percent, while a ramp runs.
   std::optional<uint32_t> ramp_percent;
+  // Its registry id (its counters, its address) while a published snapshot names it.
+  std::optional<uint32_t> id;
 };
 
 // "up", "down" (by health), "drain", "drain (down)", "maint" (disabled: not checked); an up,

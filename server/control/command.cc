@@ -93,7 +93,9 @@ Status split_words(std::string_view line, std::vector<std::string>* words) {
 Status parse_command(std::string_view line, Command* out) {
   std::vector<std::string> words;
   RINGLB_RETURN_IF_ERROR(split_words(line, &words));
-  if (words.empty()) return Status::error("empty command (" + verbs_list() + ")");
+  const bool json = !words.empty() && words[0] == "json";
+  if (json) words.erase(words.begin());
+  if (words.empty()) return Status::error(std::string(json ? "json takes a command" : "empty command") + " (" + verbs_list() + ")");
   const VerbInfo* verb = nullptr;
   for (const VerbInfo& v : kVerbs) verb = words[0] == v.name ? &v : verb;
   if (verb == nullptr) return Status::error("unknown command '" + shown(words[0]) + "' (" + verbs_list() + ")");
@@ -104,6 +106,7 @@ Status parse_command(std::string_view line, Command* out) {
   }
   Command c;
   c.verb = verb->verb;
+  c.json = json;
   if (verb->args >= 2) {
     c.cluster = words[1];
     c.backend = words[2];
@@ -139,7 +142,9 @@ std::string join_words(const std::vector<std::string>& words) {
 }
 
 std::string format_command(const Command& c) {
-  std::vector<std::string> words{verb_name(c.verb)};
+  std::vector<std::string> words;
+  if (c.json) words.push_back("json");
+  words.push_back(verb_name(c.verb));
   if (info(c.verb).args >= 2) {
     words.push_back(c.cluster);
     words.push_back(c.backend);

@@ -5,6 +5,7 @@
 //   listeners | connections | backends | overrides
 //   set-weight CLUSTER BACKEND N|reset   (N: 0 to limits::kMaxWeight; reset: the configured one)
 //   drain CLUSTER BACKEND | disable CLUSTER BACKEND | enable CLUSTER BACKEND
+// Any of them after the word "json" ("json backends") is answered in JSON (but listeners).
 // ("ready" is only a step of a takeover, read by the control server in that state.)
 #pragma once
 
@@ -35,6 +36,8 @@ struct Command {
   std::string cluster;  // the backend commands only
   std::string backend;
   std::optional<uint32_t> weight;  // set-weight N; empty for "reset"
+  // Written "json COMMAND": the answer is one JSON object (server/control/json_answers.h).
+  bool json = false;
   bool operator==(const Command&) const = default;
   // Whether it changes a backend (set-weight, drain, disable, enable).
   bool changes_backend() const { return verb >= Verb::kSetWeight; }

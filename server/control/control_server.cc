@@ -11,6 +11,7 @@
 #include "server/base/log.h"
 #include "server/control/backends_table.h"
 #include "server/control/command.h"
+#include "server/control/json_answers.h"
 #include "server/control/protocol.h"
 #include "server/control/runtime_api.h"
 #include "server/uring/compat.h"
@@ -91,6 +92,9 @@ bool ControlServer::handle(const io_uring_cqe* cqe, uint32_t now_us) {
       // The message did not reach that worker (it has stopped): it will not answer, so count
       // it as answered with nothing rather than leave the ctl clients waiting.
       on_diagnostics_done();
+      return true;
+    case Tag::kStatusRequest:
+      on_status_request(cqe->res);
       return true;
     default:
       return false;
@@ -210,34 +214,37 @@ void ControlServer::on_recv(uint32_t c, int res) {
 void ControlServer::on_command(uint32_t c, const std::string& command) {
   Client& cl = clients_[c];
   control::Command cmd;
+  // A refusal as the client asked for it: JSON if the line began with "json".
+  const bool json = command.compare(0, 5, "json ") == 0 || command == "json";
+  const auto refuse = [&](const std::string& why) {
+    return answer(c, json ? control::error_json(why) : "error: " + why + "\n");
+  };
   if (Status s = control::parse_command(command, &cmd); !s.ok()) {
     log(LogLevel::kWarning, "control: command refused: %s", s.message().c_str());
     cl.answer_what = "error";
-    return answer(c, "error: " + s.message() + "\n");
+    return refuse(s.message());
   }
   cl.answer_what = control::verb_name(cmd.verb);
+  cl.json = cmd.json;
   switch (cmd.verb) {
     case control::Verb::kListeners:
+      if (cmd.json) return refuse("listeners (a takeover's) has no JSON form");
       if (takeover_running()) {
         log(LogLevel::kWarning, "control: a second takeover refused: one is in progress");
-        return answer(c, "error: another takeover is in progress\n");
+        return refuse("another takeover is in progress");
       }
       return start_takeover(c);
     case control::Verb::kConnections:
-      if (shared_.workers.empty()) return answer(c, "no live connections\n");
-      cl.state = State::kDiagnostics;
-      if (diagnostics_pending_ > 0) return;  // a round is under way: this client shares it
-      diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
-      for (const auto& w : shared_.workers) {
-        io_uring_sqe* sqe = ring_.sqe();
-        uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        sqe->user_data = data(Tag::kDiagRequest, 0);
+      if (shared_.workers.empty()) {
+        return answer(c, cmd.json ? control::connections_json_answer("") : "no live connections\n");
       }
-      return;
+      cl.state = State::kDiagnostics;
+      return start_diagnostics();
     case control::Verb::kBackends:
+      if (cmd.json) return answer(c, control::backends_json_answer(shared_));
       return answer(c, control::format_backends(control::backend_statuses(shared_)));
     case control::Verb::kOverrides:
+      if (cmd.json) return answer(c, control::overrides_json_answer(*shared_.publisher));
       return answer(c, control::overrides_as_commands(*shared_.publisher));
     default:
       break;
@@ -245,19 +252,59 @@ void ControlServer::on_command(uint32_t c, const std::string& command) {
   // A backend command: it republishes the cluster, so every worker has it from its next client.
   if (takeover_running()) {
     log(LogLevel::kWarning, "control: %s refused: a takeover is in progress", control::verb_name(cmd.verb));
-    return answer(c, "error: a takeover is in progress: the new process has already copied the runtime state, "
-                     "so change it there once it serves\n");
+    return refuse("a takeover is in progress: the new process has already copied the runtime state, "
+                  "so change it there once it serves");
   }
   std::string done;
   if (Status s = control::apply_backend_command(*shared_.publisher, cmd, &done); !s.ok()) {
     log(LogLevel::kWarning, "control: %s refused: %s", control::verb_name(cmd.verb), s.message().c_str());
-    return answer(c, "error: " + s.message() + "\n");
+    return refuse(s.message());
   }
   // `done` names the backend ("web 10.0.0.2:8080: weight 0, drain"), as the command does.
   const size_t named = done.find(": ");
-  log(LogLevel::kInfo, "control: %s: %s", control::format_command(cmd).c_str(),
+  control::Command plain = cmd;
+  plain.json = false;
+  log(LogLevel::kInfo, "control: %s: %s", control::format_command(plain).c_str(),
       named == std::string::npos ? done.c_str() : done.c_str() + named + 2);
-  answer(c, "ok: " + done + "\n");
+  answer(c, cmd.json ? control::change_json_answer(shared_, cmd, done) : "ok: " + done + "\n");
+}
+
+void ControlServer::start_diagnostics() {
+  if (diagnostics_pending_ > 0) return;  // a round is under way: its answer serves this one too
+  diagnostics_pending_ = static_cast<uint32_t>(shared_.workers.size());
+  for (const auto& w : shared_.workers) {
+    io_uring_sqe* sqe = ring_.sqe();
+    uring::prep_msg_ring_data(sqe, w->ring_fd, 0, encode(Tag::kControl, kControlDiagnostics, now_us_));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    sqe->user_data = data(Tag::kDiagRequest, 0);
+  }
+}
+
+void ControlServer::serve_in_process() { arm_status_request(); }
+
+void ControlServer::arm_status_request() {
+  const int fd = shared_.diagnostics_requests.event_fd();
+  if (fd < 0) return;
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_read(sqe, fd, &status_wake_, sizeof(status_wake_), 0);
+  sqe->user_data = data(Tag::kStatusRequest, 0);
+}
+
+void ControlServer::on_status_request(int res) {
+  if (res != sizeof(status_wake_)) {
+    log(LogLevel::kWarning, "control: reading the status API's requests: %s; /api/v1/connections stops answering",
+        strerror(-res));
+    return;
+  }
+  arm_status_request();
+  // Every ticket taken so far is answered by the round that ends next.
+  status_upto_ = shared_.diagnostics_requests.requested();
+  if (shared_.workers.empty()) {
+    shared_.diagnostics_requests.answer(status_upto_, "");
+    status_upto_ = 0;
+    return;
+  }
+  start_diagnostics();
 }
 
 void ControlServer::start_takeover(uint32_t c) {
@@ -328,9 +375,14 @@ void ControlServer::on_diagnostics_done() {
     std::lock_guard<std::mutex> lock(w->diagnostics_mu);
     text += w->diagnostics;
   }
+  if (status_upto_ > 0) {
+    shared_.diagnostics_requests.answer(status_upto_, text);
+    status_upto_ = 0;
+  }
+  const std::string json = control::connections_json_answer(text);
   if (text.empty()) text = "no live connections\n";
   for (uint32_t c = 0; c < kMaxClients; ++c) {
-    if (clients_[c].state == State::kDiagnostics) answer(c, text);
+    if (clients_[c].state == State::kDiagnostics) answer(c, clients_[c].json ? json : text);
   }
 }
 

@@ -10,11 +10,12 @@
 //                 that change a backend (the new process copied the runtime state before it
 //                 asked: a change now would not carry over); the reading commands are served;
 //   "connections" asks every worker for its diagnostics (clients asking meanwhile share the
-//                 round) and sends the text back;
+//                 round, and so does the status API: serve_in_process) and sends the text back;
 //   "backends", "overrides", and the backend commands (set-weight, drain, disable, enable:
 //                 command.h) answer at once (backends_table.h: state, weight, checks); an answer
 //                 starting "error: " is a refusal (a malformed command, an unknown name), and
 //                 nothing changed.
+// Each command after the word "json" is answered with one JSON object (json_answers.h).
 // When the acceptor drains (SIGTERM, or a takeover's hand-over) the clients still owing their
 // command are told "busy" and closed, as new ones are; answers under way finish within their
 // deadline, and a takeover under way goes on. Everything here runs in the acceptor's thread.
@@ -76,6 +77,10 @@ class ControlServer {
   // acceptor may exit).
   bool idle() const;
 
+  // Serves the status API's requests for connections (SharedState::diagnostics_requests) from
+  // now on, whether or not a control socket is open.
+  void serve_in_process();
+
   // Handles a completion whose tag belongs to the control socket; false for any other tag.
   bool handle(const io_uring_cqe* cqe, uint32_t now_us);
 
@@ -94,6 +99,7 @@ class ControlServer {
     std::string answer;
     size_t answer_sent = 0;
     const char* answer_what = "";  // the command answered (its name, for the log)
+    bool json = false;             // "json COMMAND": answered in JSON
     __kernel_timespec deadline{};  // of the recv or send in flight; CLOCK_MONOTONIC, absolute
   };
 
@@ -113,7 +119,11 @@ class ControlServer {
   void on_ready(uint32_t c, const std::string& command);
   void start_takeover(uint32_t c);
   void on_install(uint32_t listener, int res);
+  // Asks every worker for its diagnostics, unless a round is under way (its answer serves all).
+  void start_diagnostics();
   void on_diagnostics_done();
+  void arm_status_request();
+  void on_status_request(int res);
   // Sends `text` to client c (send_answer), then ends it.
   void answer(uint32_t c, std::string text);
   // Sends what is left of c's answer, linked to a timeout at its deadline.
@@ -138,6 +148,9 @@ class ControlServer {
   std::vector<Address> install_bound_;  // the addresses of the listeners being installed
   uint32_t installs_pending_ = 0;
   uint32_t diagnostics_pending_ = 0;  // workers yet to answer this round of "connections"
+  // The status API's tickets to answer when this round ends (0: none), and the eventfd's read.
+  uint64_t status_upto_ = 0;
+  uint64_t status_wake_ = 0;
 };
 
 }  // namespace ringlb

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "server/control/command.h"
 #include "server/control/protocol.h"
 #include "server/base/log.h"
@@ -17,12 +19,21 @@ namespace ringlb {
 
 namespace {
 
-int send_line(const std::string& path, const std::string& line) {
-  const int fd = connect_unix(path);
-  if (fd < 0) {
-    log(LogLevel::kError, "ctl: cannot connect to %s: %s", path.c_str(), strerror(-fd));
-    return 2;
+// `json`: the command was sent as "json COMMAND", so a failure is printed as {"error": ...} on
+// stdout too, where a script reads the answer.
+int fail(bool json, int code, const std::string& why) {
+  log(LogLevel::kError, "ctl: %s", why.c_str());
+  if (json) {
+    const std::string text = nlohmann::json{{"error", why}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    printf("%s\n", text.c_str());
   }
+  return code;
+}
+
+int send_line(const std::string& path, const std::string& line) {
+  const bool json = line.compare(0, 5, "json ") == 0;
+  const int fd = connect_unix(path);
+  if (fd < 0) return fail(json, 2, "cannot connect to " + path + ": " + strerror(-fd));
   const bool sent = write_all_fd(fd, line + "\n");
   const int send_errno = errno;
   // The whole answer first: its first bytes say whether it is a refusal. Read even when the
@@ -36,18 +47,28 @@ int send_line(const std::string& path, const std::string& line) {
     answer.append(buf, static_cast<size_t>(n));
   }
   close(fd);
-  if (!sent && answer.empty()) {
-    log(LogLevel::kError, "ctl: cannot send to %s: %s", path.c_str(), strerror(send_errno));
-    return 1;
+  if (!sent && answer.empty()) return fail(json, 1, "cannot send to " + path + ": " + strerror(send_errno));
+  if (answer == "busy\n") {
+    return fail(json, 1, "busy: every place is taken by other control clients, or ringlb is stopping; try again");
+  }
+  if (json) {
+    fwrite(answer.data(), 1, answer.size(), stdout);
+    // A refusal is an object whose only field is "error".
+    static constexpr std::string_view kJsonError = "{\"error\":";
+    if (answer.empty()) return fail(false, 1, "no answer");
+    if (answer.rfind(kJsonError, 0) == 0) {
+      const nlohmann::json refusal = nlohmann::json::parse(answer, nullptr, false);
+      const bool has_text = refusal.is_object() && refusal["error"].is_string();
+      return fail(false, 1, has_text ? refusal["error"].get<std::string>() : answer.substr(0, answer.size() - 1));
+    }
+    return 0;
   }
   static constexpr std::string_view kError = "error: ";
   // (An empty answer is one: `overrides` with none in effect.)
-  if (answer.rfind(kError, 0) == 0 || answer == "busy\n") {
-    std::string why = answer.rfind(kError, 0) == 0 ? answer.substr(kError.size())
-                                                   : "busy: every place is taken by other control clients, or ringlb is stopping; try again";
+  if (answer.rfind(kError, 0) == 0) {
+    std::string why = answer.substr(kError.size());
     while (!why.empty() && why.back() == '\n') why.pop_back();
-    log(LogLevel::kError, "ctl: %s", why.c_str());
-    return 1;
+    return fail(false, 1, why);
   }
   fwrite(answer.data(), 1, answer.size(), stdout);
   return 0;
@@ -56,6 +77,12 @@ int send_line(const std::string& path, const std::string& line) {
 }  // namespace
 
 int run_ctl(const std::string& path, const std::vector<std::string>& words) {
+  if (!words.empty() && words[0] == "--json") {
+    if (words.size() == 1) return fail(true, 2, "--json takes a command (connections, backends, overrides, set-weight, drain, disable, enable)");
+    std::vector<std::string> command = words;
+    command[0] = "json";
+    return send_line(path, control::join_words(command));
+  }
   return send_line(path, control::join_words(words));
 }
 

@@ -265,7 +265,7 @@ void HealthChecker::finish(uint32_t id, health::Result result, const std::string
   }
   metrics::HealthCheckStats& stats = shared_.registry->checks[id];
   stats.duration.observe_ns(now_ns_ - c.started_ns);
-  stats.results[static_cast<size_t>(result)].add();
+  stats.record(result, unix_ms());
   shared_.registry->health_checks.add();
   if (!ok) {
     shared_.registry->health_check_failures.add();

@@ -160,6 +160,7 @@ Status Process::start_exporter() {
   exporter_ = metrics::Exporter::start(config_.metrics_listen.to_string(), config_.metrics_listen.get(),
                                        config_.metrics_listen.length, *shared_.registry, kVersion, &error);
   if (!exporter_) return Status::error(error);
+  status_page_ = std::make_unique<status::Service>(shared_, *exporter_, kVersion);
   return {};
 }
 
@@ -222,7 +223,8 @@ void Process::announce() const {
   if (exporter_) {
     Address metrics = config_.metrics_listen;
     metrics.set_port(static_cast<uint16_t>(exporter_->port()));
-    log(LogLevel::kInfo, "metrics on http://%s/metrics", metrics.to_string().c_str());
+    log(LogLevel::kInfo, "metrics on http://%s/metrics, status page on http://%s/", metrics.to_string().c_str(),
+        metrics.to_string().c_str());
   }
   size_t backends = 0;
   const std::string clusters = clusters_summary(config_, &backends);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "server/status/service.h"
 #include "metrics/exporter.h"
 #include "server/accept/acceptor.h"
 #include "server/access_log/access_log.h"
@@ -74,6 +75,8 @@ class Process {
   std::optional<HealthChecker> checker_;
   CheckerThread checker_thread_;
   std::optional<discovery::EtcdDiscovery> etcd_;
+  // Before the exporter: the exporter stops serving (its threads call the page) before it goes.
+  std::unique_ptr<status::Service> status_page_;
   std::unique_ptr<metrics::Exporter> exporter_;
   WorkerThreads workers_;
   std::optional<discovery::DnsResolver> resolver_;

@@ -94,12 +94,14 @@ void reload(const ReloadTargets& targets, int argc, const char* const* argv) {
     std::string line;  // one log line, every error in it
     for (const std::string& error : s.lines()) line += (line.empty() ? "" : "; ") + error;
     log(LogLevel::kError, "reload failed: %s; keeping the running configuration", line.c_str());
+    targets.shared->registry->reload_failures.add();
     return;
   }
   size_t backends = 0;
   const std::string clusters = clusters_summary(fresh, &backends);
   const std::string republished = joined(changed);
   const std::string not_applied = joined(not_applied_at_reload(targets.shared->config, fresh));
+  targets.shared->registry->reloads.add();
   log(LogLevel::kInfo, "reloaded: %zu backends (%s); changed: %s%s%s", backends, clusters.c_str(),
       republished.empty() ? "none" : republished.c_str(), not_applied.empty() ? "" : "; not applied: ",
       not_applied.c_str());

@@ -20,6 +20,7 @@
 #include "server/config/config.h"
 #include "server/limits/shared_source_table.h"
 #include "server/protocol/sni_routes.h"
+#include "server/runtime/diagnostics_requests.h"
 
 namespace ringlb {
 namespace discovery {
@@ -122,6 +123,8 @@ struct SharedState {
   std::atomic<bool> ramp_new_backends{false};
   std::vector<std::unique_ptr<WorkerSlot>> workers;
   int acceptor_ring_fd = -1;  // workers answer diagnostics requests here
+  // The status API's requests for a round of diagnostics, served by the acceptor.
+  DiagnosticsRequests diagnostics_requests;
   // The listening addresses as bound (port 0 resolved), by listener index: the destination a
   // PROXY protocol header names. Set before the listener accepts, like `routes`.
   std::array<Address, kMaxListeners> listen_bound{};

@@ -68,6 +68,7 @@ enum class Tag : uint8_t {
   // index = our slot. Only a failure posts a completion.
   kLostHandoffChained,
   kLostHandoffMessage,  // kLostHandoff sent on its own; index = its entry in the pending list
+  kStatusRequest,   // the status API's eventfd: it asks for a round of diagnostics
   // Worker diagnostics.
   kDiagInstall,
 };
