@@ -226,7 +226,7 @@ struct Registry {
   UdpListenerSet udp_listeners;
   // TLS termination and origination, by listener and cluster name (a Collectable of its own:
   // the exporter adds it).
-  std::shared_ptr<TlsStats> tls;  // which listener indexes are UDP (their families are exported)
+  std::shared_ptr<TlsStats> tls;
   // Connections each listener accepted, by listener index (as many as `listeners`): written by
   // the acceptor, read by the status page's rates.
   std::vector<LocalCounter> listener_accepted;
