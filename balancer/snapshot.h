@@ -142,6 +142,8 @@ struct Snapshot {
   uint32_t connect_timeout_ms = 2000;
   uint32_t connect_attempts = 3;
   uint32_t queue_timeout_ms = 2000;
+  // A send-proxy v2 header from a terminating listener carries the client's certificate (DER).
+  bool proxy_client_certificate = false;
   Policy policy = Policy::kRoundRobin;
   HashKey hash_key = HashKey::kAddr;
   std::vector<BackendSpec> backends;

@@ -54,6 +54,7 @@ Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend
                    std::vector<std::string> listener_names)
     : backends(backend_registry), listeners(std::move(listener_names)) {
   source_tables = std::vector<SourceTableStats>(listeners.size());
+  tls = std::make_shared<TlsStats>(worker_count);
   udp_listeners = UdpListenerSet(listeners.size());
   listener_accepted = std::vector<LocalCounter>(listeners.size());
   for (size_t i = 0; i < worker_count; ++i) {

@@ -14,6 +14,7 @@
 #include "balancer/snapshot.h"
 #include "metrics/dns_stats.h"
 #include "metrics/local_counter.h"
+#include "metrics/tls_stats.h"
 #include "metrics/udp_stats.h"
 
 namespace ringlb::metrics {
@@ -61,6 +62,10 @@ const char* op_name(Op op);
   X(handshakes)                 \
   X(source_handshakes)          \
   X(bad_client_hello)           \
+  X(tls_handshake_timeout)      \
+  X(tls_no_certificate)         \
+  X(tls_bad_certificate)        \
+  X(tls_protocol)               \
   X(no_route)                   \
   X(error)
 
@@ -218,7 +223,10 @@ struct Registry {
     if (index < listeners.size()) listeners[index] = name;
   }
   std::vector<SourceTableStats> source_tables;  // by listener index, as many as `listeners`
-  UdpListenerSet udp_listeners;  // which listener indexes are UDP (their families are exported)
+  UdpListenerSet udp_listeners;
+  // TLS termination and origination, by listener and cluster name (a Collectable of its own:
+  // the exporter adds it).
+  std::shared_ptr<TlsStats> tls;
   // Connections each listener accepted, by listener index (as many as `listeners`): written by
   // the acceptor, read by the status page's rates.
   std::vector<LocalCounter> listener_accepted;

@@ -21,7 +21,7 @@ CC=clang-16 CXX=clang++-16 bazel --output_base="$base" build --symlink_prefix=/ 
   --copt=-fsanitize=fuzzer-no-link,address,undefined --linkopt=-fsanitize=address,undefined --linkopt=-fsanitize-link-c++-runtime \
   --copt=-fno-sanitize-recover=undefined --copt=-Wno-error --copt=-fno-omit-frame-pointer \
   --compilation_mode=opt \
-  //server/fuzz:config_fuzzer //server/fuzz:proxy_protocol_fuzzer //server/fuzz:client_hello_fuzzer //server/fuzz:control_command_fuzzer //server/fuzz:tls_stream_fuzzer //server/fuzz:quic_fuzzer \
+  //server/fuzz:config_fuzzer //server/fuzz:proxy_protocol_fuzzer //server/fuzz:client_hello_fuzzer //server/fuzz:control_command_fuzzer //server/fuzz:tls_stream_fuzzer //server/fuzz:quic_fuzzer //server/fuzz:tls_accept_fuzzer \
   >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; echo "fuzz: build failed"; exit 1; }
 bin=$(CC=clang-16 bazel --output_base="$base" info bazel-bin 2>/dev/null)
 declare -A corpus=(
@@ -31,9 +31,10 @@ declare -A corpus=(
   [control_command]=tests/fuzz/corpus/control_command
   [tls_stream]=tests/fuzz/corpus/tls_stream
   [quic]=tests/fuzz/corpus/quic
+  [tls_accept]=tests/fuzz/corpus/tls_accept
 )
 failed=0
-for name in config proxy_protocol client_hello control_command tls_stream quic; do
+for name in config proxy_protocol client_hello control_command tls_stream quic tls_accept; do
   work="$out/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   cp "${corpus[$name]}"/* "$work/corpus/"

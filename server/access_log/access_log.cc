@@ -180,6 +180,17 @@ void append_access_line(const AccessRecord& r, std::string* out) {
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
   out->append(r.close_reason);
+  if (r.tls_version != nullptr) {
+    out->append(" tls_version=");
+    out->append(r.tls_version);
+    out->append(" tls_cipher=");
+    out->append(r.tls_cipher != nullptr ? r.tls_cipher : "-");
+    out->append(" alpn=");
+    const std::string alpn(r.alpn);
+    append_logfmt_name(r.alpn.empty() ? nullptr : &alpn, out);
+    out->append(" client_cn=");
+    append_logfmt_name(r.client_cn, out);
+  }
   out->push_back('\n');
 }
 
@@ -218,6 +229,20 @@ void append_access_json(const AccessRecord& r, std::string* out) {
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
   append_json_string(r.close_reason != nullptr ? r.close_reason : "", out);
+  if (r.tls_version != nullptr) {
+    out->append(",\"tls_version\":");
+    append_json_string(r.tls_version, out);
+    out->append(",\"tls_cipher\":");
+    append_json_string(r.tls_cipher != nullptr ? r.tls_cipher : "", out);
+    out->append(",\"alpn\":");
+    if (r.alpn.empty()) {
+      out->append("null");
+    } else {
+      append_json_string(std::string(r.alpn), out);
+    }
+    out->append(",\"client_cn\":");
+    append_json_name(r.client_cn, out);
+  }
   out->append("}\n");
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "server/base/error.h"
@@ -40,6 +41,12 @@ struct AccessRecord {
   uint64_t bytes_from_client = 0;
   uint64_t bytes_from_backend = 0;
   const char* close_reason = "";
+  // A client whose TLS ringlb ended (null otherwise; the fields are then left out of the line):
+  // its version and cipher, the ALPN protocol ("" for none), its certificate's CN (null: none).
+  const char* tls_version = nullptr;
+  const char* tls_cipher = nullptr;
+  std::string_view alpn;
+  const std::string* client_cn = nullptr;
 };
 
 // Appends one line (logfmt: key=value, after an RFC 3339 UTC time of the connection's start):

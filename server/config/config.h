@@ -114,6 +114,9 @@ enum class TlsMinVersion : uint8_t { k12, k13 };
 enum class TlsClientVerify : uint8_t { kNone, kOptional, kRequired };
 
 // [listener.tls]: the listener ends TLS (server/tls/server_context.h).
+// The smallest buffer-size that serves TLS (termination or origination).
+inline constexpr unsigned kMinTlsBufferSize = 32768;
+
 struct TlsListenerConfig {
   // Chosen by SNI among their own names; the first serves clients without a match.
   std::vector<TlsCertificateFiles> certificates;
@@ -142,6 +145,9 @@ struct ClusterConfig {
   // waits this long for a turn, then is closed. 0 = closed at once. Unset in the file or on
   // the command line, it is the cluster's connect timeout, as in HAProxy.
   Millis queue_timeout{2000};
+  // send-proxy-client-certificate: a PROXY v2 header to its backends, from a listener that ends
+  // TLS, carries the client's certificate (PP2_SUBTYPE_SSL_CLIENT_CERT, DER) besides its CN.
+  bool proxy_client_certificate = false;
   std::vector<BackendConfig> backends;
   // Some or all of its backends come from discovery (DNS names, an etcd prefix) at run time, so
   // it may have none: discovery::ClusterPublisher merges them with `backends` (server/discovery).

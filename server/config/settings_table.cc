@@ -129,6 +129,8 @@ const Entry kEntries[] = {
     // 0: no queueing, a client finding every backend full is closed at once.
     {Level::kCluster, "queue-timeout", nullptr, [](const Value& v, const Target& t) {
        return set_duration(v, Zero::kOff, &t.cluster->queue_timeout); }},
+    {Level::kCluster, "send-proxy-client-certificate", nullptr, [](const Value& v, const Target& t) {
+       return set_bool(v, &t.cluster->proxy_client_certificate); }},
     {Level::kCluster, "check", nullptr, [](const Value& v, const Target& t) {
        return set_check(v, "check", &t.cluster->health.check); }},
     {Level::kCluster, "check-port", nullptr, [](const Value& v, const Target& t) {

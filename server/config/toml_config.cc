@@ -145,6 +145,7 @@ Status TomlFile::apply_top(Defaults* d) const {
 
 Status TomlFile::build(const Defaults& d, Config* config) const {
   Errors errors(doc_->path);
+  std::vector<std::pair<int, std::string>> tls_lines;  // each [*.tls] table: its line and key
   const toml::table& top = doc_->table;
   // Where a top-level (default) setting was written, for a cluster check it fails.
   auto top_line = [&](const std::string& canonical) {
@@ -191,6 +192,7 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
           backends = &v;
         } else if (k.str() == "tls") {
           toml_reader::read_cluster_tls(v, path + ".tls", &errors, &c.tls);
+          tls_lines.emplace_back(line_of(v), path + ".tls");
         } else {
           keys.apply(k, v, target, {"backends", "tls"});
         }
@@ -368,6 +370,7 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
         }
       } else if (key == "tls") {
         toml_reader::read_listener_tls(v, at, &errors, &l.tls);
+        tls_lines.emplace_back(line_of(v), at);
       } else {
         keys.apply(k, v, target, structural);
       }
@@ -426,6 +429,14 @@ Status TomlFile::build(const Defaults& d, Config* config) const {
       }
     }
     config->listen.push_back(std::move(l));
+  }
+  // A TLS side decrypts into its recv's own buffer, which must hold a record begun in the last
+  // one beside a recv's worth (server/proxy/tls_link.h).
+  if (config->buffer_size < kMinTlsBufferSize) {
+    for (const auto& [at, key] : tls_lines) {
+      errors.add(at, key, "needs buffer-size of at least " + std::to_string(kMinTlsBufferSize) + " (it is " +
+                              std::to_string(config->buffer_size) + ")");
+    }
   }
   apply_udp_check_defaults(config);
   return errors.take();

@@ -101,8 +101,38 @@ std::string unknown_key(Scope scope, const std::string& key, const std::vector<s
   return best.empty() ? "unknown key" : "unknown key (did you mean '" + best + "'?)";
 }
 
+namespace {
+
+// One error is one line: a value or key quoted from the file may hold line breaks (an array as
+// toml++ prints it, an escaped "\n" in a string) or other control characters. Runs of
+// whitespace become one space; other control characters are written as \xHH.
+std::string one_line(const std::string& text) {
+  std::string out;
+  bool space = false;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    if (u < 0x20 || u == 0x7f) {
+      static const char* const kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void Errors::add(int line, const std::string& key, const std::string& message) {
-  errors_.push_back({line, path_ + ":" + std::to_string(line) + ": " + key + ": " + message});
+  errors_.push_back({line, path_ + ":" + std::to_string(line) + ": " + one_line(key + ": " + message)});
 }
 
 Status Errors::take() {

@@ -100,14 +100,20 @@ std::string ClusterPublisher::publish_locked(const Config& file, std::vector<std
   const std::vector<std::string> notes = reconcile_overrides_locked(combined);
   Config merged = combined;
   apply_overrides_locked(&merged);
-  std::string error = publish_clusters(merged, ++version_, shared_, changed).message();
+  // The TLS files are read first: a broken one refuses the whole config, nothing published.
+  TlsSets tls;
+  std::string error = policies ? build_tls(merged, *shared_, indexes, &tls).message() : std::string();
+  if (error.empty()) error = publish_clusters(merged, ++version_, shared_, changed).message();
   if (!error.empty()) {
     file_ = std::move(previous);
     have_file_ = had_file;
     overrides_ = previous_overrides;
     return error;
   }
-  if (policies) publish_policies(merged, version_, shared_, indexes);
+  if (policies) {
+    publish_policies(merged, version_, shared_, indexes, &tls);
+    for (const std::string& w : tls.warnings) log(LogLevel::kWarning, "%s", w.c_str());
+  }
   // Forget the lists of clusters the file dropped.
   for (auto it = discovered_.begin(); it != discovered_.end();) {
     it = file_cluster_locked(it->first.first) != nullptr ? std::next(it) : discovered_.erase(it);

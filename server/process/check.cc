@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <string>
 
+#include "server/base/log.h"
 #include "server/config/command_line.h"
+#include "server/tls/check.h"
 #include "server/runtime/summary.h"
 
 namespace ringlb::process {
@@ -16,6 +18,11 @@ Status check(int argc, const char* const* argv) {
     fputs(print.c_str(), stdout);
     return {};
   }
+  // The TLS files, loaded as start-up will: a broken or expired certificate, or a key that is not
+  // its certificate's, refuses; one expiring within 14 days is a warning.
+  std::vector<std::string> warnings;
+  RINGLB_RETURN_IF_ERROR(tls::check_files(config, &warnings));
+  for (const std::string& w : warnings) log(LogLevel::kWarning, "%s", w.c_str());
   size_t backends = 0, names = 0;
   for (const ClusterConfig& c : config.clusters) {
     backends += c.backends.size();

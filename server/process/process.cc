@@ -160,6 +160,7 @@ Status Process::start_exporter() {
   exporter_ = metrics::Exporter::start(config_.metrics_listen.to_string(), config_.metrics_listen.get(),
                                        config_.metrics_listen.length, *shared_.registry, kVersion, &error);
   if (!exporter_) return Status::error(error);
+  exporter_->add(shared_.registry->tls);  // TLS termination and origination
   status_page_ = std::make_unique<status::Service>(shared_, *exporter_, kVersion);
   return {};
 }

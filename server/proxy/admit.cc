@@ -58,9 +58,11 @@ Step Admit::check(Session& s) {
 
 Step Admit::next(Session& s) {
   const ListenerRoute& route = env_.shared.routes[s.listener];
-  if (!route.accept_proxy && !route.sni) return Step::to(Phase::kRoute);
+  if (!route.accept_proxy && !route.sni && !route.tls) return Step::to(Phase::kRoute);
   if (Step refused = handshake(s); refused.kind == Step::Kind::kClose) return refused;
-  return Step::to(route.accept_proxy ? Phase::kProxyHeader : Phase::kClientHello);
+  if (route.accept_proxy) return Step::to(Phase::kProxyHeader);
+  // A terminating listener reads the SNI from its own handshake, not from a peek.
+  return Step::to(route.tls ? Phase::kTlsAccept : Phase::kClientHello);
 }
 
 Step Admit::handshake(Session& s) {

@@ -4,6 +4,7 @@
 
 #include "server/base/log.h"
 #include "server/proxy/snapshot_ref.h"
+#include "server/proxy/tls_link.h"
 
 namespace ringlb::proxy {
 namespace {
@@ -26,6 +27,11 @@ void count_backend(Session& s, bool on) {
 }
 
 Step Connect::start(Session& s) { return pick(s); }
+
+Step Connect::connected(Session& s) const {
+  const TlsLink* link = extras_.tls(s.id);
+  return Step::to(link != nullptr && link->origin ? Phase::kTlsConnect : Phase::kPump);
+}
 
 Step Connect::on_dequeued(Session& s) { return pick(s); }
 
@@ -94,16 +100,16 @@ Step Connect::on_connect(Session& s, int res) {
     }
     const auto version = static_cast<ProxyProtocol>(spec.proxy_protocol);
     if (version != ProxyProtocol::kNone) return send_proxy_header(s, version);
-    return Step::to(Phase::kPump);
+    return connected(s);
   }
   // Refused, unreachable or timed out (-ECANCELED from the linked timeout): try another backend.
   backend.connect_failures.add();
-  connect_failed(s);
+  connect_failed(env_, s);
   io_.close_backend(s);
   return pick(s);
 }
 
-void Connect::connect_failed(Session& s) {
+void connect_failed(Env& env, Session& s) {
   count_backend(s, false);
   // Only where checks run, or nothing would bring the backend back.
   const balancer::BackendSpec& spec = spec_of(s);
@@ -111,7 +117,7 @@ void Connect::connect_failed(Session& s) {
   const uint32_t failures = spec.state->connect_failures_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1;
   if (failures >= spec.fall && spec.state->up.exchange(0, std::memory_order_relaxed)) {
     log(LogLevel::kWarning, "backend %s/%s is down: %u connects failed in a row",
-        env_.shared.backends.cluster_name(s.cluster).c_str(), spec.name.c_str(), failures);
+        env.shared.backends.cluster_name(s.cluster).c_str(), spec.name.c_str(), failures);
   }
 }
 
@@ -124,27 +130,57 @@ Step Connect::send_proxy_header(Session& s, ProxyProtocol version) {
   // Behind another proxy (accept-proxy), the addresses its header named are passed on.
   const sockaddr* dst = s.has_proxied_dst ? reinterpret_cast<const sockaddr*>(&extras_.proxied_dst(s.id))
                                           : env_.shared.listen_bound[s.listener].get();
-  header.len = static_cast<uint8_t>(
-      write_proxy_header(version, reinterpret_cast<const sockaddr*>(&s.peer), dst, header.bytes));
+  const sockaddr* src = reinterpret_cast<const sockaddr*>(&s.peer);
+  if (version == ProxyProtocol::kV2 && s.tls_client) {
+    // The client's TLS as HAProxy tells it: ALPN, SNI, and an SSL TLV (version, cipher, verify,
+    // its certificate's CN, and on request the certificate itself).
+    TlsLink& link = *extras_.tls(s.id);
+    const ProxyTlvs tlvs = link.client.stream->proxy_tlvs(s.snap->snapshot->proxy_client_certificate);
+    link.proxy_header.resize(proxy_v2_size(src, dst, tlvs));
+    const size_t n = write_proxy_v2(src, dst, tlvs, link.proxy_header.data(), link.proxy_header.size());
+    if (n > 0) {
+      link.proxy_header.resize(n);
+      link.proxy_header_off = 0;
+      send_rest(s);
+      return Step::wait();
+    }
+    link.proxy_header.clear();  // addresses of two families: the plain header says UNKNOWN
+  }
+  header.len = static_cast<uint8_t>(write_proxy_header(version, src, dst, header.bytes));
   header.off = 0;
   send_rest(s);
   return Step::wait();
 }
 
 void Connect::send_rest(Session& s) {
+  if (TlsLink* link = extras_.tls(s.id); link != nullptr && !link->proxy_header.empty()) {
+    const std::string& h = link->proxy_header;
+    io_.send(s, kUp, Tag::kConnectProxyHeader, h.data() + link->proxy_header_off,
+             static_cast<uint32_t>(h.size() - link->proxy_header_off));
+    return;
+  }
   ProxyHeader& header = proxy_headers_[s.id];
   io_.send(s, kUp, Tag::kConnectProxyHeader, header.bytes + header.off, header.len - header.off);
 }
 
 Step Connect::on_proxy_header(Session& s, int res) {
   if (res <= 0) return Step::close(close_reason_for(res));
+  if (TlsLink* link = extras_.tls(s.id); link != nullptr && !link->proxy_header.empty()) {
+    link->proxy_header_off += static_cast<size_t>(res);
+    if (link->proxy_header_off < link->proxy_header.size()) {
+      send_rest(s);
+      return Step::wait();
+    }
+    std::string().swap(link->proxy_header);
+    return connected(s);
+  }
   ProxyHeader& header = proxy_headers_[s.id];
   header.off = static_cast<uint8_t>(header.off + res);
   if (header.off < header.len) {  // short write: the rest, in order
     send_rest(s);
     return Step::wait();
   }
-  return Step::to(Phase::kPump);
+  return connected(s);
 }
 
 }  // namespace ringlb::proxy

@@ -17,6 +17,9 @@ namespace ringlb::proxy {
 // Counts (or uncounts) the session in its backend's active connections: from the pick on, so
 // that leastconn sees connections still being set up.
 void count_backend(Session& s, bool on);
+// A connect to the session's backend failed (refused, timed out, or its TLS handshake): it is
+// uncounted, and with checks running, enough failures in a row take the backend down.
+void connect_failed(Env& env, Session& s);
 
 class Connect {
  public:
@@ -46,8 +49,8 @@ class Connect {
   Step on_socket(Session& s, int res);
   Step on_connect(Session& s, int res);
   Step on_proxy_header(Session& s, int res);
-  // Passive health: enough failed connects in a row take the backend down.
-  void connect_failed(Session& s);
+  // Connected (and any send-proxy header sent): TLS to the backend first, or the pump.
+  Step connected(Session& s) const;
   Step send_proxy_header(Session& s, ProxyProtocol version);
   void send_rest(Session& s);
 

@@ -19,6 +19,12 @@ void for_each_deadline(const Session& s, const Timeouts& t, Visit&& visit) {
       // From the first peek: a header trickled in a byte at a time must still be whole in time.
       if (t.proxy_header_ns != 0) visit(s.phase_ns + t.proxy_header_ns, CloseReason::k_bad_proxy_header);
       break;
+    case Phase::kTlsAccept:
+      if (t.tls_handshake_ns != 0) visit(s.phase_ns + t.tls_handshake_ns, CloseReason::k_tls_handshake_timeout);
+      break;
+    case Phase::kTlsConnect:
+      if (t.connect_ns != 0) visit(s.phase_ns + t.connect_ns, CloseReason::k_connect_failed);
+      break;
     case Phase::kClientHello:
       if (t.tls_inspect_ns != 0) visit(s.phase_ns + t.tls_inspect_ns, CloseReason::k_bad_client_hello);
       break;

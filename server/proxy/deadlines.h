@@ -18,6 +18,8 @@ struct Timeouts {
   uint64_t queue_ns = 0;
   uint64_t proxy_header_ns = 0;  // a PROXY header must be whole within this of its first peek
   uint64_t tls_inspect_ns = 0;   // a ClientHello must be whole within this of its first peek
+  uint64_t tls_handshake_ns = 0; // a terminating listener's handshake must be done within this
+  uint64_t connect_ns = 0;       // the cluster's connect timeout: also its TLS handshake's
 };
 
 struct Deadline {

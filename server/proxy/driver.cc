@@ -38,9 +38,11 @@ Driver::Driver(Env& env, Ops& ops, SnapshotCache& snapshots, uint32_t capacity)
       admit_(env, io_, snapshots),
       inspect_proxy_(env, io_, snapshots, extras_),
       inspect_tls_(env, io_, extras_),
+      tls_accept_(env, io_, snapshots, extras_),
       route_(env, io_, snapshots, extras_),
       connect_(env, io_, extras_),
-      pump_(env, io_) {
+      tls_connect_(env, io_, extras_),
+      pump_(env, io_, extras_) {
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) {
     sessions_[i - 1].id = i - 1;
@@ -91,8 +93,10 @@ Step Driver::start(Session& s) {
     case Phase::kAdmit: return admit_.start(s);
     case Phase::kProxyHeader: return inspect_proxy_.start(s);
     case Phase::kClientHello: return inspect_tls_.start(s);
+    case Phase::kTlsAccept: return tls_accept_.start(s);
     case Phase::kRoute: return route_.start(s);
     case Phase::kConnect: return connect_.start(s);
+    case Phase::kTlsConnect: return tls_connect_.start(s);
     case Phase::kPump: return pump_.start(s);
     default: return Step::close(CloseReason::k_error);
   }
@@ -111,8 +115,10 @@ Step Driver::dispatch(Session& s, const Completion& c) {
     case Phase::kAdmit: return admit_.on_completion(s, c);
     case Phase::kProxyHeader: return inspect_proxy_.on_completion(s, c);
     case Phase::kClientHello: return inspect_tls_.on_completion(s, c);
+    case Phase::kTlsAccept: return tls_accept_.on_completion(s, c);
     case Phase::kRoute: return route_.on_completion(s, c);
     case Phase::kConnect: return connect_.on_completion(s, c);
+    case Phase::kTlsConnect: return tls_connect_.on_completion(s, c);
     case Phase::kPump: return pump_.on_completion(s, c);
     default: return Step::close(CloseReason::k_error);
   }
@@ -122,6 +128,8 @@ Step Driver::on_buffer(Session& s, Dir dir) {
   switch (s.phase) {
     case Phase::kProxyHeader: return inspect_proxy_.on_buffer(s);
     case Phase::kClientHello: return inspect_tls_.on_buffer(s);
+    case Phase::kTlsAccept: return tls_accept_.on_buffer(s);
+    case Phase::kTlsConnect: return tls_connect_.on_buffer(s);
     case Phase::kPump: return pump_.on_buffer(s, dir);
     default: return Step::wait();
   }
@@ -165,7 +173,10 @@ void Driver::apply(Session& s, Step step) {
   for (;;) {
     if (step.kind == Step::Kind::kClose) return close(s, step.reason);
     if (step.kind != Step::Kind::kNext) break;
-    if (s.handshaking && step.next != Phase::kProxyHeader && step.next != Phase::kClientHello) end_handshake(s);
+    if (s.handshaking && step.next != Phase::kProxyHeader && step.next != Phase::kClientHello &&
+        step.next != Phase::kTlsAccept) {
+      end_handshake(s);
+    }
     s.phase = step.next;
     s.phase_ns = env_.now_ns;
     step = start(s);
@@ -207,6 +218,9 @@ void Driver::on_timer(uint32_t id) {
 
 void Driver::close(Session& s, CloseReason reason) {
   if (s.phase == Phase::kClosing || s.phase == Phase::kFree) return;
+  // The TLS handshakes' outcomes are counted by their phases, whatever closed them.
+  if (s.phase == Phase::kTlsAccept) tls_accept_.on_close(s, reason);
+  if (s.phase == Phase::kTlsConnect) tls_connect_.on_close(s, reason);
   if (s.queued) {
     s.queued = false;
     s.queue_wait_ns += env_.now_ns - s.queued_ns;
@@ -254,6 +268,13 @@ void Driver::free(Session& s) {
     flow.granted = -1;
   }
   inspect_proxy_.forget(s.id);
+  if (TlsLink* link = extras_.tls(s.id)) {
+    // Buffers a handshake left for the pump, which never came to it.
+    io_.release(link->client.held);
+    io_.release(link->backend.held);
+    extras_.drop_tls(s.id);
+  }
+  s.tls_client = s.tls_backend = false;
   end_handshake(s);
   count_backend(s, false);
   if (s.listener_counted) {
@@ -373,6 +394,7 @@ void Driver::take_policies() {
     t.max_duration_ns = to_ns(p.max_connection_duration);
     t.proxy_header_ns = to_ns(p.proxy_header_timeout);
     t.tls_inspect_ns = to_ns(p.tls_inspect_timeout);
+    t.tls_handshake_ns = to_ns(p.tls_handshake_timeout);
     any_removed = any_removed || p.removed;
   }
   if (!any_removed) return;
@@ -405,7 +427,10 @@ void Driver::drain_removed(uint16_t cluster, const balancer::Snapshot& snapshot)
 
 Timeouts Driver::timeouts_for(const Session& s) const {
   Timeouts t = timeouts_[s.listener];
-  if (s.snap != nullptr) t.queue_ns = s.snap->queue_ns;
+  if (s.snap != nullptr) {
+    t.queue_ns = s.snap->queue_ns;
+    t.connect_ns = uint64_t{s.snap->snapshot->connect_timeout_ms} * 1'000'000ULL;
+  }
   return t;
 }
 
@@ -444,6 +469,14 @@ void Driver::log_access(const Session& s, CloseReason reason) {
   r.bytes_from_client = s.bytes[kUp];
   r.bytes_from_backend = s.bytes[kDown];
   r.close_reason = metrics::close_reason_name(reason);
+  if (const TlsLink* link = extras_.tls(s.id); link != nullptr && s.tls_client && link->client.stream &&
+                                               link->client.stream->handshake_done()) {
+    const tls::Stream& stream = *link->client.stream;
+    r.tls_version = stream.version();
+    r.tls_cipher = stream.cipher();
+    r.alpn = stream.alpn();
+    if (!link->client_cn.empty()) r.client_cn = &link->client_cn;
+  }
   ops_.log_access(r);
 }
 

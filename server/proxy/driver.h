@@ -21,6 +21,8 @@
 #include "server/proxy/route.h"
 #include "server/proxy/session.h"
 #include "server/proxy/snapshot_cache.h"
+#include "server/proxy/tls_accept.h"
+#include "server/proxy/tls_connect.h"
 
 namespace ringlb::proxy {
 
@@ -100,8 +102,10 @@ class Driver final : private QueueVisitor {
   Admit admit_;
   InspectProxy inspect_proxy_;
   InspectTls inspect_tls_;
+  TlsAccept tls_accept_;
   Route route_;
   Connect connect_;
+  TlsConnect tls_connect_;
   Pump pump_;
   std::vector<uint32_t> free_;
   uint32_t live_ = 0;

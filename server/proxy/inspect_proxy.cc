@@ -94,7 +94,9 @@ Step InspectProxy::take_client(Session& s) {
     // it names is still held to the ACL.
     return Step::close(CloseReason::k_denied);
   }
-  if (env_.shared.routes[s.listener].sni) return Step::to(Phase::kClientHello);
+  const ListenerRoute& route = env_.shared.routes[s.listener];
+  if (route.tls) return Step::to(Phase::kTlsAccept);
+  if (route.sni) return Step::to(Phase::kClientHello);
   return Step::to(Phase::kRoute);
 }
 

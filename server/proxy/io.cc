@@ -107,7 +107,8 @@ int32_t Io::take_recv_buffer(Flow& flow, uint32_t cqe_flags) {
 bool Io::still_waiting(FlowRef ref) const {
   const Session& s = sessions_[ref.id];
   return s.gen == ref.gen && s.flow[ref.dir].waiting &&
-         (s.phase == Phase::kPump || s.phase == Phase::kProxyHeader || s.phase == Phase::kClientHello);
+         (s.phase == Phase::kPump || s.phase == Phase::kProxyHeader || s.phase == Phase::kClientHello ||
+          s.phase == Phase::kTlsAccept || s.phase == Phase::kTlsConnect);
 }
 
 bool Io::release(int32_t buf) {

@@ -13,15 +13,33 @@ Tag recv_tag(Dir dir) { return dir == kUp ? Tag::kPumpRecvClient : Tag::kPumpRec
 
 }  // namespace
 
-Pump::Pump(Env& env, Io& io)
-    : env_(env), io_(io), next_(env.config.buffers_per_worker, -1), lens_(env.config.buffers_per_worker, 0) {}
+Pump::Pump(Env& env, Io& io, Extras& extras)
+    : env_(env),
+      io_(io),
+      extras_(extras),
+      next_(env.config.buffers_per_worker, -1),
+      lens_(env.config.buffers_per_worker, 0) {}
 
 Step Pump::start(Session& s) {
   s.last_active_ns = env_.now_ns;
   // Clients usually speak first and may have already; the backend has nothing to say yet.
   s.flow[kUp].expect_data = true;
-  arm(s, kUp);
-  arm(s, kDown);
+  for (const Dir dir : {kUp, kDown}) {
+    // Records that came right behind a TLS handshake, still in their recv buffer.
+    TlsSide* src = source_tls(s, dir);
+    if (src != nullptr && src->held >= 0) {
+      const int32_t held = src->held;
+      src->held = -1;
+      if (Step step = decrypted(s, dir, held, 0); step.kind != Step::Kind::kWait) return step;
+    }
+  }
+  for (const Dir dir : {kUp, kDown}) {
+    // Whatever a stream still has to say (a TLS 1.3 ticket) goes out first.
+    if (sink_tls(s, dir) != nullptr && !s.flow[dir].sending && !send_tls(s, dir)) {
+      return Step::close(CloseReason::k_tls_protocol);
+    }
+    maybe_arm(s, dir);
+  }
   return Step::wait();
 }
 
@@ -29,8 +47,11 @@ void Pump::arm(Session& s, Dir dir) {
   Flow& flow = s.flow[dir];
   flow.recv_armed = true;
   // A granted buffer takes one recv that names it; multishot recvs pick from the provided ring.
-  flow.multishot = env_.config.recv_multishot && flow.granted < 0;
+  // A TLS source's recv leaves room for a record begun in the last one (pump_tls.cc).
+  const bool tls = source_tls(s, dir) != nullptr;
+  flow.multishot = env_.config.recv_multishot && flow.granted < 0 && !tls;
   RecvSpec spec;
+  if (tls) spec.len = env_.config.buffer_size - kTlsRecordRoom;
   if (flow.multishot) {
     spec.multishot = true;
     // A byte budget (kernel 6.17's multishot limit): the recv ends by itself, without
@@ -49,11 +70,13 @@ void Pump::maybe_arm(Session& s, Dir dir) {
   arm(s, dir);
 }
 
-void Pump::send_head(Session& s, Dir dir) {
+bool Pump::send_head(Session& s, Dir dir) {
+  if (sink_tls(s, dir) != nullptr) return send_tls(s, dir);
   Flow& flow = s.flow[dir];
   flow.sending = true;
   io_.send_buffer(s, dir, dir == kUp ? Tag::kPumpSendBackend : Tag::kPumpSendClient, flow.buf, flow.off,
                   flow.len - flow.off);
+  return true;
 }
 
 void Pump::enqueue(Flow& flow, int32_t buf, uint32_t len) {
@@ -106,33 +129,23 @@ Step Pump::on_recv(Session& s, Dir dir, const Completion& c) {
   // A multishot recv stays armed while its completions say MORE.
   if (!(c.flags & IORING_CQE_F_MORE)) flow.recv_armed = flow.cancelling = false;
   const int res = c.res;
+  if (flow.eof || flow.eof_pending) {
+    // After TLS's close_notify: the rest (the FIN, or bytes past it) means nothing.
+    io_.release(c.buf);
+    return Step::wait();
+  }
   if (res > 0) {
     flow.expect_data = (c.flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
-    enqueue(flow, c.buf, static_cast<uint32_t>(res));
-    s.last_active_ns = env_.now_ns;
-    s.bytes[dir] += static_cast<uint64_t>(res);
-    metrics::BackendStats& backend = env_.stats.backends[s.backend_id];
-    (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(static_cast<uint64_t>(res));
-    if (!flow.sending) send_head(s, dir);
-    if (!flow.recv_armed) {
-      if (flow.multishot) env_.stats.recv_ended.add();  // the kernel ended it: arm another
-      maybe_arm(s, dir);
-      return Step::wait();
+    if (TlsSide* src = source_tls(s, dir)) {
+      src->stream->feed(io_.buffer(c.buf), static_cast<size_t>(res));
+      return decrypted(s, dir, c.buf, c.flags);
     }
-    // The chain is full: stop receiving until the reader catches up.
-    if (flow.queued >= env_.config.flow_buffers && !flow.cancelling) {
-      flow.cancelling = true;
-      env_.stats.recv_stopped.add();
-      io_.cancel(s, flow.recv_data);
-    }
-    return Step::wait();
+    return received(s, dir, c.buf, static_cast<uint32_t>(res), c.flags);
   }
   io_.release(c.buf);
   if (res == 0) {
-    // FIN: passed on once every byte received before it has been sent.
-    if (flow.queued == 0) return forward_eof(s, dir);
-    flow.eof_pending = true;
-    return Step::wait();
+    if (TlsSide* src = source_tls(s, dir)) src->stream->feed_eof();
+    return source_eof(s, dir);
   }
   if (res == -ENOBUFS) {
     // With bytes queued it is armed again once the chain drains (and waits for a buffer then).
@@ -146,8 +159,43 @@ Step Pump::on_recv(Session& s, Dir dir, const Completion& c) {
   return Step::close(close_reason_for(res));
 }
 
+Step Pump::received(Session& s, Dir dir, int32_t buf, uint32_t len, uint32_t cqe_flags) {
+  Flow& flow = s.flow[dir];
+  (void)cqe_flags;
+  enqueue(flow, buf, len);
+  s.last_active_ns = env_.now_ns;
+  s.bytes[dir] += len;
+  metrics::BackendStats& backend = env_.stats.backends[s.backend_id];
+  (dir == kUp ? backend.bytes_to_backend : backend.bytes_from_backend).add(len);
+  if (!flow.sending && !send_head(s, dir)) return Step::close(CloseReason::k_tls_protocol);
+  if (!flow.recv_armed) {
+    if (flow.multishot) env_.stats.recv_ended.add();  // the kernel ended it: arm another
+    maybe_arm(s, dir);
+    return Step::wait();
+  }
+  // The chain is full: stop receiving until the reader catches up.
+  if (flow.queued >= env_.config.flow_buffers && !flow.cancelling) {
+    flow.cancelling = true;
+    env_.stats.recv_stopped.add();
+    io_.cancel(s, flow.recv_data);
+  }
+  return Step::wait();
+}
+
+Step Pump::source_eof(Session& s, Dir dir) {
+  Flow& flow = s.flow[dir];
+  // FIN: passed on once every byte received before it has been sent.
+  if (flow.queued == 0 && !flow.sending) return forward_eof(s, dir);
+  flow.eof_pending = true;
+  return Step::wait();
+}
+
 Step Pump::forward_eof(Session& s, Dir dir) {
   Flow& flow = s.flow[dir];
+  if (tls_goodbye(s, dir)) {
+    flow.eof_pending = true;  // the FIN follows once the close_notify is out
+    return Step::wait();
+  }
   if (!s.half_closed()) s.first_eof = dir == kUp ? CloseReason::k_client_eof : CloseReason::k_backend_eof;
   flow.eof = true;
   flow.eof_pending = false;
@@ -166,6 +214,7 @@ Step Pump::done_if_both_eof(const Session& s) const {
 }
 
 Step Pump::on_send(Session& s, Dir dir, int res) {
+  if (sink_tls(s, dir) != nullptr) return on_tls_sent(s, dir, res);
   Flow& flow = s.flow[dir];
   flow.sending = false;
   if (res <= 0) return Step::close(close_reason_for(res));

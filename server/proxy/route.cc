@@ -4,6 +4,7 @@
 
 #include "balancer/hash.h"
 #include "server/protocol/sni_routes.h"
+#include "server/proxy/tls_link.h"
 
 namespace ringlb::proxy {
 namespace {
@@ -24,6 +25,17 @@ Step Route::start(Session& s) {
     s.cluster = route.cluster;
   }
   s.snap = snapshots_.acquire(s.cluster, env_.now_ns);
+  // An originating cluster: its backends are spoken to over TLS, with this worker's context.
+  const auto& cluster_tls = snapshots_.policies().cluster_tls;
+  if (s.cluster < cluster_tls.size() && cluster_tls[s.cluster]) {
+    TlsLink& link = extras_.make_tls(s.id);
+    link.origin = cluster_tls[s.cluster]->worker(env_.worker);
+    if (counters_.size() <= s.cluster) counters_.resize(s.cluster + 1u, nullptr);
+    if (counters_[s.cluster] == nullptr) {
+      counters_[s.cluster] = env_.shared.registry->tls->cluster(env_.shared.backends.cluster_name(s.cluster), env_.worker);
+    }
+    link.cluster_counters = counters_[s.cluster];
+  }
   if (s.has_peer || !s.snap->needs_peer_name) return keyed(s);
   io_.peer_name(s, Tag::kRoutePeerName);
   return Step::wait();

@@ -3,6 +3,9 @@
 // client's address, asked of the socket here if nothing asked before).
 #pragma once
 
+#include <vector>
+
+#include "metrics/tls_stats.h"
 #include "server/proxy/env.h"
 #include "server/proxy/io.h"
 #include "server/proxy/session.h"
@@ -28,6 +31,7 @@ class Route {
   Io& io_;
   SnapshotCache& snapshots_;
   Extras& extras_;
+  std::vector<metrics::TlsClusterCounters*> counters_;  // by cluster index, found once
 };
 
 }  // namespace ringlb::proxy

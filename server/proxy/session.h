@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,17 +20,31 @@ class SharedSourceTable;  // server/limits/shared_source_table.h
 namespace ringlb::proxy {
 
 struct SnapshotRef;  // server/proxy/snapshot_ref.h
+struct TlsLink;      // server/proxy/tls_link.h
 
 // The phases, in the order a connection goes through them (a phase may be skipped).
 //   kAdmit: its listener's max-connections, the socket's peer address, the ACL and per-source
 //     limits: before a byte is read.
 //   kProxyHeader: an accept-proxy listener's PROXY header.
 //   kClientHello: an SNI listener's ClientHello, peeked at for its server name.
+//   kTlsAccept: a terminating listener's TLS handshake with the client.
 //   kRoute: the cluster (the listener's, or by SNI) and the Maglev key.
 //   kConnect: a backend picked, a socket, the connect, retries, the maxconn queue, a send-proxy header.
+//   kTlsConnect: an originating cluster's TLS handshake with the backend (a failure tries the next).
 //   kPump: bytes both ways, with half-close and back-pressure.
 //   kClosing: cancelled; waits for every completion that names it, then the slot is free.
-enum class Phase : uint8_t { kFree, kAdmit, kProxyHeader, kClientHello, kRoute, kConnect, kPump, kClosing };
+enum class Phase : uint8_t {
+  kFree,
+  kAdmit,
+  kProxyHeader,
+  kClientHello,
+  kTlsAccept,
+  kRoute,
+  kConnect,
+  kTlsConnect,
+  kPump,
+  kClosing,
+};
 const char* phase_name(Phase phase);
 
 enum Dir : uint8_t { kUp = 0, kDown = 1 };  // up: client to backend; down: backend to client
@@ -103,6 +118,8 @@ struct Session {
   bool queued = false;           // kConnect: waiting in the maxconn queue
   bool handshaking = false;      // counted in its listener's handshakes (driver.cc releases it)
   bool finishing = false;        // Step::finish came: closes once nothing is in flight
+  bool tls_client = false;       // TLS to the client (terminated): Extras::tls(id).client
+  bool tls_backend = false;      // TLS to the backend (originated): Extras::tls(id).backend
   uint8_t socket_retries = 0;    // socket_direct_alloc tries that found the table full
   int client = -1;               // direct slots, -1 when closed
   int backend = -1;
@@ -146,7 +163,7 @@ struct Session {
 
 // What a few sessions have and most do not, by session id, sized on first use.
 struct Extras {
-  explicit Extras(uint32_t sessions) : capacity(sessions) {}
+  explicit Extras(uint32_t sessions);
   // Where an accept-proxy client connected to (its header's destination).
   sockaddr_in6& proxied_dst(uint32_t id) {
     if (proxied_dsts.empty()) proxied_dsts.resize(capacity);
@@ -159,9 +176,19 @@ struct Extras {
     return server_names[id];
   }
 
+  // The TLS state of a session that terminates or originates TLS (null for any other).
+  TlsLink* tls(uint32_t id) const { return id < tls_links.size() ? tls_links[id].get() : nullptr; }
+  TlsLink& make_tls(uint32_t id);
+  void drop_tls(uint32_t id);
+
   const uint32_t capacity;
   std::vector<sockaddr_in6> proxied_dsts;
   std::vector<std::string> server_names;
+  std::vector<std::unique_ptr<TlsLink>> tls_links;
+
+  Extras(const Extras&) = delete;
+  Extras& operator=(const Extras&) = delete;
+  ~Extras();
 };
 
 // The most of a ClientHello's server name kept for the access log and routing (a host name has

@@ -17,6 +17,10 @@ constexpr Phase phase_of(Tag tag) {
     case Tag::kProxyHeaderPeek:
     case Tag::kProxyHeaderConsume: return Phase::kProxyHeader;
     case Tag::kHelloPeek: return Phase::kClientHello;
+    case Tag::kTlsAcceptRecv:
+    case Tag::kTlsAcceptSend: return Phase::kTlsAccept;
+    case Tag::kTlsConnectRecv:
+    case Tag::kTlsConnectSend: return Phase::kTlsConnect;
     case Tag::kRoutePeerName: return Phase::kRoute;
     case Tag::kConnectSocket:
     case Tag::kConnect:
@@ -40,7 +44,9 @@ constexpr int recv_dir_of(Tag tag) {
   switch (tag) {
     case Tag::kProxyHeaderPeek:
     case Tag::kHelloPeek:
+    case Tag::kTlsAcceptRecv:
     case Tag::kPumpRecvClient: return kUp;
+    case Tag::kTlsConnectRecv:
     case Tag::kPumpRecvBackend: return kDown;
     default: return -1;
   }

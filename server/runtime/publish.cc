@@ -25,6 +25,7 @@ Status build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t version
   snapshot->connect_timeout_ms = static_cast<uint32_t>(c.connect_timeout.count());
   snapshot->connect_attempts = c.connect_attempts;
   snapshot->queue_timeout_ms = static_cast<uint32_t>(c.queue_timeout.count());
+  snapshot->proxy_client_certificate = c.proxy_client_certificate;
   for (const BackendConfig& b : c.backends) {
     balancer::BackendSpec spec;
     spec.name = b.text;
@@ -95,7 +96,7 @@ sources::SharedSourceTable* source_table(const ListenConfig& l, size_t index, Sh
 // where nothing is inspected or there is no bound.
 sources::SharedSourceTable* handshake_table(const ListenConfig& l, size_t index, SharedState* shared) {
   std::unique_ptr<sources::SharedSourceTable>& table = shared->handshake_tables[index];
-  const bool inspects = l.accept_proxy || !l.sni_routes.empty();
+  const bool inspects = l.accept_proxy || !l.sni_routes.empty() || l.tls.has_value();
   if (!inspects || l.max_handshakes_per_source == 0) return nullptr;
   sources::SourceLimits limits;
   limits.max_connections = l.max_handshakes_per_source;
@@ -129,6 +130,7 @@ Status make_route(const ListenConfig& l, SharedState* shared, ListenerRoute* out
   route.family = l.address.family();
   route.name = l.name;
   route.sni = !l.sni_routes.empty();
+  route.tls = l.tls.has_value();
   if (!route.sni) {
     const StatusOr<uint16_t> index = cluster_index(l.cluster, shared);
     if (!index.ok()) return index.status();
@@ -172,7 +174,8 @@ Status set_up_routes(const Config& config, SharedState* shared) {
 
 bool same_listener(const ListenConfig& was, const ListenConfig& now) {
   return was.name == now.name && was.address.to_string() == now.address.to_string() &&
-         was.v6only == now.v6only && was.accept_proxy == now.accept_proxy && same_routes(was, now);
+         was.v6only == now.v6only && was.accept_proxy == now.accept_proxy && same_routes(was, now) &&
+         was.tls.has_value() == now.tls.has_value();
 }
 
 Status publish_clusters(const Config& config, uint64_t version, SharedState* shared,
@@ -232,7 +235,7 @@ Status publish_clusters(const Config& config, uint64_t version, SharedState* sha
 }
 
 void publish_policies(const Config& config, uint64_t version, SharedState* shared,
-                      const std::vector<uint16_t>* indexes) {
+                      const std::vector<uint16_t>* indexes, const TlsSets* tls) {
   auto policies = std::make_shared<ListenerPolicies>();
   policies->version = version;
   // Every index used so far has an entry: a removed listener's connections still look theirs up.
@@ -266,6 +269,23 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
     p.proxy_header_timeout = l.proxy_header_timeout;
     p.tls_inspect_timeout = l.tls_inspect_timeout;
+    p.tls = tls != nullptr ? tls->listeners[i] : nullptr;
+    p.tls_handshake_timeout = l.tls ? l.tls->handshake_timeout : Millis{0};
+    metrics::TlsStats* stats = shared->registry ? shared->registry->tls.get() : nullptr;
+    if (stats != nullptr && p.tls) {
+      std::vector<std::pair<std::string, int64_t>> expiries;
+      for (const auto& e : p.tls->expiries()) expiries.emplace_back(e.name, e.not_after);
+      stats->set_certificates(l.name, std::move(expiries));
+    } else if (stats != nullptr) {
+      stats->remove_listener(l.name);
+    }
+  }
+  policies->cluster_tls.assign(balancer::BackendRegistry::kMaxClusters, nullptr);
+  if (tls != nullptr) {
+    for (const auto& [name, set] : tls->clusters) {
+      const int32_t index = shared->backends.intern_cluster(name);  // registered by publish_clusters
+      if (index >= 0) policies->cluster_tls[static_cast<size_t>(index)] = set;
+    }
   }
   {
     std::lock_guard<std::mutex> lock(shared->policies_mu);
@@ -276,8 +296,10 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
 
 Status publish_config(const Config& config, uint64_t version, SharedState* shared,
                       std::vector<std::string>* changed, const std::vector<uint16_t>* indexes) {
+  TlsSets tls;
+  RINGLB_RETURN_IF_ERROR(build_tls(config, *shared, indexes, &tls));
   RINGLB_RETURN_IF_ERROR(publish_clusters(config, version, shared, changed));
-  publish_policies(config, version, shared, indexes);
+  publish_policies(config, version, shared, indexes, &tls);
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "server/base/error.h"
 #include "server/config/config.h"
 #include "server/runtime/shared_state.h"
+#include "server/runtime/tls_sets.h"
 
 namespace ringlb {
 
@@ -35,10 +36,12 @@ Status publish_clusters(const Config& config, uint64_t version, SharedState* sha
 // Publishes the listeners' policies of `config`. `indexes` (if given) is the listener index of
 // each config.listen entry (otherwise its position); every index in shared->listener_live gets a
 // policy, those not live marked removed. The acceptor's thread only (it reads listener_live).
+// `tls` (if given) are the TLS contexts build_tls made for `config`; without it no listener
+// terminates and no cluster originates TLS.
 void publish_policies(const Config& config, uint64_t version, SharedState* shared,
-                      const std::vector<uint16_t>* indexes = nullptr);
+                      const std::vector<uint16_t>* indexes = nullptr, const TlsSets* tls = nullptr);
 
-// publish_clusters, then (if it worked) publish_policies.
+// build_tls, publish_clusters, then (if both worked) publish_policies.
 Status publish_config(const Config& config, uint64_t version, SharedState* shared,
                       std::vector<std::string>* changed = nullptr, const std::vector<uint16_t>* indexes = nullptr);
 

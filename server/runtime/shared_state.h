@@ -20,6 +20,8 @@
 #include "server/config/config.h"
 #include "server/limits/shared_source_table.h"
 #include "server/protocol/sni_routes.h"
+#include "server/tls/client_context.h"
+#include "server/tls/server_context.h"
 #include "server/runtime/diagnostics_requests.h"
 
 namespace ringlb {
@@ -53,6 +55,8 @@ struct ListenerRoute {
   bool accept_proxy = false;
   int family = 0;        // of its address: the size of a client's SO_PEERNAME
   bool sni = false;      // by the ClientHello's server name, through `sni_routes`
+  // It ends TLS (its policy's `tls` has the contexts): its clients' SNI is the handshake's.
+  bool tls = false;
   uint16_t cluster = 0;  // otherwise, this cluster (a BackendRegistry cluster index)
   protocol::SniRoutes sni_routes;  // to cluster indexes
   std::string name;                // the listener's name (access log)
@@ -72,6 +76,10 @@ struct ListenerPolicy {
   sources::SharedSourceTable* handshakes = nullptr;
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
+  // Its TLS termination: a context per worker (null: it does not terminate). A reload builds a
+  // new set (certificates read again); a connection keeps the context it started with.
+  std::shared_ptr<const tls::ServerContextSet> tls;
+  Millis tls_handshake_timeout{0};
   // A reload removed the listener: its connections get the drain deadline and are then closed.
   bool removed = false;
 };
@@ -79,6 +87,9 @@ struct ListenerPolicy {
 struct ListenerPolicies {
   uint64_t version = 0;
   std::vector<ListenerPolicy> listeners;  // by listener index, every index used so far
+  // TLS origination by registry cluster index (null: plain TCP to its backends), a context per
+  // worker; rebuilt by each reload (CA and client certificate read again), like `tls` above.
+  std::vector<std::shared_ptr<const tls::ClientContextSet>> cluster_tls;
 };
 
 struct SharedState {

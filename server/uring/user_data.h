@@ -24,10 +24,14 @@ enum class Tag : uint8_t {
   kProxyHeaderPeek,     // inspect_proxy.cc: a peek at the client's bytes for its PROXY header
   kProxyHeaderConsume,  // inspect_proxy.cc: the header's bytes (and only those) taken off the socket
   kHelloPeek,           // inspect_tls.cc: a peek at the client's bytes for its TLS ClientHello
+  kTlsAcceptRecv,       // tls_accept.cc: the client's handshake records
+  kTlsAcceptSend,       // tls_accept.cc: ours to the client
   kRoutePeerName,       // route.cc: the client's address, when its cluster (picked by SNI) needs it
   kConnectSocket,       // connect.cc: socket_direct_alloc for the backend side
   kConnect,             // connect.cc: the connect (its linked timeout is kQuietConnectTimeout)
   kConnectProxyHeader,  // connect.cc: a send-proxy header, before any client byte
+  kTlsConnectRecv,      // tls_connect.cc: the backend's handshake records
+  kTlsConnectSend,      // tls_connect.cc: ours to the backend
   kPumpRecvClient,      // pump.cc
   kPumpRecvBackend,
   kPumpSendClient,      // bytes written to the client

@@ -37,10 +37,14 @@ Op op_of(Tag tag) {
     case Tag::kPumpRecvBackend:
     case Tag::kProxyHeaderPeek:
     case Tag::kProxyHeaderConsume:
-    case Tag::kHelloPeek: return Op::k_recv;
+    case Tag::kHelloPeek:
+    case Tag::kTlsAcceptRecv:
+    case Tag::kTlsConnectRecv: return Op::k_recv;
     case Tag::kPumpSendClient:
     case Tag::kPumpSendBackend:
-    case Tag::kConnectProxyHeader: return Op::k_send;
+    case Tag::kConnectProxyHeader:
+    case Tag::kTlsAcceptSend:
+    case Tag::kTlsConnectSend: return Op::k_send;
     case Tag::kPumpShutdown: return Op::k_shutdown;
     case Tag::kPumpCancel:
     case Tag::kSessionCancel: return Op::k_cancel;

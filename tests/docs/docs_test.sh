@@ -7,10 +7,10 @@
 #   #fragment into a Markdown file, a heading of it), and so does every runbook of the alerts.
 # Link targets are checked in the test's runfiles: a page that links to a new file needs it in
 # tests/docs/BUILD's data.
-# usage: docs_test.sh RINGLB SETTINGS_CC ALERTS_YML   (the pages are read from the runfiles)
+# usage: docs_test.sh RINGLB SETTINGS_CC ALERTS_YML TLS_CONFIG_CC   (the pages are read from the runfiles)
 set -uo pipefail
 export LC_ALL=C
-ringlb=$1 settings=$2 alerts=$3
+ringlb=$1 settings=$2 alerts=$3 tls_config=$4
 root="${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-ringlb}"
 readme="$root/README.md" config="$root/docs/configuration.md"
 failed=0
@@ -39,10 +39,14 @@ keys=$(grep -oE '\{Level::k[A-Za-z]+, "[a-z0-9-]+", ("[a-z0-9-]+"|nullptr)' "$se
 [ "$(wc -l <<<"$keys")" -gt 30 ] || fail "too few keys read from $settings: $keys"
 # The keys of the file's structure (server/config/toml_config.cc).
 keys+=$'\n'"backends address name cluster sni sni-default"
+# The keys of [listener.tls] and [cluster.NAME.tls] (server/config/tls_config.cc).
+tls_keys=$(tr '\n' ' ' <"$tls_config" | grep -oE 'k[A-Za-z]*TlsKeys = \{[^}]*\}' | grep -oE '"[a-z0-9-]+"' | tr -d '"' | sort -u)
+[ "$(wc -l <<<"$tls_keys")" -gt 10 ] || fail "too few TLS keys read from $tls_config: $tls_keys"
+keys+=$'\n'"$tls_keys"
 for key in $keys; do
   has_row "$key" || fail "docs/configuration.md has no table row for the key $key"
 done
-for table in '[cluster.NAME]' '[[listener]]' '[etcd]' '[resolvers]'; do
+for table in '[cluster.NAME]' '[[listener]]' '[etcd]' '[resolvers]' '[listener.tls]' '[cluster.NAME.tls]'; do
   grep -qF -- "\`$table\`" "$config" || fail "docs/configuration.md does not describe $table"
 done
 options=$("$ringlb" --help | grep -oE '^  (-h \[ )?--[a-z0-9-]+' | grep -oE -- '--[a-z0-9-]+')

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <thread>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -206,10 +207,40 @@ TEST(Cli, CheckValidatesAndStartsNothing) {
   RunResult r = run_ringlb({"check", "--config", path});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, path + ": ok (1 listener, 1 cluster, 2 backends)\n");
-  RunResult example = run_ringlb({"check", "--config", runfile("examples/ringlb.toml")});
+  // The example, with its TLS files made (a CA, RSA and ECDSA server certificates, a client
+  // certificate) where it names them: the paths under /etc/ringlb/ become a directory of ours.
+  const std::string etc = ::testing::TempDir() + "/etc-ringlb";
+  ASSERT_EQ(run_command({"sh", "-c",
+                         "set -e; mkdir -p " + etc + "; cd " + etc + "; "
+                         "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=ca -keyout ca.key -out ca.pem -days 30; "
+                         "mk() { openssl req -newkey $2 -nodes -subj /CN=$1.example.com -keyout $1.key -out $1.csr $3; "
+                         "  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -out $1.crt; }; "
+                         "mk web rsa:2048; mk web-ec ec '-pkeyopt ec_paramgen_curve:P-256'; "
+                         "mk client ec '-pkeyopt ec_paramgen_curve:P-256'; "
+                         "cp ca.pem clients.pem; cp ca.pem backend-ca.pem"})
+                .exit_code,
+            0)
+      << "openssl could not make the example's files";
+  std::string example_text;
+  {
+    std::ifstream in(runfile("examples/ringlb.toml"));
+    std::stringstream all;
+    all << in.rdbuf();
+    example_text = all.str();
+  }
+  for (size_t at = example_text.find("/etc/ringlb/"); at != std::string::npos;
+       at = example_text.find("/etc/ringlb/", at)) {
+    example_text.replace(at, 12, etc + "/");
+  }
+  const std::string example_path = write_toml("example.toml", example_text);
+  RunResult example = run_ringlb({"check", "--config", example_path});
   EXPECT_EQ(example.exit_code, 0) << example.output;
-  EXPECT_NE(example.output.find(": ok (4 listeners, 3 clusters, 7 backends, 1 DNS name)\n"), std::string::npos)
+  EXPECT_NE(example.output.find(": ok (5 listeners, 4 clusters, 9 backends, 1 DNS name)\n"), std::string::npos)
       << example.output;
+  // As shipped, naming files this machine does not have: refused, each file named.
+  RunResult shipped = run_ringlb({"check", "--config", runfile("examples/ringlb.toml")});
+  EXPECT_EQ(shipped.exit_code, 2) << shipped.output;
+  EXPECT_NE(shipped.output.find("/etc/ringlb/web.crt"), std::string::npos) << shipped.output;
   RunResult flags = run_ringlb({"check", "--listen", "127.0.0.1:" + std::to_string(port), "--backend",
                                 "127.0.0.1:1", "--backend", "127.0.0.1:2"});
   EXPECT_EQ(flags.exit_code, 0) << flags.output;

@@ -165,11 +165,11 @@ TEST(TomlConfig, MapsClustersAndListeners) {
 TEST(TomlConfig, ExampleFileIsValid) {
   Parsed p = parse_args({"--config", "examples/ringlb.toml"});
   ASSERT_TRUE(p.status.ok()) << p.message;
-  EXPECT_EQ(p.config.listen.size(), 4u);
-  EXPECT_EQ(p.config.clusters.size(), 3u);
+  EXPECT_EQ(p.config.listen.size(), 5u);
+  EXPECT_EQ(p.config.clusters.size(), 4u);
   size_t backends = 0;
   for (const ClusterConfig& c : p.config.clusters) backends += c.backends.size();
-  EXPECT_EQ(backends, 7u);
+  EXPECT_EQ(backends, 9u);
   ASSERT_EQ(p.config.clusters[0].names.size(), 1u);  // web.internal:8080, resolved at run time
   EXPECT_EQ(p.config.clusters[0].names[0].max_connections, 500u);
 }
@@ -370,6 +370,22 @@ TEST(TomlConfig, BrokenFilesNameFileLineAndKey) {
     EXPECT_NE(first.find(b.says, where.size()), std::string::npos)
         << "expected '" << b.says << "' in: " << first;
   }
+}
+
+// Found by the config fuzzer: an array quoted in an error spanned lines (toml++ prints arrays on
+// several), so the lines after the first named no file. Each error is one line.
+TEST(TomlConfig, AnErrorQuotingAnArrayOrAControlCharacterIsOneLine) {
+  const std::string listener = "[cluster.a]\nbackends = [\"127.0.0.1:1\"]\n[[listener]]\naddress = \"127.0.0.1:0\"\n"
+                               "cluster = \"a\"\n";
+  Parsed p = parse_toml("[resolvers]\nnameservers = [\n  \"127.0.0.1:53\",\n  \"::zz\",\n]\n" + listener);
+  ASSERT_FALSE(p.status.ok());
+  const std::vector<std::string> errors = p.status.lines();
+  ASSERT_EQ(errors.size(), 1u) << p.message;
+  EXPECT_EQ(errors[0].rfind(p.path + ":2: resolvers.nameservers: invalid value [", 0), 0u) << errors[0];
+  Parsed named = parse_toml("[cluster.\"a\\nb\"]\nbackends = [\"127.0.0.1:1\"]\n" + listener);
+  ASSERT_FALSE(named.status.ok());
+  for (const std::string& e : named.status.lines()) EXPECT_EQ(e.rfind(named.path + ":", 0), 0u) << e;
+  EXPECT_NE(errors[0].find("[ '127.0.0.1:53', '::zz' ]"), std::string::npos) << errors[0];
 }
 
 TEST(TomlConfig, CountsBeyondTheRegistrysSizesAreRefusedAtTheirLine) {
