@@ -55,7 +55,7 @@ Json listeners_json(SharedState& shared, const Config& effective, const History*
     l["index"] = i;
     l["address"] = shared.listen_bound[i].to_string();
     l["protocol"] = "tcp";
-    l["tls"] = false;  // TLS termination is not there yet: the field is
+    l["tls"] = route.tls;  // it ends TLS ([listener.tls])
     l["accept_proxy"] = route.accept_proxy;
     l["sni"] = route.sni;
     // The clusters its clients may go to: its one, or its SNI routes' (from the config).
@@ -94,6 +94,7 @@ Json clusters_json(SharedState& shared, const Config& effective, const History* 
     j["name"] = c.name;
     j["policy"] = balancer::policy_name(c.policy);
     j["discovery"] = discovery_of(c);
+    j["tls"] = c.tls.has_value();  // its backends are reached with TLS ([cluster.NAME.tls])
     auto it = backends.find(c.name);
     j["backends"] = it == backends.end() ? Json::array() : std::move(it->second);
     list.push_back(std::move(j));

@@ -122,6 +122,7 @@ TEST(TlsOrigination, AGigabyteEachWayThroughTerminationAndOriginationWithAHalfCl
   EXPECT_EQ(got_sha, backend_sent_sha) << "backend to client, after the client's half-close";
   EXPECT_EQ(backend_alpn, "http/1.1");
   EXPECT_EQ(lb.closed_total("error"), 0);
+
 }
 
 TEST(TlsOrigination, AWrongCaOrNameIsAFailedConnectSoTheNextBackendServesAndItIsLoggedOnce) {
@@ -139,6 +140,10 @@ TEST(TlsOrigination, AWrongCaOrNameIsAFailedConnectSoTheNextBackendServesAndItIs
   EXPECT_GE(lb.metric("ringlb_tls_origination_failures_total", {"cluster=\"up\""}), 3) << lb.scrape();
   EXPECT_EQ(count_of(lb.output(), "tls: backend up/" + stranger.address()), 1u)
       << "logged once per backend and state\n" << lb.output();
+  // The status API (and so the page): a plain listener, a cluster reached with TLS.
+  const std::string status = http_get(lb.metrics_port(), "/api/v1/status");
+  EXPECT_EQ(count_of(status, "\"tls\":true"), 1u) << status;
+  EXPECT_EQ(count_of(status, "\"tls\":false"), 1u) << status;
 
   // The right CA but another name: refused as well; with no other backend the client goes.
   RinglbProcess named;

@@ -124,6 +124,9 @@ TEST_F(TlsTermination, TheCertificateIsChosenBySniAndForOneNameByTheClientsSigna
     EXPECT_EQ(line_after(any, "Peer certificate: CN = "), "www.example.com") << any;
   }
   EXPECT_GE(handshakes("ok"), 5);
+  // The status API (and so the page) says the listener ends TLS.
+  const std::string status = http_get(lb_.metrics_port(), "/api/v1/status");
+  EXPECT_NE(status.find("\"tls\":true"), std::string::npos) << status;
   const std::string expiry = lb_.scrape();
   EXPECT_NE(expiry.find("ringlb_tls_certificate_expiry_timestamp_seconds{listener=\"https\",name=\"*.example.org\"}"),
             std::string::npos) << expiry;
