@@ -179,8 +179,9 @@ void append_access_line(const AccessRecord& r, std::string* out) {
            " close=",
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
-  out->append(r.close_reason);
-  out->push_back('\n');
+  out->append(r.close_reason != nullptr ? r.close_reason : "-");
+  // Last, so that readers of the older lines find every field where it was.
+  out->append(r.update ? " event=update\n" : " event=close\n");
 }
 
 void append_access_json(const AccessRecord& r, std::string* out) {
@@ -217,8 +218,12 @@ void append_access_json(const AccessRecord& r, std::string* out) {
            ",\"bytes_from_backend\":%" PRIu64 ",\"close\":",
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
-  append_json_string(r.close_reason != nullptr ? r.close_reason : "", out);
-  out->append("}\n");
+  if (r.close_reason != nullptr) {
+    append_json_string(r.close_reason, out);
+  } else {
+    out->append("null");
+  }
+  out->append(r.update ? ",\"event\":\"update\"}\n" : ",\"event\":\"close\"}\n");
 }
 
 void append_access(AccessLogFormat format, const AccessRecord& record, std::string* out) {
