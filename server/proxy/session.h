@@ -11,6 +11,7 @@
 
 #include "metrics/stats.h"
 #include "server/limits/source_table.h"
+#include "server/proxy/rate_limit.h"
 
 namespace ringlb::sources {
 class SharedSourceTable;  // server/limits/shared_source_table.h
@@ -140,6 +141,10 @@ struct Session {
   uint64_t bytes[2] = {0, 0};    // received from the client (kUp) and from the backend (kDown)
   sockaddr_in6 peer{};           // the client: the socket's peer, or what a PROXY header named
   Flow flow[2];
+  // Operator features, apart from the phases' state: bandwidth limits by direction (rate_limit.h;
+  // the pump's), and when the next interim access-log record is due (driver.cc; 0: none).
+  RateLimit rate[2];
+  uint64_t next_update_ns = 0;
 
   bool half_closed() const { return flow[kUp].eof || flow[kDown].eof; }
 };

@@ -25,6 +25,8 @@ Status build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t version
   snapshot->connect_timeout_ms = static_cast<uint32_t>(c.connect_timeout.count());
   snapshot->connect_attempts = c.connect_attempts;
   snapshot->queue_timeout_ms = static_cast<uint32_t>(c.queue_timeout.count());
+  snapshot->download_rate = c.download_rate;
+  snapshot->upload_rate = c.upload_rate;
   for (const BackendConfig& b : c.backends) {
     balancer::BackendSpec spec;
     spec.name = b.text;
@@ -266,6 +268,8 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
     p.max_connection_duration = l.max_connection_duration.value_or(config.max_connection_duration);
     p.proxy_header_timeout = l.proxy_header_timeout;
     p.tls_inspect_timeout = l.tls_inspect_timeout;
+    p.download_rate = l.download_rate;
+    p.upload_rate = l.upload_rate;
   }
   {
     std::lock_guard<std::mutex> lock(shared->policies_mu);

@@ -72,6 +72,8 @@ struct ListenerPolicy {
   sources::SharedSourceTable* handshakes = nullptr;
   Millis idle_timeout{0}, fin_timeout{0}, max_connection_duration{0};
   Millis proxy_header_timeout{0}, tls_inspect_timeout{0};
+  // Bandwidth limits per connection, bytes per second (0: none); its cluster's may be lower.
+  uint64_t download_rate = 0, upload_rate = 0;
   // A reload removed the listener: its connections get the drain deadline and are then closed.
   bool removed = false;
 };
