@@ -140,6 +140,7 @@ std::string finish_snapshot(Snapshot* s, BackendRegistry* registry, uint32_t mag
 bool same_snapshot(const Snapshot& a, const Snapshot& b) {
   if (a.cluster != b.cluster || a.retired != b.retired || a.may_be_empty != b.may_be_empty ||
       a.connect_timeout_ms != b.connect_timeout_ms || a.connect_attempts != b.connect_attempts || a.queue_timeout_ms != b.queue_timeout_ms ||
+      a.download_rate != b.download_rate || a.upload_rate != b.upload_rate ||
       a.policy != b.policy || a.hash_key != b.hash_key || a.maglev.size() != b.maglev.size() ||
       a.backends.size() != b.backends.size()) {
     return false;

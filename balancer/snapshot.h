@@ -144,6 +144,9 @@ struct Snapshot {
   uint32_t queue_timeout_ms = 2000;
   // A send-proxy v2 header from a terminating listener carries the client's certificate (DER).
   bool proxy_client_certificate = false;
+  // Its bandwidth limits per connection, bytes per second (0: none); a listener's may be lower.
+  uint64_t download_rate = 0;  // backend to client
+  uint64_t upload_rate = 0;    // client to backend
   Policy policy = Policy::kRoundRobin;
   HashKey hash_key = HashKey::kAddr;
   std::vector<BackendSpec> backends;

@@ -307,6 +307,27 @@ std::vector<MetricFamily> Collector::Collect() const {
       out.push_back(std::move(evictions));
     }
   }
+  {
+    // Only listeners whose connections were held: the others have no bandwidth limit (or never
+    // reached it).
+    MetricFamily f = family("ringlb_rate_limited_seconds_total",
+                            "Time recvs were held by a bandwidth limit (download-rate, upload-rate), summed over "
+                            "connections, by listener and direction (download: backend to client; upload: client "
+                            "to backend).",
+                            MetricType::Counter);
+    for (size_t l = 0; l < listeners.size(); ++l) {
+      uint64_t ns[2] = {0, 0};
+      for (const auto& w : r.workers) {
+        for (int down = 0; down < 2; ++down) ns[down] += w->rate_limited(l, down == 1).get();
+      }
+      if (ns[0] == 0 && ns[1] == 0) continue;
+      for (int down = 0; down < 2; ++down) {
+        f.metric.push_back(value_metric(MetricType::Counter, static_cast<double>(ns[down]) / 1e9,
+                                        {{"listener", listeners[l]}, {"direction", down == 1 ? "download" : "upload"}}));
+      }
+    }
+    if (!f.metric.empty()) out.push_back(std::move(f));
+  }
   add_udp_families(r, listeners, &out);
   add_single(&out, "ringlb_health_checks_total", "Active health checks run.", MetricType::Counter,
              static_cast<double>(r.health_checks.get()));

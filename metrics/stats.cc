@@ -61,6 +61,7 @@ Registry::Registry(size_t worker_count, const balancer::BackendRegistry* backend
     workers.push_back(std::make_unique<WorkerStats>());
     // Built whole: a counter (an atomic) cannot be moved, so the vector cannot grow.
     workers.back()->sni_routed = std::vector<LocalCounter>(listeners.size() * balancer::BackendRegistry::kMaxClusters);
+    workers.back()->rate_limited_ns = std::vector<LocalCounter>(listeners.size() * 2);
     workers.back()->udp = UdpStats(listeners.size());
   }
   timespec ts{};

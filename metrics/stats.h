@@ -167,6 +167,9 @@ struct alignas(64) WorkerStats {
   std::vector<BackendStats> backends;  // by backend registry id (reset when an id is freed)
   // Clients an SNI listener routed, by listener * kMaxClusters + cluster (sized by Registry).
   std::vector<LocalCounter> sni_routed;
+  // Nanoseconds recvs were held for a bandwidth limit, by listener * 2 + (1 for download, 0 for
+  // upload) (sized by Registry).
+  std::vector<LocalCounter> rate_limited_ns;
   UdpStats udp;  // UDP listeners' counts, by listener index (sized by Registry)
 
   LocalHistogram& op(Op o) { return cqe_latency[static_cast<size_t>(o)]; }
@@ -174,6 +177,7 @@ struct alignas(64) WorkerStats {
   LocalCounter& routed(size_t listener, size_t cluster) {
     return sni_routed[listener * balancer::BackendRegistry::kMaxClusters + cluster];
   }
+  LocalCounter& rate_limited(size_t listener, bool download) { return rate_limited_ns[listener * 2 + (download ? 1 : 0)]; }
 };
 
 // Hand-off errors worth a label of their own; anything else counts as "other".

@@ -179,7 +179,7 @@ void append_access_line(const AccessRecord& r, std::string* out) {
            " close=",
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
-  out->append(r.close_reason);
+  out->append(r.close_reason != nullptr ? r.close_reason : "-");
   if (r.tls_version != nullptr) {
     out->append(" tls_version=");
     out->append(r.tls_version);
@@ -191,7 +191,8 @@ void append_access_line(const AccessRecord& r, std::string* out) {
     out->append(" client_cn=");
     append_logfmt_name(r.client_cn, out);
   }
-  out->push_back('\n');
+  // Last, so that readers of the older lines find every field where it was.
+  out->append(r.update ? " event=update\n" : " event=close\n");
 }
 
 void append_access_json(const AccessRecord& r, std::string* out) {
@@ -228,7 +229,11 @@ void append_access_json(const AccessRecord& r, std::string* out) {
            ",\"bytes_from_backend\":%" PRIu64 ",\"close\":",
            r.duration_us, r.bytes_from_client, r.bytes_from_backend);
   out->append(text);
-  append_json_string(r.close_reason != nullptr ? r.close_reason : "", out);
+  if (r.close_reason != nullptr) {
+    append_json_string(r.close_reason, out);
+  } else {
+    out->append("null");
+  }
   if (r.tls_version != nullptr) {
     out->append(",\"tls_version\":");
     append_json_string(r.tls_version, out);
@@ -243,7 +248,7 @@ void append_access_json(const AccessRecord& r, std::string* out) {
     out->append(",\"client_cn\":");
     append_json_name(r.client_cn, out);
   }
-  out->append("}\n");
+  out->append(r.update ? ",\"event\":\"update\"}\n" : ",\"event\":\"close\"}\n");
 }
 
 void append_access(AccessLogFormat format, const AccessRecord& record, std::string* out) {

@@ -1,5 +1,6 @@
 // The access log (--access-log PATH): one line per client connection, written when it closes,
-// like HAProxy's tcplog and nginx stream's access_log.
+// like HAProxy's tcplog and nginx stream's access_log; with --access-log-interval, also one for
+// every connection still open at each interval (event=update).
 //
 // Workers never touch the file. Each formats its lines into a batch of its own and hands the
 // batch over a few times a second (or when it grows); one writer thread does the blocking
@@ -40,20 +41,24 @@ struct AccessRecord {
   int64_t duration_us = 0;
   uint64_t bytes_from_client = 0;
   uint64_t bytes_from_backend = 0;
-  const char* close_reason = "";
   // A client whose TLS ringlb ended (null otherwise; the fields are then left out of the line):
   // its version and cipher, the ALPN protocol ("" for none), its certificate's CN (null: none).
   const char* tls_version = nullptr;
   const char* tls_cipher = nullptr;
   std::string_view alpn;
   const std::string* client_cn = nullptr;
+  const char* close_reason = "";        // null: none (an interim record)
+  // An interim record (access-log-interval, event=update) of a connection still open: its bytes
+  // and duration so far. Otherwise the record at close (event=close).
+  bool update = false;
 };
 
 // Appends one line (logfmt: key=value, after an RFC 3339 UTC time of the connection's start):
 //   2026-11-22T05:38:10.123456Z client=127.0.0.2:51234 listener=127.0.0.1:8080 listener_name=web
 //   cluster=app sni=www.example.com backend=127.0.0.1:9000 worker=0 queue_us=0 connect_attempts=1 connect_us=312 duration_us=12534
-//   bytes_from_client=123 bytes_from_backend=456 close=client_eof
-// (one line in the file). Unknown values are written as "-". A name that is empty, is "-" or
+//   bytes_from_client=123 bytes_from_backend=456 close=client_eof event=close
+// (one line in the file). Unknown values are written as "-"; an interim record has close=-
+// event=update. A name that is empty, is "-" or
 // holds a space, '"', '=', '\\' or a byte outside printable ASCII is written as a JSON string.
 void append_access_line(const AccessRecord& record, std::string* out);
 
@@ -61,8 +66,9 @@ void append_access_line(const AccessRecord& record, std::string* out);
 // same field names, "time" for the start time, in the same order:
 //   {"time":"2026-11-22T05:38:10.123456Z","client":"127.0.0.2:51234","listener":"127.0.0.1:8080",
 //    "listener_name":"web","cluster":"app","sni":"www.example.com","backend":"127.0.0.1:9000","worker":0,"queue_us":0,"connect_attempts":1,"connect_us":312,
-//    "duration_us":12534,"bytes_from_client":123,"bytes_from_backend":456,"close":"client_eof"}
-// Numbers are JSON numbers; unknown values are null. In strings '"' and '\\' are escaped with a
+//    "duration_us":12534,"bytes_from_client":123,"bytes_from_backend":456,"close":"client_eof","event":"close"}
+// Numbers are JSON numbers; unknown values are null (an interim record's "close" too, with
+// "event":"update"). In strings '"' and '\\' are escaped with a
 // backslash and every control character (U+0000 to U+001F, U+007F) as \u00XX; bytes that are
 // not valid UTF-8 (a backend is named as the user wrote it) become U+FFFD, so every line is
 // valid JSON whatever the configuration says.

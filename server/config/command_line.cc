@@ -60,6 +60,9 @@ po::options_description describe() {
       ("allow", po::value<std::vector<std::string>>(), "CIDR (repeatable): when given, only clients from these networks are served")
       ("deny", po::value<std::vector<std::string>>(), "CIDR (repeatable): clients from these networks are closed at once (deny wins over allow)")
       ("access-log-format", po::value<std::string>()->default_value("logfmt"), "logfmt (key=value) or json (one object per line, the same fields)")
+      ("access-log-interval", po::value<std::string>()->default_value("0s"), "also write a record (event=update: bytes and duration so far) for every connection still open at each interval of its life, at least 1s; 0s: only the record at close (event=close)")
+      ("download-rate", po::value<std::string>(), "bytes per second each connection may receive from its backend (KB, KiB, MB, MiB, GB, GiB: \"1MiB\", \"500KB\"); the recv waits for a token bucket, so nothing more is buffered (default: no limit)")
+      ("upload-rate", po::value<std::string>(), "bytes per second each connection may send to its backend, as --download-rate (default: no limit)")
       ("log-level", po::value<std::string>()->default_value("info"), "error, warning, info or debug: the least severe line ringlb prints on stderr")
       ("access-log", po::value<std::string>(), "append a line per closed connection (client, backend, times, bytes, why it closed) to PATH, or - for standard output; reopened on SIGHUP for log rotation")
       ("takeover", po::value<std::string>(), "take the listening sockets of the ringlb serving control socket PATH (upgrade without dropping connections)");

@@ -78,6 +78,29 @@ Status parse_source_rate(const std::string& text, SourceRate* out) {
   return {};
 }
 
+Status parse_rate(const std::string& text, uint64_t* out) {
+  struct Unit {
+    const char* name;
+    uint64_t bytes;
+  };
+  static constexpr Unit kUnits[] = {{"", 1},           {"KB", 1000},       {"KiB", 1024},
+                                    {"MB", 1000000},   {"MiB", 1 << 20},   {"GB", 1000000000},
+                                    {"GiB", 1ULL << 30}};
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string unit = text.substr(digits);
+  uint64_t n = 0;
+  for (const Unit& u : kUnits) {
+    if (unit != u.name) continue;
+    if (digits == 0 || !parse_uint(text.substr(0, digits), 0, limits::kMaxRate, &n)) break;
+    if (n == 0) return Status::error("must be above zero (leave the key out for no limit)");
+    if (n > limits::kMaxRate / u.bytes) break;
+    *out = n * u.bytes;
+    return {};
+  }
+  return Status::error(std::string("expected ") + kRateSyntax + ", at most 1024GiB");
+}
+
 Status parse_backend(const std::string& text, BackendConfig* out) {
   std::stringstream parts(text);
   std::string item;

@@ -49,6 +49,9 @@ inline constexpr size_t kMaxConfigFileBytes = 16u << 20;  // a config file, read
 inline constexpr size_t kMaxUnixPath = 107;  // sockaddr_un's sun_path, less its NUL
 inline constexpr uint32_t kMaxSourceRate = 1'000'000;       // new connections per second/minute
 inline constexpr uint32_t kMaxSourceTableSize = 1'000'000;  // sources tracked per listener
+inline constexpr uint64_t kMaxRate = 1ULL << 40;  // download-rate, upload-rate: 1024GiB per second
+// access-log-interval: shorter would write a line per connection many times a second.
+inline constexpr Millis kMinAccessLogInterval{1000};
 }  // namespace limits
 
 // Active health-check settings; a backend may override each.
@@ -163,6 +166,10 @@ struct ClusterConfig {
   // (server/discovery/etcd_discovery.h). Empty: no etcd.
   std::string etcd_prefix;
   std::optional<TlsClusterConfig> tls;  // [cluster.NAME.tls]: origination
+  // Bandwidth limits per connection through this cluster, bytes per second (0: none): to protect
+  // its backends whatever listener sends clients here. A listener's own may be lower.
+  uint64_t download_rate = 0;  // backend to client
+  uint64_t upload_rate = 0;    // client to backend
 };
 
 // The global [etcd] table: how every cluster with discovery = "etcd" reaches etcd's v3 JSON
@@ -236,6 +243,9 @@ struct ListenConfig {
   // kUdpIdleTimeout when unset).
   std::optional<Millis> idle_timeout, fin_timeout, max_connection_duration;
   std::optional<TlsListenerConfig> tls;  // [listener.tls]: termination
+  // Bandwidth limits per connection, bytes per second (0: none); the cluster's may be lower.
+  uint64_t download_rate = 0;  // backend to client (nginx's proxy_download_rate)
+  uint64_t upload_rate = 0;    // client to backend (proxy_upload_rate)
 };
 
 struct Config {
@@ -278,6 +288,9 @@ struct Config {
   std::string control_socket;  // --control-socket PATH ("" = none)
   std::string access_log;      // --access-log PATH ("" = none, "-" = standard output)
   AccessLogFormat access_log_format = AccessLogFormat::kLogfmt;  // --access-log-format
+  // --access-log-interval: a record (event=update) for every connection still open at each
+  // interval of its life; 0 = only the record at close.
+  Millis access_log_interval{0};
   LogLevel log_level = LogLevel::kInfo;  // --log-level: the least severe stderr line printed
   // --allow / --deny: source addresses refused before any backend is tried. Reloadable. Every
   // listener without lists of its own has copies of these.
@@ -300,6 +313,14 @@ inline constexpr const char* kAboveZero = "must be above zero";
 
 // "N/s" or "N/m", N from 0 to limits::kMaxSourceRate.
 Status parse_source_rate(const std::string& text, SourceRate* out);
+
+// A bandwidth in bytes per second: digits, then optionally a unit: KB (1000), KiB (1024), MB,
+// MiB, GB or GiB ("500KB", "1MiB"). Above zero, up to limits::kMaxRate.
+Status parse_rate(const std::string& text, uint64_t* out);
+// What parse_rate takes, for messages.
+inline constexpr const char* kRateSyntax =
+    "a rate above zero in bytes per second: a whole number, or a string with a unit such as \"500KB\" or \"1MiB\" "
+    "(KB, KiB, MB, MiB, GB, GiB)";
 
 // "ADDR:PORT" (or "HOST:PORT", "srv:NAME": a name to resolve)"[,weight=N][,max-connections=N][,backup][,send-proxy|,send-proxy-v2]
 // [,health-interval=D][,health-timeout=D][,rise=N][,fall=N]".

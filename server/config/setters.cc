@@ -28,6 +28,31 @@ Status get_idle_timeout(const Value& v, Millis* out) {
   return s;
 }
 
+Status set_rate(const Value& v, uint64_t* field) {
+  std::string text;
+  uint64_t n = 0;
+  // A string (every flag's value is one), or a TOML integer.
+  if (v.get_string(&text, kRateSyntax).ok()) {
+    RINGLB_RETURN_IF_ERROR(parse_rate(text, &n));
+  } else if (!v.get_uint(0, limits::kMaxRate, &n).ok()) {
+    return Status::error(std::string("expected ") + kRateSyntax + ", at most 1024GiB");
+  } else if (n == 0) {
+    return Status::error("must be above zero (leave the key out for no limit)");
+  }
+  *field = n;
+  return {};
+}
+
+Status set_access_log_interval(const Value& v, Millis* field) {
+  Millis d{};
+  RINGLB_RETURN_IF_ERROR(get_duration(v, Zero::kOff, &d));
+  if (d.count() != 0 && d < limits::kMinAccessLogInterval) {
+    return Status::error("must be at least 1s (or 0s: off)");
+  }
+  *field = d;
+  return {};
+}
+
 Status set_bool(const Value& v, bool* field) { return v.get_bool(field); }
 
 Status set_cidrs(const Value& v, std::vector<Cidr>* field) {

@@ -39,6 +39,12 @@ Status set_optional_duration(const Value& v, Zero zero, std::optional<Millis>* f
 // for ever would hold its slot for ever, so there is no "off").
 Status get_idle_timeout(const Value& v, Millis* out);
 
+// download-rate, upload-rate: a whole number of bytes per second, or a string with a unit
+// (config.h: parse_rate). 0, a negative number and an unknown unit are refused.
+Status set_rate(const Value& v, uint64_t* field);
+// access-log-interval: 0 is off; otherwise at least limits::kMinAccessLogInterval.
+Status set_access_log_interval(const Value& v, Millis* field);
+
 Status set_bool(const Value& v, bool* field);
 Status set_cidrs(const Value& v, std::vector<Cidr>* field);
 // A non-empty string; `what` names it in errors ("a PATH").

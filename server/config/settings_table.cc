@@ -49,6 +49,9 @@ const Entry kEntries[] = {
        RINGLB_RETURN_IF_ERROR(v.get_string(&text, "logfmt or json"));
        if (!parse_access_log_format(text, &t.top->config.access_log_format)) return Status::error("expected logfmt or json");
        return Status(); }},
+    // 0: no interim records, only the one at close.
+    {Level::kGlobal, "access-log-interval", nullptr, [](const Value& v, const Target& t) {
+       return set_access_log_interval(v, &t.top->config.access_log_interval); }},
     {Level::kGlobal, "log-level", nullptr, [](const Value& v, const Target& t) {
        std::string text;
        RINGLB_RETURN_IF_ERROR(v.get_string(&text, "error, warning, info or debug"));
@@ -119,6 +122,12 @@ const Entry kEntries[] = {
        RINGLB_RETURN_IF_ERROR(get_word(v, "etcd or none", {"etcd", "none"}, &text));
        t.cluster->discovered = text == "etcd";
        return Status(); }},
+    // A cluster's own bandwidth limits, to protect its backends (at the top level these keys are
+    // the listeners' default: below).
+    {Level::kClusterOnly, "download-rate", nullptr, [](const Value& v, const Target& t) {
+       return set_rate(v, &t.cluster->download_rate); }},
+    {Level::kClusterOnly, "upload-rate", nullptr, [](const Value& v, const Target& t) {
+       return set_rate(v, &t.cluster->upload_rate); }},
     {Level::kClusterOnly, "etcd-prefix", nullptr, [](const Value& v, const Target& t) {
        std::string text;
        RINGLB_RETURN_IF_ERROR(v.get_string(&text, "a key prefix such as \"/ringlb/web/\""));
@@ -190,6 +199,11 @@ const Entry kEntries[] = {
        return set_uint(v, 0, kMaxConns, &t.listener->max_handshakes); }},
     {Level::kListenerDefault, "max-handshakes-per-source", nullptr, [](const Value& v, const Target& t) {
        return set_uint(v, 0, kMaxConns, &t.listener->max_handshakes_per_source); }},
+    // Per connection; the cluster's, where it has its own, may be lower (the lower applies).
+    {Level::kListenerDefault, "download-rate", nullptr, [](const Value& v, const Target& t) {
+       return set_rate(v, &t.listener->download_rate); }},
+    {Level::kListenerDefault, "upload-rate", nullptr, [](const Value& v, const Target& t) {
+       return set_rate(v, &t.listener->upload_rate); }},
 
     // A listener's own (the top-level keys of the same names are the global settings).
     {Level::kListener, "v6only", nullptr, [](const Value& v, const Target& t) {

@@ -12,7 +12,19 @@ std::string show(const toml::node& n) {
   } else {
     n.visit([&](auto&& v) { out << v; });
   }
-  std::string text = out.str();
+  // toml++ prints a long array over several lines: one line here, or the error's later lines
+  // would not start with its FILE:LINE (each is a line of its own in Status::lines()).
+  // A line break and the indentation after it become one space; a string's own spaces stay.
+  const std::string printed = out.str();
+  std::string text;
+  for (size_t i = 0; i < printed.size(); ++i) {
+    if (printed[i] != '\n' && printed[i] != '\r') {
+      text.push_back(printed[i]);
+      continue;
+    }
+    while (i + 1 < printed.size() && (printed[i + 1] == ' ' || printed[i + 1] == '\t' || printed[i + 1] == '\n')) ++i;
+    if (!text.empty() && text.back() != ' ') text.push_back(' ');
+  }
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return text;
 }

@@ -25,6 +25,8 @@ constexpr KeyRule kTcpOnly[] = {
     {"fin-timeout", "UDP has no FIN: a flow ends by idle-timeout (and responses)"},
     {"max-connection-duration", "not for a UDP listener: a flow ends by idle-timeout, responses or max-flows"},
     {"max-connections", "a UDP listener has flows, bounded by max-flows"},
+    {"download-rate", "bandwidth limits hold a TCP stream's recvs: not for a UDP listener"},
+    {"upload-rate", "bandwidth limits hold a TCP stream's recvs: not for a UDP listener"},
 };
 
 constexpr const char* kUdpOnly[] = {"responses", "max-flows", "per-datagram", "quic", "quic-server-id-length"};
@@ -65,6 +67,8 @@ void clear_tcp_defaults(ListenConfig* l) {
   l->trusted_proxies = tcp.trusted_proxies;
   l->proxy_header_timeout = tcp.proxy_header_timeout;
   l->tls_inspect_timeout = tcp.tls_inspect_timeout;
+  l->download_rate = tcp.download_rate;
+  l->upload_rate = tcp.upload_rate;
 }
 
 std::vector<std::string> check_cluster_for_listener(const ClusterConfig& c, const ListenConfig& l) {

@@ -48,9 +48,25 @@ void for_each_deadline(const Session& s, const Timeouts& t, Visit&& visit) {
 Deadline next_deadline(const Session& s, const Timeouts& t) {
   Deadline d;
   for_each_deadline(s, t, [&](uint64_t at, CloseReason reason) {
-    if (at < d.at_ns) d = {at, reason};
+    if (at < d.at_ns) d = {at, reason, false};
   });
+  if (const uint64_t wake = next_wake(s); wake < d.at_ns) d = {wake, CloseReason::k_error, true};
   return d;
+}
+
+uint64_t next_wake(const Session& s) {
+  uint64_t at = UINT64_MAX;
+  if (s.next_update_ns != 0) at = s.next_update_ns;
+  // Only the pump holds recvs.
+  for (const RateLimit& r : s.rate) {
+    if (s.phase == Phase::kPump && r.held() && r.held_until_ns < at) at = r.held_until_ns;
+  }
+  return at;
+}
+
+uint64_t next_update_at(uint64_t start_ns, uint64_t interval_ns, uint64_t now_ns) {
+  if (now_ns < start_ns) return start_ns + interval_ns;
+  return start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns;
 }
 
 Deadline expired_deadline(const Session& s, const Timeouts& t, uint64_t now_ns) {

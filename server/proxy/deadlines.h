@@ -25,10 +25,20 @@ struct Timeouts {
 struct Deadline {
   uint64_t at_ns = UINT64_MAX;  // UINT64_MAX: nothing is due in this state
   metrics::CloseReason reason = metrics::CloseReason::k_error;
+  // Not a close but a wake-up: an interim access-log record or a held recv (rate_limit.h) is
+  // due. The same timer serves both, so sessions without them cost nothing more.
+  bool wake = false;
 };
 
-// The earliest deadline of `s` in its current phase.
+// The earliest deadline of `s` in its current phase, wake-ups included.
 Deadline next_deadline(const Session& s, const Timeouts& t);
+
+// The earliest wake-up of `s` (UINT64_MAX: none): its next interim record, a held recv.
+uint64_t next_wake(const Session& s);
+
+// access-log-interval: the first interim record after `now_ns` of a session that started at
+// `start_ns`, on the session's own grid (start + k * interval), skipping what a late timer missed.
+uint64_t next_update_at(uint64_t start_ns, uint64_t interval_ns, uint64_t now_ns);
 
 // The deadline that has passed at `now_ns`, if any (at_ns == UINT64_MAX when none). When several
 // have, the reload drain wins, then the maximum duration, then the state's own timeout.

@@ -21,9 +21,12 @@ constexpr uint64_t kLostCompletionGraceNs = 10'000'000'000ULL;
 
 // What a session's deadline is computed from, but for the times themselves: when it changes,
 // the deadline may have come closer.
-uint8_t timer_key(const Session& s) {
-  return static_cast<uint8_t>(static_cast<uint8_t>(s.phase) | (s.queued ? 0x10 : 0) | (s.half_closed() ? 0x20 : 0) |
-                              (s.deadline_ns != 0 ? 0x40 : 0));
+uint16_t timer_key(const Session& s) {
+  // The phase in the low byte (there are more than 8 phases), a bit for each other input above
+  // it; a held recv (rate_limit.h) is a wake-up of its own per direction.
+  return static_cast<uint16_t>(static_cast<uint16_t>(s.phase) | (s.rate[kUp].held() ? 0x100 : 0) |
+                               (s.queued ? 0x200 : 0) | (s.half_closed() ? 0x400 : 0) |
+                               (s.deadline_ns != 0 ? 0x800 : 0) | (s.rate[kDown].held() ? 0x1000 : 0));
 }
 
 }  // namespace
@@ -83,6 +86,13 @@ int Driver::open(int client, uint16_t listener, uint32_t accept_us) {
   s.cluster = env_.shared.routes[listener].cluster;  // until an SNI listener's route picks one
   // Accepted just before a reload removed its listener: served until the drain deadline.
   if (snapshots_.policy(listener).removed) s.deadline_ns = env_.now_ns + to_ns(env_.config.drain_timeout);
+  // Operator features: its listener's bandwidth limits (the pump adds its cluster's), and its
+  // first interim access-log record (access-log-interval), both served by its one timer.
+  s.rate[kUp].bucket.start(snapshots_.policy(listener).upload_rate, env_.config.buffer_size, env_.now_ns);
+  s.rate[kDown].bucket.start(snapshots_.policy(listener).download_rate, env_.config.buffer_size, env_.now_ns);
+  if (env_.shared.access_log != nullptr && env_.config.access_log_interval.count() > 0) {
+    s.next_update_ns = s.start_ns + to_ns(env_.config.access_log_interval);
+  }
   set_live(live_ + 1);
   apply(s, Step::to(Phase::kAdmit));
   return static_cast<int>(id);
@@ -212,8 +222,24 @@ void Driver::on_timer(uint32_t id) {
   const Timeouts t = timeouts_for(s);
   const Deadline expired = expired_deadline(s, t, env_.now_ns);
   if (expired.at_ns != UINT64_MAX) return close(s, expired.reason);
+  if (next_wake(s) <= env_.now_ns) {
+    wake(s);
+    if (s.phase == Phase::kClosing || s.phase == Phase::kFree) return;
+  }
   const Deadline next = next_deadline(s, t);
   if (next.at_ns != UINT64_MAX) ops_.schedule(id, next.at_ns);
+}
+
+void Driver::wake(Session& s) {
+  if (s.next_update_ns != 0 && s.next_update_ns <= env_.now_ns) {
+    log_access(s, s.closed_as, true);
+    s.next_update_ns = next_update_at(s.start_ns, to_ns(env_.config.access_log_interval), env_.now_ns);
+  }
+  for (Dir dir : {kUp, kDown}) {
+    const RateLimit& r = s.rate[dir];
+    if (s.phase == Phase::kPump && r.held() && r.held_until_ns <= env_.now_ns) apply(s, pump_.on_resume(s, dir));
+  }
+  hand_out_grants();  // a hold gives a granted buffer back
 }
 
 void Driver::close(Session& s, CloseReason reason) {
@@ -448,7 +474,7 @@ void Driver::on_completions_lost() {
   }
 }
 
-void Driver::log_access(const Session& s, CloseReason reason) {
+void Driver::log_access(const Session& s, CloseReason reason, bool update) {
   timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   const int64_t now_unix_us = static_cast<int64_t>(wall.tv_sec) * 1'000'000 + wall.tv_nsec / 1000;
@@ -468,7 +494,8 @@ void Driver::log_access(const Session& s, CloseReason reason) {
   r.duration_us = static_cast<int64_t>((env_.now_ns - s.start_ns) / 1000);
   r.bytes_from_client = s.bytes[kUp];
   r.bytes_from_backend = s.bytes[kDown];
-  r.close_reason = metrics::close_reason_name(reason);
+  r.update = update;
+  r.close_reason = update ? nullptr : metrics::close_reason_name(reason);
   if (const TlsLink* link = extras_.tls(s.id); link != nullptr && s.tls_client && link->client.stream &&
                                                link->client.stream->handshake_done()) {
     const tls::Stream& stream = *link->client.stream;

@@ -76,7 +76,11 @@ class Driver final : private QueueVisitor {
   void rearm(Session& s);
   // Buffers given back during a completion went to waiting flows: each now receives.
   void hand_out_grants();
-  void log_access(const Session& s, metrics::CloseReason reason);
+  // The record at close, or an interim one (`update`: access-log-interval) of a session still open.
+  void log_access(const Session& s, metrics::CloseReason reason, bool update = false);
+  // The session's timer found a wake-up due (deadlines.h: next_wake): an interim record, a held
+  // recv let go.
+  void wake(Session& s);
   // The listeners' policies changed (a reload): their timeouts, and removed listeners' sessions.
   void take_policies();
   // A reload published `snapshot` for `cluster`: sessions to backends it dropped may finish

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "server/proxy/snapshot_ref.h"
+
 namespace ringlb::proxy {
 namespace {
 
@@ -22,6 +24,13 @@ Pump::Pump(Env& env, Io& io, Extras& extras)
 
 Step Pump::start(Session& s) {
   s.last_active_ns = env_.now_ns;
+  // Bandwidth limits: the listener's (set when it arrived) and its cluster's, the lower of them.
+  const balancer::Snapshot& cluster = *s.snap->snapshot;
+  for (Dir dir : {kUp, kDown}) {
+    TokenBucket& bucket = s.rate[dir].bucket;
+    const uint64_t rate = combined_rate(bucket.rate(), dir == kUp ? cluster.upload_rate : cluster.download_rate);
+    bucket.start(rate, env_.config.buffer_size, env_.now_ns);
+  }
   // Clients usually speak first and may have already; the backend has nothing to say yet.
   s.flow[kUp].expect_data = true;
   for (const Dir dir : {kUp, kDown}) {
@@ -59,15 +68,53 @@ void Pump::arm(Session& s, Dir dir) {
     // kernel may fill dozens of buffers before a cancel lands.
     spec.budget = (env_.config.flow_buffers - flow.queued) * env_.config.buffer_size;
   }
+  // Rate-limited: the recv takes at most what the bucket holds (maybe_arm waited for a quantum).
+  if (TokenBucket& bucket = s.rate[dir].bucket; bucket.limited()) {
+    const uint64_t allowed = bucket.available(env_.now_ns);
+    const uint32_t cap = spec.len != 0 ? spec.len : env_.config.buffer_size;
+    if (allowed < cap) spec.len = static_cast<uint32_t>(allowed);
+    if (flow.multishot && allowed < spec.budget) spec.budget = static_cast<uint32_t>(allowed);
+  }
   const uint64_t data = io_.recv(s, dir, recv_tag(dir), spec);
   if (flow.multishot) flow.recv_data = data;
 }
 
 void Pump::maybe_arm(Session& s, Dir dir) {
   const Flow& flow = s.flow[dir];
-  if (flow.recv_armed || flow.eof || flow.eof_pending || flow.waiting) return;
+  if (flow.recv_armed || flow.eof || flow.eof_pending || flow.waiting || s.rate[dir].held()) return;
   if (flow.queued >= env_.config.flow_buffers) return;
+  if (hold(s, dir)) return;
   arm(s, dir);
+}
+
+bool Pump::hold(Session& s, Dir dir) {
+  RateLimit& limit = s.rate[dir];
+  TokenBucket& bucket = limit.bucket;
+  if (!bucket.limited()) return false;
+  const uint64_t quantum = bucket.quantum();
+  if (bucket.available(env_.now_ns) >= quantum) return false;
+  // The driver's timer lets it go (on_resume) once the bucket holds a quantum: no polling.
+  limit.held_since_ns = env_.now_ns;
+  limit.held_until_ns = bucket.ready_at(quantum, env_.now_ns);
+  // A buffer granted meanwhile goes to someone else: a held flow keeps none.
+  Flow& flow = s.flow[dir];
+  io_.release(flow.granted);
+  flow.granted = -1;
+  return true;
+}
+
+Step Pump::on_resume(Session& s, Dir dir) {
+  RateLimit& limit = s.rate[dir];
+  if (!limit.held() || limit.held_until_ns > env_.now_ns) return Step::wait();
+  count_held(s, dir);
+  maybe_arm(s, dir);
+  return Step::wait();
+}
+
+void Pump::count_held(Session& s, Dir dir) {
+  RateLimit& limit = s.rate[dir];
+  env_.stats.rate_limited(s.listener, dir == kDown).add(env_.now_ns - limit.held_since_ns);
+  limit.held_since_ns = limit.held_until_ns = 0;
 }
 
 bool Pump::send_head(Session& s, Dir dir) {
@@ -110,6 +157,9 @@ void Pump::release_flows(Session& s) {
   for (Flow& flow : s.flow) {
     while (flow.queued > 0) io_.release(dequeue(flow));
   }
+  for (Dir dir : {kUp, kDown}) {
+    if (s.rate[dir].held()) count_held(s, dir);  // closed while held: the time until now
+  }
 }
 
 Step Pump::on_completion(Session& s, const Completion& c) {
@@ -136,6 +186,7 @@ Step Pump::on_recv(Session& s, Dir dir, const Completion& c) {
   }
   if (res > 0) {
     flow.expect_data = (c.flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+    s.rate[dir].bucket.take(static_cast<uint64_t>(res));  // as received: ciphertext on a TLS side
     if (TlsSide* src = source_tls(s, dir)) {
       src->stream->feed(io_.buffer(c.buf), static_cast<size_t>(res));
       return decrypted(s, dir, c.buf, c.flags);

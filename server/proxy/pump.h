@@ -33,6 +33,9 @@ class Pump {
   Step on_buffer(Session& s, Dir dir);
   // The session is being freed: the bytes it never sent go back.
   void release_flows(Session& s);
+  // Flow `dir`'s recv was held for its rate limit (rate_limit.h) and may go now: the driver's
+  // timer says so at RateLimit::held_until_ns.
+  Step on_resume(Session& s, Dir dir);
 
  private:
   Step on_recv(Session& s, Dir dir, const Completion& c);
@@ -40,8 +43,13 @@ class Pump {
   Step on_shutdown(Session& s);
   // The flow's data recv: multishot (--recv multishot) unless it goes into a granted buffer.
   void arm(Session& s, Dir dir);
-  // Arms the flow's recv unless one is armed, it is done or waiting, or its chain is full.
+  // Arms the flow's recv unless one is armed, it is done, waiting or held, or its chain is full.
   void maybe_arm(Session& s, Dir dir);
+  // Rate-limited and the bucket short of a quantum: the recv is held until it has one. True
+  // when held.
+  bool hold(Session& s, Dir dir);
+  // A hold ended (or the session did): its time goes to ringlb_rate_limited_seconds_total.
+  void count_held(Session& s, Dir dir);
   // The source sent FIN and every byte before it was sent on: SHUT_WR to the other side.
   Step forward_eof(Session& s, Dir dir);
   // Both sides are done: finished once nothing is in flight.

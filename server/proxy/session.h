@@ -12,6 +12,7 @@
 
 #include "metrics/stats.h"
 #include "server/limits/source_table.h"
+#include "server/proxy/rate_limit.h"
 
 namespace ringlb::sources {
 class SharedSourceTable;  // server/limits/shared_source_table.h
@@ -142,7 +143,7 @@ struct Session {
   uint32_t inflight = 0;         // completions still to come that name it: the driver's count
   metrics::CloseReason first_eof = metrics::CloseReason::k_error;
   metrics::CloseReason closed_as = metrics::CloseReason::k_error;  // counted when it is freed
-  uint8_t timer_key = 0;         // what its deadline was last computed from (driver.cc)
+  uint16_t timer_key = 0;        // what its deadline was last computed from (driver.cc)
   uint64_t last_active_ns = 0;
   uint64_t phase_ns = 0;         // when it entered its phase
   uint64_t connect_start_ns = 0;
@@ -157,6 +158,10 @@ struct Session {
   uint64_t bytes[2] = {0, 0};    // received from the client (kUp) and from the backend (kDown)
   sockaddr_in6 peer{};           // the client: the socket's peer, or what a PROXY header named
   Flow flow[2];
+  // Operator features, apart from the phases' state: bandwidth limits by direction (rate_limit.h;
+  // the pump's), and when the next interim access-log record is due (driver.cc; 0: none).
+  RateLimit rate[2];
+  uint64_t next_update_ns = 0;
 
   bool half_closed() const { return flow[kUp].eof || flow[kDown].eof; }
 };

@@ -26,6 +26,8 @@ Status build_snapshot(const ClusterConfig& c, uint32_t cluster, uint64_t version
   snapshot->connect_attempts = c.connect_attempts;
   snapshot->queue_timeout_ms = static_cast<uint32_t>(c.queue_timeout.count());
   snapshot->proxy_client_certificate = c.proxy_client_certificate;
+  snapshot->download_rate = c.download_rate;
+  snapshot->upload_rate = c.upload_rate;
   for (const BackendConfig& b : c.backends) {
     balancer::BackendSpec spec;
     spec.name = b.text;
@@ -271,6 +273,8 @@ void publish_policies(const Config& config, uint64_t version, SharedState* share
     p.tls_inspect_timeout = l.tls_inspect_timeout;
     p.tls = tls != nullptr ? tls->listeners[i] : nullptr;
     p.tls_handshake_timeout = l.tls ? l.tls->handshake_timeout : Millis{0};
+    p.download_rate = l.download_rate;
+    p.upload_rate = l.upload_rate;
     metrics::TlsStats* stats = shared->registry ? shared->registry->tls.get() : nullptr;
     if (stats != nullptr && p.tls) {
       std::vector<std::pair<std::string, int64_t>> expiries;

@@ -68,6 +68,7 @@ std::vector<std::string> not_applied_at_reload(const Config& running, const Conf
   check(running.control_socket != fresh.control_socket, "--control-socket");
   check(running.access_log != fresh.access_log || running.access_log_format != fresh.access_log_format,
         "--access-log");
+  check(running.access_log_interval != fresh.access_log_interval, "--access-log-interval");
   check(running.drain_timeout != fresh.drain_timeout, "--drain-timeout");
   // The resolver's c-ares channel is made once; its names are reloaded, its servers are not.
   auto servers = [](const ResolversConfig& r) {

@@ -80,6 +80,8 @@ struct ListenerPolicy {
   // new set (certificates read again); a connection keeps the context it started with.
   std::shared_ptr<const tls::ServerContextSet> tls;
   Millis tls_handshake_timeout{0};
+  // Bandwidth limits per connection, bytes per second (0: none); its cluster's may be lower.
+  uint64_t download_rate = 0, upload_rate = 0;
   // A reload removed the listener: its connections get the drain deadline and are then closed.
   bool removed = false;
 };

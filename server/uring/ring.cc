@@ -116,10 +116,18 @@ int Ring::submit() {
   return ret < 0 ? ret : drained + ret;
 }
 
-int Ring::submit_and_wait_one() {
+int Ring::submit_and_wait_one(const uint64_t* timeout_ns) {
   int ret = drain_spill();  // counts its own failures
   if (ret >= 0) {
-    ret = io_uring_submit_and_wait(&ring_, 1);
+    if (timeout_ns != nullptr && (ring_.features & IORING_FEAT_EXT_ARG) != 0) {
+      __kernel_timespec ts{};
+      ts.tv_sec = static_cast<long long>(*timeout_ns / 1'000'000'000ULL);
+      ts.tv_nsec = static_cast<long long>(*timeout_ns % 1'000'000'000ULL);
+      io_uring_cqe* cqe = nullptr;
+      ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    } else {
+      ret = io_uring_submit_and_wait(&ring_, 1);
+    }
     // Interrupted or timed-out waits submitted nothing and failed nothing: just loop again.
     if (ret >= 0 || ret == -EINTR || ret == -ETIME) return 0;
     ++submit_errors_;

@@ -73,7 +73,10 @@ class Ring {
   //   -EBADR          the kernel dropped completions (cq_dropped() grew): whatever waited for them
   //                   never hears back; the caller must recover (re-arm, time out, restart);
   //   others (-EBADFD, -EEXIST, ...) a misused ring.
-  int submit_and_wait_one();
+  // With `timeout_ns`, the wait ends after that long even if nothing completed (0 then too): the
+  // caller's own timers are due. It takes no SQE (EXT_ARG, 5.11+); a kernel without EXT_ARG waits
+  // as without a timeout.
+  int submit_and_wait_one(const uint64_t* timeout_ns = nullptr);
 
   // Failed submissions so far (any path), for metrics.
   uint64_t submit_errors() const { return submit_errors_; }

@@ -181,7 +181,17 @@ int Worker::create_batch_iowq_thread() {
 void Worker::loop() {
   for (;;) {
     driver_.submit_deferred();
-    const int ret = ring_.submit_and_wait_one();
+    // A timer due before the next tick (a held recv of a bandwidth limit, an interim access-log
+    // record) bounds the wait, so it fires on time rather than at the tick. The hint may be early
+    // (a cancelled timer), never late: at worst one wake-up finds nothing due.
+    uint64_t wait_ns = 0;
+    const uint64_t* timeout = nullptr;
+    if (const uint64_t due = timers_.next_expiry_hint(); due != UINT64_MAX && due < env_.now_ns + kTickNs) {
+      const uint64_t now = monotonic_ns();
+      wait_ns = due > now ? due - now : 0;
+      timeout = &wait_ns;
+    }
+    const int ret = ring_.submit_and_wait_one(timeout);
     if (ret == -EBADR) {
       on_completions_lost();
     } else if (ret < 0) {

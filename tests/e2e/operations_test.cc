@@ -323,7 +323,7 @@ TEST(Operations, AccessLogInJson) {
                         echo.address() +
                         "' worker=0 queue_us=0 connect_attempts=1 connect_us=[0-9]+ "
                         "duration_us=[0-9]+ bytes_from_client=5 bytes_from_backend=5 "
-                        "close='client_eof'")))
+                        "close='client_eof' event='close'")))
           << o;
     }
     // Each client's own port.

@@ -144,6 +144,14 @@ class Ringlb:
                 break
             except OSError:
                 time.sleep(0.05)
+        # The listener may accept (in the kernel's backlog) before the metrics listener is up: wait
+        # for that too, bounded, before the first scrape (once refused with ECONNREFUSED).
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.metrics_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
         # That probe was a client too: wait until it is closed, so counts start from it.
         self.wait_for(lambda m: m.get("ringlb_connections_active", 1) == 0, 10)
 

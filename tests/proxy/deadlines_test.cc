@@ -138,5 +138,50 @@ TEST(Deadlines, AdmitAndRouteHaveNoneOfTheirOwn) {
   }
 }
 
+// Wake-ups share the session's one timer: an interim access-log record and a held recv are due
+// like a deadline, but closing nothing.
+TEST(Deadlines, AnInterimRecordIsAWakeUpNotAClose) {
+  Session c = proxying(0, 100 * kS);
+  c.next_update_ns = 60 * kS;
+  const Deadline d = next_deadline(c, timeouts());
+  EXPECT_EQ(d.at_ns, 60 * kS);
+  EXPECT_TRUE(d.wake);
+  EXPECT_EQ(next_wake(c), 60 * kS);
+  EXPECT_EQ(expired_deadline(c, timeouts(), 61 * kS).at_ns, UINT64_MAX) << "nothing to close";
+  // In any phase but closing: a connection still connecting is still open.
+  c.phase = Phase::kConnect;
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, 60 * kS);
+  // A close deadline before it comes first, and is no wake-up.
+  c = proxying(0, 0);
+  c.next_update_ns = 600 * kS;
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, 300 * kS);
+  EXPECT_FALSE(next_deadline(c, timeouts()).wake);
+  EXPECT_EQ(next_deadline(c, timeouts()).reason, CloseReason::k_idle_timeout);
+}
+
+TEST(Deadlines, AHeldRecvWakesTheSessionWhileItPumps) {
+  Session c = proxying(0, 100 * kS);
+  c.rate[kDown].held_since_ns = 100 * kS;
+  c.rate[kDown].held_until_ns = 100 * kS + 31'250'000;
+  c.rate[kUp].held_since_ns = 100 * kS;
+  c.rate[kUp].held_until_ns = 101 * kS;
+  EXPECT_EQ(next_wake(c), 100 * kS + 31'250'000) << "the earlier of the two directions";
+  EXPECT_EQ(next_deadline(c, timeouts()).at_ns, 100 * kS + 31'250'000);
+  EXPECT_TRUE(next_deadline(c, timeouts()).wake);
+  c.next_update_ns = 100 * kS + 1;
+  EXPECT_EQ(next_wake(c), 100 * kS + 1);
+  c.next_update_ns = 0;
+  c.phase = Phase::kClosing;
+  EXPECT_EQ(next_wake(c), UINT64_MAX) << "only the pump lets a recv go";
+}
+
+TEST(Deadlines, InterimRecordsStayOnTheSessionsGrid) {
+  constexpr uint64_t start = 5 * kS, every = 60 * kS;
+  EXPECT_EQ(next_update_at(start, every, start + every), start + 2 * every) << "written on time: the next one";
+  EXPECT_EQ(next_update_at(start, every, start + every + 10'000'000), start + 2 * every) << "a late timer";
+  EXPECT_EQ(next_update_at(start, every, start + 3 * every + 1), start + 4 * every) << "missed ones are skipped";
+  EXPECT_EQ(next_update_at(start, every, 0), start + every);
+}
+
 }  // namespace
 }  // namespace ringlb::proxy

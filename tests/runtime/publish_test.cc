@@ -122,6 +122,33 @@ TEST(SharedState, ARemovedListenerKeepsItsIndexAndItsSettingsMarkedRemoved) {
   EXPECT_FALSE(shared.policies->listeners[2].removed);
 }
 
+// Bandwidth limits: a listener's go into its policy, a cluster's into its snapshot, and a reload
+// that changes only a cluster's rate republishes it (new connections take the new rate).
+TEST(SharedState, BandwidthLimitsArePublishedAndAChangeRepublishes) {
+  Config c = two_clusters();
+  c.listen[0].download_rate = 4u << 20;
+  c.listen[1].upload_rate = 1000;
+  c.clusters[0].upload_rate = 500'000;
+  SharedState shared(c);
+  ASSERT_EQ(set_up_routes(c, &shared).message(), "");
+  ASSERT_EQ(publish_config(c, 1, &shared).message(), "");
+  EXPECT_EQ(shared.policies->listeners[0].download_rate, 4u << 20);
+  EXPECT_EQ(shared.policies->listeners[0].upload_rate, 0u);
+  EXPECT_EQ(shared.policies->listeners[1].upload_rate, 1000u);
+  EXPECT_EQ(shared.clusters[0].get()->upload_rate, 500'000u);
+  EXPECT_EQ(shared.clusters[0].get()->download_rate, 0u);
+  EXPECT_EQ(shared.clusters[1].get()->upload_rate, 0u);
+
+  Config next = c;
+  next.clusters[1].download_rate = 2u << 20;
+  next.listen[0].download_rate = 1u << 20;
+  std::vector<std::string> changed;
+  ASSERT_EQ(publish_config(next, 2, &shared, &changed).message(), "");
+  EXPECT_EQ(changed, (std::vector<std::string>{"api"}));
+  EXPECT_EQ(shared.clusters[1].get()->download_rate, 2u << 20);
+  EXPECT_EQ(shared.policies->listeners[0].download_rate, 1u << 20);
+}
+
 TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
   const Config c = two_clusters();
   EXPECT_TRUE(not_applied_at_reload(c, c).empty());
@@ -137,6 +164,11 @@ TEST(SharedState, WhatAReloadDoesNotApplyIsNamed) {
   servers.resolvers.timeout = Millis{5000};
   ASSERT_EQ(not_applied_at_reload(c, servers).size(), 1u);
   EXPECT_NE(not_applied_at_reload(c, servers)[0].find("[resolvers]"), std::string::npos);
+  // Each worker reads the interim records' interval at start.
+  Config interim = c;
+  interim.access_log_interval = Millis(60'000);
+  ASSERT_EQ(not_applied_at_reload(c, interim).size(), 1u);
+  EXPECT_NE(not_applied_at_reload(c, interim)[0].find("--access-log-interval"), std::string::npos);
 }
 
 TEST(SharedState, AReloadFreesARemovedBackendsIdOnceNoSnapshotNamesIt) {

@@ -67,7 +67,7 @@ TEST(AccessLine, EveryField) {
   EXPECT_EQ(line,
             "2026-11-22T05:38:10.123456Z client=192.0.2.7:51234 listener=[2001:db8::1]:443 "
             "listener_name=web cluster=app sni=www.example.com backend=10.0.0.5:80 worker=1 queue_us=1500 connect_attempts=2 connect_us=312 duration_us=12534 "
-            "bytes_from_client=123 bytes_from_backend=4567890123 close=client_eof\n");
+            "bytes_from_client=123 bytes_from_backend=4567890123 close=client_eof event=close\n");
 }
 
 TEST(AccessLine, UnknownValuesAreDashes) {
@@ -80,7 +80,7 @@ TEST(AccessLine, UnknownValuesAreDashes) {
             "first\n1970-01-01T00:00:00.000000Z client=- listener=- listener_name=- cluster=- sni=- "
             "backend=- worker=0 "
             "queue_us=0 connect_attempts=0 connect_us=- duration_us=0 bytes_from_client=0 "
-            "bytes_from_backend=0 close=no_backend\n");
+            "bytes_from_backend=0 close=no_backend event=close\n");
 }
 
 TEST(AccessLine, NamesThatAreNotPlainAreQuoted) {
@@ -156,7 +156,30 @@ TEST(AccessJson, EveryField) {
             "\"listener\":\"[2001:db8::1]:443\",\"listener_name\":\"web\",\"cluster\":\"app\","
             "\"sni\":\"www.example.com\",\"backend\":\"10.0.0.5:80\",\"worker\":1,"
             "\"queue_us\":1500,\"connect_attempts\":2,\"connect_us\":312,\"duration_us\":12534,"
-            "\"bytes_from_client\":123,\"bytes_from_backend\":4567890123,\"close\":\"client_eof\"}\n");
+            "\"bytes_from_client\":123,\"bytes_from_backend\":4567890123,\"close\":\"client_eof\",\"event\":\"close\"}\n");
+}
+
+// access-log-interval: a record of a connection still open says event=update, with its bytes
+// and duration so far and no close reason, in both formats; the record at close says event=close.
+TEST(AccessEvent, AnInterimRecordIsAnUpdateWithoutACloseReason) {
+  FullRecord f;
+  f.r.update = true;
+  f.r.close_reason = nullptr;
+  std::string line;
+  append_access_line(f.r, &line);
+  EXPECT_NE(line.find(" duration_us=12534 bytes_from_client=123 bytes_from_backend=4567890123 close=- event=update\n"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(json_line(f.r).substr(json_line(f.r).find(",\"duration_us\":")),
+            ",\"duration_us\":12534,\"bytes_from_client\":123,\"bytes_from_backend\":4567890123,\"close\":null,"
+            "\"event\":\"update\"}\n");
+  // The same record at close.
+  f.r.update = false;
+  f.r.close_reason = "backend_eof";
+  line.clear();
+  append_access_line(f.r, &line);
+  EXPECT_NE(line.find(" close=backend_eof event=close\n"), std::string::npos) << line;
+  EXPECT_NE(json_line(f.r).find(",\"close\":\"backend_eof\",\"event\":\"close\"}\n"), std::string::npos) << json_line(f.r);
 }
 
 TEST(AccessJson, UnknownValuesAreNull) {
@@ -166,7 +189,7 @@ TEST(AccessJson, UnknownValuesAreNull) {
             "{\"time\":\"1970-01-01T00:00:00.000000Z\",\"client\":null,\"listener\":null,"
             "\"listener_name\":null,\"cluster\":null,\"sni\":null,\"backend\":null,\"worker\":0,\"queue_us\":0,\"connect_attempts\":0,\"connect_us\":null,"
             "\"duration_us\":0,\"bytes_from_client\":0,\"bytes_from_backend\":0,"
-            "\"close\":\"no_backend\"}\n");
+            "\"close\":\"no_backend\",\"event\":\"close\"}\n");
   // An address of another family (a Unix listener's peer) is unknown too.
   sockaddr_un unix_peer{};
   unix_peer.sun_family = AF_UNIX;
@@ -207,7 +230,7 @@ TEST(AccessJson, EscapesQuotesBackslashesAndControlCharacters) {
   // The close reason goes through the same escaping.
   AccessRecord r;
   r.close_reason = "a\"b";
-  EXPECT_NE(json_line(r).find(",\"close\":\"a\\\"b\"}\n"), std::string::npos) << json_line(r);
+  EXPECT_NE(json_line(r).find(",\"close\":\"a\\\"b\","), std::string::npos) << json_line(r);
 }
 
 TEST(AccessJson, KeepsUtf8AndReplacesInvalidBytes) {
@@ -377,6 +400,7 @@ TEST(AccessJson, RoundTripsEveryValue) {
       {"bytes_from_client", "18446744073709551615"},
       {"bytes_from_backend", "0"},
       {"close", "\"max_duration"},
+      {"event", "\"close"},
   };
   EXPECT_EQ(fields, expected);
 
@@ -385,7 +409,7 @@ TEST(AccessJson, RoundTripsEveryValue) {
   unknown.close_reason = "connect_failed";
   fields.clear();
   ASSERT_TRUE(FlatJson::parse(json_line(unknown), &fields, &error)) << error;
-  ASSERT_EQ(fields.size(), 15u);
+  ASSERT_EQ(fields.size(), 16u);
   EXPECT_EQ(fields[1], std::make_pair(std::string("client"), std::string("null")));
   EXPECT_EQ(fields[2], std::make_pair(std::string("listener"), std::string("null")));
   EXPECT_EQ(fields[3], std::make_pair(std::string("listener_name"), std::string("null")));
@@ -397,7 +421,7 @@ TEST(AccessJson, RoundTripsEveryValue) {
 }
 
 // The same lines through a real, strict JSON parser (Python's json module): each is one object
-// with the fifteen fields, of the right types, and the backend's text comes back as written
+// with the sixteen fields, of the right types, and the backend's text comes back as written
 // (bytes that are not UTF-8 as U+FFFD).
 TEST(AccessJson, Python3ReadsEveryLine) {
   TempDir dir;
@@ -412,11 +436,15 @@ TEST(AccessJson, Python3ReadsEveryLine) {
   append_access_json(unknown, &lines);
   f.backend = every_byte + "\xc3\xa9\xff\xf0\x9f\x98\x80";
   append_access_json(f.r, &lines);
+  AccessRecord update;  // an interim record (access-log-interval)
+  update.update = true;
+  update.close_reason = nullptr;
+  append_access_json(update, &lines);
   std::ofstream(path) << lines;
   const char* script = R"PY(
 import json, sys
 keys = ["time", "client", "listener", "listener_name", "cluster", "sni", "backend", "worker", "queue_us", "connect_attempts",
-        "connect_us", "duration_us", "bytes_from_client", "bytes_from_backend", "close"]
+        "connect_us", "duration_us", "bytes_from_client", "bytes_from_backend", "close", "event"]
 numbers = ["worker", "queue_us", "connect_attempts", "duration_us", "bytes_from_client",
            "bytes_from_backend"]
 for line in open(sys.argv[1], encoding="utf-8"):
@@ -427,7 +455,8 @@ for line in open(sys.argv[1], encoding="utf-8"):
     assert o["connect_us"] is None or type(o["connect_us"]) is int
     for k in ["client", "listener", "listener_name", "cluster", "sni", "backend"]:
         assert o[k] is None or type(o[k]) is str, (k, o[k])
-    print(o["time"], o["client"], o["connect_us"], o["bytes_from_backend"], o["close"],
+    assert o["event"] in ("close", "update") and (o["close"] is None) == (o["event"] == "update"), line
+    print(o["time"], o["client"], o["connect_us"], o["bytes_from_backend"], o["close"], o["event"],
           "-" if o["backend"] is None else " ".join("%x" % ord(c) for c in o["backend"]))
 )PY";
   const RunResult r = run_command({"python3", "-c", script, path});
@@ -439,11 +468,12 @@ for line in open(sys.argv[1], encoding="utf-8"):
     return std::string(hex);
   }();
   EXPECT_EQ(r.output,
-            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof "
+            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof close "
             "31 30 2e 30 2e 30 2e 35 3a 38 30\n"
-            "1970-01-01T00:00:00.000000Z None None 0 no_backend -\n"
-            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof " +
-                every_code_point + " e9 fffd 1f600\n");
+            "1970-01-01T00:00:00.000000Z None None 0 no_backend close -\n"
+            "2026-11-22T05:38:10.123456Z 192.0.2.7:51234 312 4567890123 client_eof close " +
+                every_code_point + " e9 fffd 1f600\n"
+            "1970-01-01T00:00:00.000000Z None None 0 None update -\n");
 }
 
 // AccessLog::open; a failure fails the test with its error (and gives null).

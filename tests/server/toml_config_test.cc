@@ -445,6 +445,19 @@ TEST(TomlConfig, EveryErrorIsReportedInLineOrder) {
                            p.path + ":6: listener[0].cluster: no cluster 'nope' (defined: web)");
 }
 
+// A long array is printed by toml++ over several lines; in an error it is one line, so that every
+// line of the message starts with FILE:LINE (found by the config fuzzer).
+TEST(TomlConfig, ALongArrayInAnErrorStaysOnOneLine) {
+  Parsed p = parse_toml("[etcd]\nendpoints = [\"http://127.0.0.1:2379\", \"https://10.0.0.2:" + std::string(100, 'l') +
+                        "\"]\n[cluster.web]\nbackends = [\"127.0.0.1:1\"]\n"
+                        "[[listener]]\naddress = \"127.0.0.1:0\"\ncluster = \"web\"\n");
+  ASSERT_FALSE(p.status.ok());
+  for (const std::string& line : p.status.lines()) EXPECT_EQ(line.rfind(p.path + ":", 0), 0u) << line;
+  EXPECT_NE(p.message.find(":2: etcd.endpoints: invalid value [ 'http://127.0.0.1:2379', 'https://10.0.0.2:llllllllllll...: "),
+            std::string::npos)
+      << p.message;
+}
+
 // One rule for every duration (setters.h: Zero): 0 turns off what may be absent, and is refused
 // where nothing may go without a timeout. Every duration key of the table is in one list.
 TEST(TomlConfig, ZeroDurationsAreOffOrRefused) {

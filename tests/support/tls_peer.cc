@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <mutex>
 
 namespace ringlb::testing {
 namespace {
@@ -79,15 +81,19 @@ CtxPtr make_tls_context(const TlsOptions& o, bool server) {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
   if (!o.alpn.empty()) {
-    // Kept alive with the context: the callback reads it for every handshake.
-    auto* wire = new std::string(alpn_wire(o.alpn));
+    // Kept for the life of the test process: a server's callback reads it on every handshake.
+    static std::mutex mu;
+    static std::deque<std::string> wires;
+    std::string* wire;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      wire = &wires.emplace_back(alpn_wire(o.alpn));
+    }
     if (server) {
       SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, wire);
-      SSL_CTX_set_ex_data(ctx.get(), 0, wire);
     } else {
       SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(wire->data()),
                               static_cast<unsigned>(wire->size()));
-      delete wire;
     }
   }
   SSL_CTX_set_session_cache_mode(ctx.get(), server ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_CLIENT);

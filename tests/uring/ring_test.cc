@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -185,6 +186,31 @@ TEST(Ring, SubmitAndWaitOneReturnsRealErrors) {
   std::vector<Completion> got = collect(owned, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].user_data, 1u);
+}
+
+// The worker's timers due before its tick bound the wait: with nothing in flight the wait ends
+// after the timeout (0: nothing went wrong), not never; what was queued is submitted all the same.
+TEST(Ring, ATimedWaitEndsAtItsTimeoutAndStillSubmits) {
+  Ring ring;
+  ASSERT_EQ(ring.init(small_ring(4)), 0);
+  ASSERT_NE(ring.get()->features & IORING_FEAT_EXT_ARG, 0u) << "a kernel before 5.11";
+  const uint64_t timeout = 30'000'000;  // 30 ms
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ring.submit_and_wait_one(&timeout), 0);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, std::chrono::milliseconds(30));
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_EQ(io_uring_cq_ready(ring.get()), 0u);
+  // A zero timeout does not block; a queued NOP goes in with the wait and completes.
+  const uint64_t zero = 0;
+  EXPECT_EQ(ring.submit_and_wait_one(&zero), 0);
+  prep_nop(ring, 7);
+  EXPECT_EQ(ring.submit_and_wait_one(&timeout), 0);
+  std::vector<Completion> got;
+  ring.reap([&](const io_uring_cqe* cqe) { got.push_back({cqe->user_data, cqe->res}); });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].user_data, 7u);
+  EXPECT_EQ(ring.submit_errors(), 0u);
 }
 
 }  // namespace
